@@ -1,0 +1,3 @@
+"""mmstream: camera + microphone -> transcripts, scene and emotion tags -> MQTT."""
+
+__version__ = "0.1.0"

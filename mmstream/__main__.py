@@ -1,0 +1,3 @@
+from mmstream.cli import main
+
+main()

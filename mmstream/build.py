@@ -1,0 +1,80 @@
+"""Turns a validated PipelineConfig into sources, stages and sinks.
+
+Each part is imported only when a pipeline uses it, so `mmstream schema` or `config validate`
+never pays for loading torch or whisper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mmstream.config import PipelineConfig
+from mmstream.runtime.clock import ClockMode, make_clock
+from mmstream.runtime.pipeline import Pipeline
+from mmstream.runtime.stage import Sink, Source, Stage
+
+LIVE_KINDS = {"camera", "microphone"}
+
+
+def _file_source(cfg: Any) -> Source:
+    from mmstream.sources.media_file import MediaFileSource
+
+    return MediaFileSource(cfg)
+
+
+def _synthetic_source(cfg: Any) -> Source:
+    from mmstream.sources.synthetic import SyntheticSource
+
+    return SyntheticSource(cfg)
+
+
+SOURCE_FACTORIES: dict[str, Callable[[Any], Source]] = {
+    "file": _file_source,
+    "synthetic": _synthetic_source,
+}
+
+
+def build_sources(config: PipelineConfig) -> list[Source]:
+    return [SOURCE_FACTORIES[source.kind](source) for source in config.sources]
+
+
+def build_stages(config: PipelineConfig) -> list[Stage]:
+    stages: list[Stage] = []
+    if config.stages.transcribe.enabled:
+        from mmstream.stages.transcribe import TranscribeStage
+
+        stages.append(TranscribeStage(config.stages.transcribe))
+    return stages
+
+
+def build_sinks(config: PipelineConfig) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.sinks.jsonl is not None:
+        from mmstream.sinks.jsonl import JsonlSink
+
+        sinks.append(JsonlSink(config.sinks.jsonl.path))
+    if config.sinks.mqtt is not None:
+        from mmstream.sinks.mqtt import MqttSink
+
+        sinks.append(MqttSink(config.sinks.mqtt, config.device_id))
+    return sinks
+
+
+def clock_mode(config: PipelineConfig) -> ClockMode:
+    """Fast replays stamp media time (deterministic output); live or paced runs wall time."""
+    if config.runtime.clock != "auto":
+        return config.runtime.clock
+    paced = any(s.kind in LIVE_KINDS or getattr(s, "realtime", False) for s in config.sources)
+    return "wall" if paced else "media"
+
+
+def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
+    return Pipeline(
+        build_sources(config),
+        build_stages(config),
+        [*build_sinks(config), *extra_sinks],
+        device_id=config.device_id,
+        clock=make_clock(clock_mode(config)),
+        capacity=config.runtime.channel_capacity,
+    )

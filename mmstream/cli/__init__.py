@@ -1,0 +1,10 @@
+"""Command line: `mmstream --help`. Each command module registers itself on the app."""
+
+from __future__ import annotations
+
+from mmstream.cli import inspect_cmds, run_cmds  # noqa: F401  (registers commands)
+from mmstream.cli.app import app
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,32 @@
+"""Commands that look at the contract and the configuration without running anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mmstream.cli.app import app, config_app, user_errors
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of every event mmstream publishes."""
+    from mmstream.events import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@config_app.command("validate")
+def config_validate(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field: a.b=c (repeatable)."),
+) -> None:
+    """Validate a pipeline file (with env and --set overrides); errors name the field path."""
+    from mmstream.config import load_pipeline
+
+    with user_errors():
+        config = load_pipeline(pipeline, sets=set_)
+    kinds = ", ".join(f"{s.kind}:{s.id}" for s in config.sources)
+    typer.echo(f"{pipeline}: valid (device {config.device_id}; sources {kinds})")

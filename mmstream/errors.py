@@ -1,0 +1,44 @@
+"""User-facing errors: the CLI prints their message as one line (traceback only with --debug)."""
+
+from __future__ import annotations
+
+
+class MmstreamError(Exception):
+    """Base class: the message says what is wrong and where."""
+
+    exit_code: int = 1
+
+
+class ConfigError(MmstreamError):
+    exit_code = 2
+
+
+class SourceError(MmstreamError):
+    """A source cannot be opened or read (missing file, corrupt media, vanished device)."""
+
+
+class SinkError(MmstreamError):
+    """A sink cannot deliver (unreachable broker, unwritable file)."""
+
+
+class StageError(MmstreamError):
+    """A stage raised: the pipeline stops and names the stage."""
+
+
+class ModelError(MmstreamError):
+    """Model weights are missing or cannot be loaded."""
+
+
+def first_user_error(exc: BaseException) -> MmstreamError | None:
+    """Find the first MmstreamError inside an exception (group) tree."""
+    if isinstance(exc, MmstreamError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_user_error(inner)
+            if found is not None:
+                return found
+    cause = exc.__cause__
+    if isinstance(cause, BaseException) and cause is not exc:
+        return first_user_error(cause)
+    return None

@@ -1,0 +1,57 @@
+"""Raw media items that flow from sources through stages (not published; events.py is).
+
+Every item carries the stream it belongs to and the source's capture time in seconds
+(media time for files and recordings, wall-clock epoch seconds for live devices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+AUDIO_RATE = 16_000  # every source resamples to 16 kHz mono float32
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VideoFrame:
+    """One RGB uint8 frame (H, W, 3). Droppable: channels keep the newest frames."""
+
+    droppable: ClassVar[bool] = True
+    stream_id: str
+    t_capture: float
+    image: np.ndarray
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioChunk:
+    """16 kHz mono float32 samples starting at `t_capture`. Never dropped."""
+
+    droppable: ClassVar[bool] = False
+    stream_id: str
+    t_capture: float
+    samples: np.ndarray
+    sample_rate: int = AUDIO_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def t_end(self) -> float:
+        return self.t_capture + self.duration
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EndOfStream:
+    """Marks that one stream's source has finished; stages flush that stream's state."""
+
+    droppable: ClassVar[bool] = False
+    stream_id: str
+    t_capture: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+MediaItem = VideoFrame | AudioChunk | EndOfStream

@@ -1,0 +1,65 @@
+"""Shared fixtures: a real MQTT broker on loopback and real media made with espeak-ng/ffmpeg."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmstream.broker import AmqttBroker, MosquittoBroker
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_CLIP = REPO / "mmstream" / "assets" / "sample.mp4"
+SAMPLE_SENTENCES = (
+    "Hello from the kitchen camera. I am very happy today.",
+    "The coffee is ready on the table.",
+)
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoBroker | AmqttBroker]:
+    """A real mosquitto on 127.0.0.1 and a free port (amqtt only when mosquitto is absent)."""
+    instance: MosquittoBroker | AmqttBroker
+    if shutil.which("mosquitto"):
+        instance = MosquittoBroker()
+    else:
+        warnings.warn("mosquitto not on PATH: falling back to amqtt", stacklevel=1)
+        instance = AmqttBroker()
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[MosquittoBroker]:
+    """Tests that kill and restart the broker need the real mosquitto."""
+    if not shutil.which("mosquitto"):
+        pytest.skip("mosquitto is not installed")
+    instance = MosquittoBroker()
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+def speak(text: str, path: Path, rate: int = 16000, speed: int = 150) -> Path:
+    """Synthesize speech with espeak-ng into a mono WAV at `rate` Hz."""
+    raw = path.with_suffix(".espeak.wav")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(raw), text],
+                   check=True, capture_output=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(raw), "-ac", "1", "-ar",
+                    str(rate), str(path)], check=True)
+    raw.unlink()
+    return path
+
+
+@pytest.fixture
+def sample_clip() -> Path:
+    return SAMPLE_CLIP
