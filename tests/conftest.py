@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,16 @@ def speak(text: str, path: Path, rate: int = 16000, speed: int = 150) -> Path:
 @pytest.fixture
 def sample_clip() -> Path:
     return SAMPLE_CLIP
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `mmstream` CLI in a subprocess (as a user would), bounded in time."""
+
+    def run(*args: str, timeout: float = 240, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mmstream", *args], capture_output=True,
+                              text=True, timeout=timeout, cwd=REPO,
+                              env={**os.environ, **(env or {})})
+
+    return run

@@ -57,13 +57,16 @@ class PipelineConfig(Section):
 
 
 def _format_errors(error: ValidationError, origin: str) -> str:
-    lines = [f"invalid pipeline config in {origin}:"]
+    """One line per bad field: `path.to.field: what is wrong (got <value>)`."""
+    problems = []
     for item in error.errors():
         path = ".".join(str(part) for part in item["loc"]) or "(root)"
         value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  {path}: {item['msg']}{shown}")
-    return "\n".join(lines)
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        problems.append(f"{path}: {item['msg']}{shown}")
+    if len(problems) == 1:
+        return f"invalid pipeline config in {origin}: {problems[0]}"
+    return "\n  ".join([f"invalid pipeline config in {origin}:", *problems])
 
 
 def validate_pipeline(data: Mapping[str, Any], origin: str = "<config>") -> PipelineConfig:

@@ -1,0 +1,69 @@
+"""Pipeline files: validation with field paths, env and --set overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmstream.config import load_pipeline
+from mmstream.errors import ConfigError
+
+PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_shipped_pipeline_file_is_valid() -> None:
+    files = sorted(PIPELINES.glob("*.yaml"))
+    assert files, "pipelines/ must ship ready pipeline files"
+    for path in files:
+        load_pipeline(path, environ={})
+
+
+def test_wrong_field_type_names_the_path_and_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  - kind: file\n    path: a.mp4\n    fps: fast\n")
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path, environ={})
+    message = str(caught.value)
+    assert "sources.0.file.fps" in message and "'fast'" in message and str(path) in message
+
+
+def test_unknown_field_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources: [{kind: synthetic}]\nsinks: {mqtt: {urll: x}}\n")
+    with pytest.raises(ConfigError, match=r"sinks\.mqtt\.urll: Extra inputs are not permitted"):
+        load_pipeline(path, environ={})
+
+
+def test_env_and_set_override_in_that_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "device_id: a\nsources: [{kind: synthetic}]\nsinks: {mqtt: {}}\n")
+    env = {"MMSTREAM_DEVICE_ID": "from-env", "MMSTREAM_SINKS__MQTT__QOS": "0",
+           "MMSTREAM_SOURCES__0__FPS": "7", "MMSTREAM_UNRELATED": "ignored"}
+    config = load_pipeline(path, environ=env, sets=["device_id=from-set"])
+    assert config.device_id == "from-set"
+    assert config.sinks.mqtt is not None and config.sinks.mqtt.qos == 0
+    assert config.sources[0].fps == 7.0
+
+
+def test_bad_set_option_is_clear() -> None:
+    with pytest.raises(ConfigError, match="--set expects key.path=value"):
+        load_pipeline(base={"sources": [{"kind": "synthetic"}]}, sets=["nonsense"], environ={})
+
+
+def test_relative_media_paths_resolve_next_to_the_pipeline_file(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = write(tmp_path, "sources: [{kind: file, path: clip.mp4}]\n")
+    assert load_pipeline(path, environ={}).sources[0].path == tmp_path / "clip.mp4"
+
+
+def test_config_validate_command(cli, tmp_path: Path) -> None:
+    good = cli("config", "validate", str(PIPELINES / "demo.yaml"))
+    assert good.returncode == 0, good.stderr
+    assert "valid" in good.stdout
+    bad = cli("config", "validate", str(write(tmp_path, "sources: [{kind: file, path: 3, fps: x}]")))
+    assert bad.returncode == 2
+    assert "sources.0.file.fps" in bad.stderr and "Traceback" not in bad.stderr
