@@ -50,7 +50,7 @@ def test_env_and_set_override_in_that_order(tmp_path: Path) -> None:
 
 
 def test_bad_set_option_is_clear() -> None:
-    with pytest.raises(ConfigError, match="--set expects key.path=value"):
+    with pytest.raises(ConfigError, match=r"--set expects key\.path=value"):
         load_pipeline(base={"sources": [{"kind": "synthetic"}]}, sets=["nonsense"], environ={})
 
 
@@ -64,6 +64,7 @@ def test_config_validate_command(cli, tmp_path: Path) -> None:
     good = cli("config", "validate", str(PIPELINES / "demo.yaml"))
     assert good.returncode == 0, good.stderr
     assert "valid" in good.stdout
-    bad = cli("config", "validate", str(write(tmp_path, "sources: [{kind: file, path: 3, fps: x}]")))
+    bad_file = write(tmp_path, "sources: [{kind: file, path: 3, fps: x}]")
+    bad = cli("config", "validate", str(bad_file))
     assert bad.returncode == 2
     assert "sources.0.file.fps" in bad.stderr and "Traceback" not in bad.stderr

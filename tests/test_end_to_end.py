@@ -13,8 +13,8 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-
 from conftest import REPO, SAMPLE_SENTENCES
+
 from mmstream.events import TranscriptEvent, decode
 
 pytestmark = pytest.mark.slow
@@ -25,13 +25,13 @@ def words(text: str) -> list[str]:
 
 
 async def collect(url_port: int, topic: str, until_offline: bool = True,
-                  timeout: float = 180) -> tuple[list[bytes], list[bytes]]:
+                  limit_s: float = 180) -> tuple[list[bytes], list[bytes]]:
     """Subscribe, then return (event payloads, availability payloads) until 'offline'."""
     events: list[bytes] = []
     availability: list[bytes] = []
     async with aiomqtt.Client("127.0.0.1", url_port) as client:
         await client.subscribe(topic, qos=1)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_s):
             async for message in client.messages:
                 if message.topic.value.endswith("/status") and message.topic.value.count("/") == 2:
                     availability.append(bytes(message.payload))  # type: ignore[arg-type]

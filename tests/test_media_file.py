@@ -67,5 +67,5 @@ def test_truncated_mp4(sample_clip: Path, tmp_path: Path) -> None:
                     str(plain)], check=True)
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(plain.read_bytes()[: plain.stat().st_size // 2])
-    with pytest.raises(SourceError, match="truncated.mp4"):
+    with pytest.raises(SourceError, match=r"truncated\.mp4"):
         items(truncated)

@@ -14,7 +14,7 @@ from typing import Any, Self
 from mmstream.events import Event
 
 
-class Stage(ABC):
+class Stage:
     """Transforms items; the default passes everything through."""
 
     name: str = "stage"

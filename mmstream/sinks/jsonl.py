@@ -26,7 +26,7 @@ class JsonlSink(Sink):
         target = Path(self.path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = target.open("wb")
+            self._file = target.open("wb")  # noqa: ASYNC230 - opening once at start
         except OSError as exc:
             raise SinkError(f"cannot write events to {target}: {exc.strerror}") from None
         return self

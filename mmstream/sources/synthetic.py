@@ -37,7 +37,7 @@ class SyntheticSource(Source):
         for index in range(n_frames):
             image = test_pattern(cfg.width, cfg.height, index)
             items.append(VideoFrame(cfg.id, round(index / cfg.fps, 6), image, index))
-        n_chunks = int(round(cfg.duration_s / CHUNK_S))
+        n_chunks = round(cfg.duration_s / CHUNK_S)
         chunk = int(AUDIO_RATE * CHUNK_S)
         for index in range(n_chunks):
             t = np.arange(index * chunk, (index + 1) * chunk) / AUDIO_RATE

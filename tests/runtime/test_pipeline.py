@@ -98,7 +98,9 @@ async def test_stop_drains_what_was_already_read() -> None:
     pipeline = Pipeline([ListSource("a", 10_000, delay=0.001)], [CountingStage()], [sink],
                         device_id="dev", capacity=16)
     runner = asyncio.create_task(pipeline.run(stop))
-    while len(sink.events) < 20:
+    for _ in range(1000):  # bounded: at most 10 s
+        if len(sink.events) >= 20:
+            break
         await asyncio.sleep(0.01)
     stop.set()
     report = await asyncio.wait_for(runner, 10)
