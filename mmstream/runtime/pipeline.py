@@ -23,6 +23,7 @@ from mmstream.events import Envelope, Event, Status, StatusEvent, event_type, st
 from mmstream.media import EndOfStream
 from mmstream.runtime.channel import Channel
 from mmstream.runtime.clock import Clock, WallClock
+from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.stage import Sink, Source, Stage
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Pipeline:
         clock: Clock | None = None,
         capacity: int = 64,
         restart_backoff: tuple[float, float] = (0.5, 30.0),
+        observers: Sequence[PipelineObserver] = (),
     ) -> None:
         if not sources:
             raise MmstreamError("the pipeline has no source")
@@ -83,9 +85,15 @@ class Pipeline:
             target = self.stages[index + 1].name if index + 1 < len(self.stages) else "sinks"
             self.channels.append(Channel(f"{stage.name}->{target}", capacity))
         self.report = PipelineReport()
+        self.observers = list(observers)
+        self._opened_sources: set[int] = set()
 
     def drops(self) -> dict[str, int]:
-        return {f"{ch.name}:{reason}": n for ch in self.channels for reason, n in ch.drops.items()}
+        found = {f"{ch.name}:{reason}": n for ch in self.channels for reason, n in ch.drops.items()}
+        for stage in self.stages:  # stages that shed by policy count their own drops
+            found.update({f"{stage.name}:{reason}": n
+                          for reason, n in getattr(stage, "drops", {}).items()})
+        return found
 
     async def run(self, stop: asyncio.Event | None = None) -> PipelineReport:
         """Run until every source ends (or `stop` is set), then drain and flush everything."""
@@ -120,6 +128,8 @@ class Pipeline:
                     attempt += 1
                     delay = backoff_delay(attempt, *self.restart_backoff)
                     log.warning("%s failed (%s); reopening in %.1fs", source.name, exc, delay)
+                    for observer in self.observers:
+                        observer.source_restart(source.name, str(exc))
                     await out.put(self._status(source.stream_id, "reconnecting", str(exc),
                                                attempt=attempt, retry_in_s=round(delay, 2)))
                     with contextlib.suppress(TimeoutError):
@@ -137,6 +147,7 @@ class Pipeline:
         async def pump() -> None:
             nonlocal last_t
             async with source:
+                self._source_opened(source)
                 async for item in source:
                     last_t = getattr(item, "t_capture", last_t)
                     await self.channels[0].put(item)
@@ -155,10 +166,21 @@ class Pipeline:
             raise pump_task.exception()  # type: ignore[misc]
         return last_t
 
+    def _source_opened(self, source: Source) -> None:
+        """Tell observers the pipeline is up once every source has opened (sinks open first)."""
+        first_time = id(source) not in self._opened_sources
+        self._opened_sources.add(id(source))
+        if first_time and len(self._opened_sources) == len(self.sources):
+            for observer in self.observers:
+                observer.ready()
+
     async def _run_stage(self, stage: Stage, index: int) -> None:
         inbox, outbox = self.channels[index], self.channels[index + 1]
         try:
             async for item in inbox:
+                if self.observers:
+                    await self._observed_step(stage, item, outbox)
+                    continue
                 async for produced in stage.process(item):
                     await outbox.put(produced)
             async for produced in stage.flush():
@@ -170,6 +192,20 @@ class Pipeline:
         finally:
             await outbox.close()
             await stage.close()
+
+    async def _observed_step(self, stage: Stage, item: Any, outbox: Channel) -> None:
+        """One item through a stage, timing the stage's own work (not waits on the outbox)."""
+        started = time.perf_counter()
+        waited = 0.0
+        produced_count = 0
+        async for produced in stage.process(item):
+            put_started = time.perf_counter()
+            await outbox.put(produced)
+            waited += time.perf_counter() - put_started
+            produced_count += 1
+        seconds = time.perf_counter() - started - waited
+        for observer in self.observers:
+            observer.stage_item(stage.name, seconds, produced_count)
 
     async def _deliver(self) -> None:
         media_sinks = [sink for sink in self.sinks if sink.wants_media]

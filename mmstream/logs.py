@@ -1,0 +1,111 @@
+"""Logging for a daemon: plain text or one JSON object per line, levels per module, no secrets.
+
+A device sends its journal or container logs somewhere else, so passwords in broker URLs,
+`password=…` pairs and bearer tokens are masked in every record before it is formatted, and
+the JSON form keeps the fields (logger, level, message, extras) that a log pipeline indexes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["text", "json"]
+MASK = "***"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # scheme://user:password@host -> scheme://user:***@host
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\g<1>{MASK}@"),
+    # password=..., passwd: ..., secret=..., token=..., api_key=...
+    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)"
+                r"(\"[^\"]*\"|'[^']*'|[^\s,;&}]+)"), rf"\g<1>{MASK}"),
+    # Authorization: Bearer abc.def
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\g<1>{MASK}"),
+)
+
+# attributes every LogRecord has; anything else came from `extra=` and goes into the JSON
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    """Mask credentials in free text (URLs with passwords, key=value secrets, bearer tokens)."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Formats the message once, masks secrets in it, and freezes the result on the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = redact(record.getMessage())
+        record.msg, record.args = message, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, extras, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value if isinstance(value, int | float | bool | None) else redact(
+                    str(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def parse_level(level: str | int, where: str = "log level") -> int:
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelName(level.strip().upper())
+    if not isinstance(value, int):
+        from mmstream.errors import ConfigError
+
+        raise ConfigError(f"{where}: unknown level {level!r} (debug, info, warning, error)")
+    return value
+
+
+def configure_logging(
+    level: str | int = "warning",
+    fmt: LogFormat = "text",
+    levels: Mapping[str, str | int] | None = None,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Replace the root handlers with one redacting handler; `levels` sets per-module levels.
+
+    `levels={"mmstream.sinks.mqtt": "debug", "aiomqtt": "error"}` — names are logger names
+    (module paths), so one noisy part can be turned up or down without the rest.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(parse_level(level))
+    for name, module_level in (levels or {}).items():
+        logging.getLogger(name).setLevel(parse_level(module_level, f"log level of {name}"))
+    return handler
