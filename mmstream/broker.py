@@ -52,12 +52,19 @@ class MosquittoBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["mosquitto", "-c", str(self.config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
+        log_path = self.workdir / "mosquitto.log"
+        with log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                ["mosquitto", "-c", str(self.config_path)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for_port(self.port)
+        except MmstreamError:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise MmstreamError(f"mosquitto did not start on port {self.port}: "
+                                f"{' | '.join(tail)}") from None
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None:
