@@ -16,6 +16,12 @@ import yaml
 from pydantic import Field, ValidationError
 
 from mmstream.config.overrides import apply_overrides, env_overrides, parse_set_options
+from mmstream.config.runtime import (
+    LoggingConfig,
+    MetricsConfig,
+    OverloadConfig,
+    WatchdogConfig,
+)
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
 from mmstream.config.sources import (
     FileSourceConfig,
@@ -46,6 +52,10 @@ class RuntimeConfig(Section):
     clock: Literal["auto", "wall", "media"] = Field(
         "auto", description="t_publish source: auto = media time for fast replays, else wall"
     )
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    overload: OverloadConfig = OverloadConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
 
 
 class PipelineConfig(Section):

@@ -1,0 +1,57 @@
+"""Daemon sections of `runtime:` — metrics endpoint, logging, overload policy, systemd watchdog."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mmstream.config.sources import Section
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class MetricsConfig(Section):
+    enabled: bool = Field(False, description="serve Prometheus metrics over HTTP")
+    host: str = Field("127.0.0.1", description="bind address; loopback unless you mean it")
+    port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
+    sample_interval_s: float = Field(1.0, gt=0, description="how often queue depths are sampled")
+
+
+class LoggingConfig(Section):
+    level: str = Field("warning", description="root level: debug, info, warning, error")
+    format: Literal["text", "json"] = Field("text", description="json: one object per line")
+    levels: dict[str, str] = Field(
+        default_factory=dict, description="per-module levels, e.g. {mmstream.sinks.mqtt: debug}"
+    )
+
+    @model_validator(mode="after")
+    def _known_levels(self) -> LoggingConfig:
+        for where, level in [("level", self.level), *self.levels.items()]:
+            if level.lower() not in LEVELS:
+                raise ValueError(f"{where}: unknown level {level!r} (one of {', '.join(LEVELS)})")
+        return self
+
+
+class OverloadConfig(Section):
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: on for live/paced sources, off for fast (deterministic) replays"
+    )
+    high_watermark: float = Field(0.75, gt=0, le=1, description="queue fill that means overload")
+    low_watermark: float = Field(0.25, ge=0, lt=1, description="queue fill that means keeping up")
+    check_interval_s: float = Field(1.0, gt=0, description="how often the policy decides")
+    max_stride: int = Field(16, ge=1, description="analyse at least 1 in this many frames")
+    recover_checks: int = Field(3, ge=1, description="healthy checks before the rate steps up")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OverloadConfig:
+        if self.low_watermark >= self.high_watermark:
+            raise ValueError("low_watermark must be below high_watermark")
+        return self
+
+
+class WatchdogConfig(Section):
+    notify: bool = Field(True, description="send READY/STATUS/STOPPING to $NOTIFY_SOCKET if set")
+    interval_s: float | None = Field(
+        None, gt=0, description="WATCHDOG=1 period; default half of systemd's $WATCHDOG_USEC"
+    )

@@ -1,0 +1,126 @@
+"""Overload policy: when analysis cannot keep up, analyse fewer frames instead of growing.
+
+`OverloadStage` sits first in a live pipeline and watches the channels after it. Each check
+(every `check_interval_s`) it looks at how full they are and whether they had to drop frames:
+
+- overloaded (a queue above `high_watermark`, or new overflow drops): the frame stride doubles
+  (analyse 1 in 2, 4, ... up to `max_stride` video frames per stream); the first time, a
+  `status` event with state "degraded" goes to every video stream seen;
+- keeping up (every queue below `low_watermark` for `recover_checks` checks in a row): the
+  stride halves; back at 1, a `status` event with state "online" says it recovered.
+
+Frames skipped by the stride are counted as `shed:VideoFrame` (the channels count their own
+`overflow:VideoFrame`). Audio, transcripts and events are never shed here: they are lossless,
+so if they back up the sources feel backpressure and the status event says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal
+
+from mmstream.config.runtime import OverloadConfig
+from mmstream.events import Status, StatusEvent
+from mmstream.media import EndOfStream
+from mmstream.runtime import metrics
+from mmstream.runtime.channel import Channel, is_droppable
+from mmstream.runtime.stage import Stage
+
+log = logging.getLogger(__name__)
+
+Transition = Literal["degraded", "online"]
+EPOCH_2001 = 1e9  # t_capture above this is wall-clock time, so "now - t_capture" is a lag
+
+
+class OverloadStage(Stage):
+    name = "overload"
+
+    def __init__(self, config: OverloadConfig | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.config = config or OverloadConfig()
+        self.drops: Counter[str] = Counter()
+        self.stride = 1
+        self.degraded = False
+        self.transitions: list[Transition] = []
+        self._monotonic = monotonic
+        self._watched: list[Channel] = []
+        self._next_check = 0.0
+        self._seen_overflow = 0
+        self._healthy_checks = 0
+        self._frame_count: dict[str, int] = {}
+
+    def watch(self, channels: Sequence[Channel]) -> None:
+        """The channels downstream of this stage, whose fill says whether analysis keeps up."""
+        self._watched = list(channels)
+
+    def pressure(self) -> float:
+        return max((len(ch) / ch.capacity for ch in self._watched), default=0.0)
+
+    def channel_drops(self) -> dict[str, int]:
+        return {f"{ch.name}:{reason}": n for ch in self._watched for reason, n in ch.drops.items()}
+
+    async def process(self, item: Any) -> AsyncIterator[Any]:
+        now = self._monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.config.check_interval_s
+            transition = self.check()
+            if transition is not None:
+                for event in self._status_events(transition, item):
+                    yield event
+        if is_droppable(item):
+            stream = getattr(item, "stream_id", "")
+            seen = self._frame_count.get(stream, 0)
+            self._frame_count[stream] = seen + 1
+            if seen % self.stride:
+                self.drops[f"shed:{type(item).__name__}"] += 1
+                return
+        elif isinstance(item, EndOfStream):
+            self._frame_count.pop(item.stream_id, None)
+        yield item
+
+    def check(self) -> Transition | None:
+        """One decision of the policy; returns the state it moved to, if it changed."""
+        cfg = self.config
+        pressure = self.pressure()
+        overflow = sum(sum(ch.drops.values()) for ch in self._watched)
+        new_overflow, self._seen_overflow = overflow - self._seen_overflow, overflow
+        transition: Transition | None = None
+        if pressure >= cfg.high_watermark or new_overflow > 0:
+            self._healthy_checks = 0
+            self.stride = min(cfg.max_stride, self.stride * 2)
+            if not self.degraded:
+                self.degraded, transition = True, "degraded"
+        elif pressure <= cfg.low_watermark:
+            self._healthy_checks += 1
+            if self._healthy_checks >= cfg.recover_checks:
+                self._healthy_checks = 0
+                self.stride = max(1, self.stride // 2)
+                if self.stride == 1 and self.degraded:
+                    self.degraded, transition = False, "online"
+        else:
+            self._healthy_checks = 0
+        metrics.set_overload(self.degraded, self.stride)
+        if transition is not None:
+            self.transitions.append(transition)
+            log.warning("overload: %s (analysing 1 in %d video frames, queues %.0f%% full)",
+                        transition, self.stride, 100 * pressure)
+        return transition
+
+    def _status_events(self, transition: Transition, item: Any) -> list[StatusEvent]:
+        t_capture = float(getattr(item, "t_capture", 0.0))
+        lag = max(0.0, time.time() - t_capture) if t_capture > EPOCH_2001 else 0.0
+        if transition == "degraded":
+            message = (f"analysis cannot keep up: analysing 1 in {self.stride} video frames; "
+                       "audio is kept (never shed)")
+        else:
+            message = "analysis keeps up again: every video frame analysed"
+        drops = {**self.channel_drops(), **{f"{self.name}:{k}": n for k, n in self.drops.items()}}
+        details = {"frame_stride": self.stride, "queue_fill": round(self.pressure(), 3)}
+        streams = list(self._frame_count) or [getattr(item, "stream_id", "pipeline")]
+        return [StatusEvent(stream_id=stream, t_capture=t_capture,
+                            payload=Status(state=transition, message=message, drops=drops,
+                                           lag_s=round(lag, 3), details=details))
+                for stream in streams]
