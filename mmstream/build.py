@@ -69,12 +69,28 @@ def clock_mode(config: PipelineConfig) -> ClockMode:
     return "wall" if paced else "media"
 
 
+def overload_active(config: PipelineConfig) -> bool:
+    """Shedding is for live/paced input; a fast replay must stay deterministic, so never there."""
+    mode = config.runtime.overload.mode
+    return mode == "on" or (mode == "auto" and clock_mode(config) == "wall")
+
+
 def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
-    return Pipeline(
+    stages = build_stages(config)
+    governor = None
+    if overload_active(config):
+        from mmstream.runtime.overload import OverloadStage
+
+        governor = OverloadStage(config.runtime.overload)
+        stages.insert(0, governor)
+    pipeline = Pipeline(
         build_sources(config),
-        build_stages(config),
+        stages,
         [*build_sinks(config), *extra_sinks],
         device_id=config.device_id,
         clock=make_clock(clock_mode(config)),
         capacity=config.runtime.channel_capacity,
     )
+    if governor is not None:
+        governor.watch(pipeline.channels[1:])
+    return pipeline

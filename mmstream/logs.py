@@ -17,6 +17,7 @@ from typing import Any, Literal, TextIO
 
 LogFormat = Literal["text", "json"]
 MASK = "***"
+LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -109,3 +110,25 @@ def configure_logging(
     for name, module_level in (levels or {}).items():
         logging.getLogger(name).setLevel(parse_level(module_level, f"log level of {name}"))
     return handler
+
+
+_pinned: dict[str, str] = {}  # what the command line set explicitly; it wins over the config
+
+
+def configure_from_cli(level: str | None, fmt: str | None, debug: bool = False) -> None:
+    """Logging as the command line asks; explicit flags stay in force when a config is applied."""
+    _pinned.clear()
+    if debug:
+        _pinned["level"] = "debug"
+    elif level is not None:
+        _pinned["level"] = level
+    if fmt is not None:
+        _pinned["format"] = fmt
+    chosen = _pinned.get("format", "text")
+    configure_logging(_pinned.get("level", "warning"), "json" if chosen == "json" else "text")
+
+
+def configure_from_config(level: str, fmt: LogFormat, levels: Mapping[str, str]) -> None:
+    """The pipeline file's `runtime.logging`, under whatever the command line pinned."""
+    chosen = _pinned.get("format", fmt)
+    configure_logging(_pinned.get("level", level), "json" if chosen == "json" else "text", levels)

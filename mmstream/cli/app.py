@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
-import sys
 from collections.abc import Iterator
 
 import typer
@@ -27,14 +25,21 @@ _state = {"debug": False}
 @app.callback()
 def main_options(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error."),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="debug, info, warning, error (default: the pipeline's "
+        "runtime.logging.level, else warning)."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text or json (one object per line); secrets are masked."),
 ) -> None:
+    from mmstream.logs import LEVEL_NAMES, configure_from_cli
+
     _state["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else getattr(logging, log_level.upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if log_level is not None and log_level.lower() not in LEVEL_NAMES:
+        raise typer.BadParameter(f"{log_level!r}: use one of {', '.join(LEVEL_NAMES)}",
+                                 param_hint="--log-level")
+    if log_format is not None and log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r}: use text or json", param_hint="--log-format")
+    configure_from_cli(log_level, log_format, debug)
 
 
 @contextlib.contextmanager

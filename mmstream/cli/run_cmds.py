@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,11 @@ def replay_config(
     return load_pipeline(None, base=base, sets=sets)
 
 
-def execute(config: Any) -> None:
-    from mmstream.build import build_pipeline
-    from mmstream.runtime.signals import run_until_signalled
+def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
+    """Run as a daemon (signals, systemd notify, metrics, logging); `reload` serves SIGHUP."""
+    from mmstream.runtime.service import run_service
 
-    report = asyncio.run(run_until_signalled(build_pipeline(config)))
+    report = asyncio.run(run_service(config, reload))
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.events.items())) or "no events"
     drops = sum(report.drops.values())
     typer.echo(f"done: {counts}; {drops} dropped", err=True)
@@ -68,11 +69,16 @@ def run(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see pipelines/)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
-    """Run a pipeline file until its sources end or SIGINT/SIGTERM (then drain and exit 0)."""
+    """Run a pipeline file until its sources end or SIGINT/SIGTERM (then drain and exit 0).
+
+    SIGHUP re-reads the file: if it is valid the pipeline drains and restarts with it,
+    otherwise the error is logged and the running pipeline goes on.
+    """
     with user_errors():
         from mmstream.config import load_pipeline
 
-        execute(load_pipeline(pipeline, sets=set_))
+        execute(load_pipeline(pipeline, sets=set_),
+                reload=lambda: load_pipeline(pipeline, sets=set_))
 
 
 @app.command()

@@ -1,0 +1,184 @@
+"""The daemon around a pipeline: signals, systemd notify + watchdog, metrics, logging, reload.
+
+- SIGINT/SIGTERM: STOPPING=1, drain the pipeline, exit; a second signal stops at once.
+- SIGHUP: re-read the pipeline file. An invalid file is reported (log + STATUS=) and the
+  running pipeline keeps going; a valid one drains the running pipeline (nothing queued is
+  lost, sinks flush) and starts the new one, with RELOADING=1 … READY=1 around it.
+- READY=1 once every sink is open and every source has opened; WATCHDOG=1 from a task on
+  this event loop, so a blocked loop stops the pings and systemd restarts the daemon.
+- Metrics served only when `runtime.metrics.enabled`, on 127.0.0.1 unless configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from mmstream.config import PipelineConfig
+from mmstream.errors import MmstreamError
+from mmstream.logs import configure_from_config
+from mmstream.runtime import metrics
+from mmstream.runtime.observer import PipelineObserver
+from mmstream.runtime.pipeline import Pipeline, PipelineReport
+from mmstream.runtime.sdnotify import Notifier
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[], PipelineConfig]
+Builder = Callable[[PipelineConfig], Pipeline]
+
+
+class ReadyNotifier(PipelineObserver):
+    def __init__(self, notifier: Notifier, description: str) -> None:
+        self.notifier = notifier
+        self.description = description
+        self.is_ready = asyncio.Event()
+
+    def ready(self) -> None:
+        self.notifier.ready(f"running: {self.description}")
+        self.is_ready.set()
+
+    def source_restart(self, source: str, reason: str) -> None:
+        self.notifier.status(f"reconnecting {source}: {reason}"[:200])
+
+
+def describe(config: PipelineConfig) -> str:
+    sources = ", ".join(f"{s.kind}:{s.id}" for s in config.sources)
+    return f"device {config.device_id}; sources {sources}"
+
+
+def _default_builder(config: PipelineConfig) -> Pipeline:
+    from mmstream.build import build_pipeline
+
+    return build_pipeline(config)
+
+
+class Service:
+    """Runs one pipeline at a time until stopped; `reload` (SIGHUP) swaps in a new one."""
+
+    def __init__(self, config: PipelineConfig, *, loader: Loader | None = None,
+                 builder: Builder = _default_builder, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.loader = loader
+        self.builder = builder
+        self.notifier = notifier or Notifier()
+        self.pipeline: Pipeline | None = None
+        self.ready: ReadyNotifier | None = None
+        self.reloads = 0
+        self._shutdown = asyncio.Event()
+        self._stop_current = asyncio.Event()
+        self._next_config: PipelineConfig | None = None
+        self._metrics_server: metrics.MetricsServer | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._shutdown.is_set()
+
+    def stop(self) -> None:
+        if not self._shutdown.is_set():
+            self.notifier.stopping()
+        self._shutdown.set()
+        self._stop_current.set()
+
+    def reload(self) -> bool:
+        """Validate the pipeline file again; on success the running pipeline drains and swaps."""
+        if self.loader is None:
+            log.warning("reload asked, but this pipeline was not loaded from a file")
+            return False
+        try:
+            config = self.loader()
+        except MmstreamError as exc:
+            log.error("reload rejected, the running pipeline goes on: %s", exc)
+            self.notifier.status(f"reload rejected: {exc}"[:200])
+            return False
+        log.warning("reloading the pipeline file")
+        self.notifier.reloading()
+        self._next_config = config
+        self._stop_current.set()
+        return True
+
+    async def run(self) -> PipelineReport:
+        watchdog = asyncio.create_task(
+            self.notifier.feed_watchdog(self.config.runtime.watchdog.interval_s))
+        try:
+            while True:
+                report = await self._run_once(self.config)
+                if self._shutdown.is_set() or self._next_config is None:
+                    return report
+                self.config, self._next_config = self._next_config, None
+                self._stop_current = asyncio.Event()
+                self.reloads += 1
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            self._close_metrics()
+            self.notifier.close()
+
+    async def _run_once(self, config: PipelineConfig) -> PipelineReport:
+        rt = config.runtime
+        configure_from_config(rt.logging.level, rt.logging.format, rt.logging.levels)
+        if not rt.watchdog.notify:
+            self.notifier.address = None
+        self._apply_metrics_server(config)
+        pipeline = self.pipeline = self.builder(config)
+        self.ready = ReadyNotifier(self.notifier, describe(config))
+        pipeline.observers.append(self.ready)
+        if self._metrics_server is None:
+            return await pipeline.run(self._stop_current)
+        observer = metrics.PipelineMetrics(pipeline)
+        pipeline.observers.append(observer)
+        sampler = asyncio.create_task(observer.run_sampler(rt.metrics.sample_interval_s))
+        try:
+            return await pipeline.run(self._stop_current)
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            observer.sample()
+
+    def _apply_metrics_server(self, config: PipelineConfig) -> None:
+        """Start, keep or move the endpoint to what this config asks (port 0: any port)."""
+        wanted = config.runtime.metrics
+        server = self._metrics_server
+        if server is not None:
+            same = wanted.host == server.host and wanted.port in (0, server.port)
+            if not wanted.enabled or not same:
+                self._close_metrics()
+        if wanted.enabled and self._metrics_server is None:
+            self._metrics_server = metrics.serve_metrics(wanted.host, wanted.port)
+
+    def _close_metrics(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self._metrics_server.url if self._metrics_server else None
+
+
+async def run_service(config: PipelineConfig, loader: Loader | None = None,
+                      **kwargs: Any) -> PipelineReport:
+    """Run with signal handling: TERM/INT drain (twice: stop now), HUP reloads the file."""
+    service = Service(config, loader=loader, **kwargs)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_stop() -> None:
+        if service.stopping and main is not None:
+            main.cancel()
+        service.stop()
+
+    handled = [(signal.SIGINT, on_stop), (signal.SIGTERM, on_stop), (signal.SIGHUP, service.reload)]
+    for sig, handler in handled:
+        loop.add_signal_handler(sig, handler)
+    try:
+        return await service.run()
+    finally:
+        for sig, _ in handled:
+            loop.remove_signal_handler(sig)
