@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmstream.cli import inspect_cmds, run_cmds  # noqa: F401  (registers commands)
+from mmstream.cli import doctor_cmd, inspect_cmds, run_cmds  # noqa: F401  (registers commands)
 from mmstream.cli.app import app
 
 
