@@ -24,7 +24,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\g<1>{MASK}@"),
     # password=..., passwd: ..., secret=..., token=..., api_key=...
-    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)"
+    (re.compile(r"(?i)(?<![a-z0-9])((?:password|passwd|pwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*)"
                 r"(\"[^\"]*\"|'[^']*'|[^\s,;&}]+)"), rf"\g<1>{MASK}"),
     # Authorization: Bearer abc.def
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\g<1>{MASK}"),

@@ -33,10 +33,10 @@ Builder = Callable[[PipelineConfig], Pipeline]
 
 
 class ReadyNotifier(PipelineObserver):
-    def __init__(self, notifier: Notifier, description: str) -> None:
+    def __init__(self, notifier: Notifier, description: str, is_ready: asyncio.Event) -> None:
         self.notifier = notifier
         self.description = description
-        self.is_ready = asyncio.Event()
+        self.is_ready = is_ready
 
     def ready(self) -> None:
         self.notifier.ready(f"running: {self.description}")
@@ -67,7 +67,7 @@ class Service:
         self.builder = builder
         self.notifier = notifier or Notifier()
         self.pipeline: Pipeline | None = None
-        self.ready: ReadyNotifier | None = None
+        self.up = asyncio.Event()  # set while a pipeline is ready (cleared across a reload)
         self.reloads = 0
         self._shutdown = asyncio.Event()
         self._stop_current = asyncio.Event()
@@ -126,8 +126,8 @@ class Service:
             self.notifier.address = None
         self._apply_metrics_server(config)
         pipeline = self.pipeline = self.builder(config)
-        self.ready = ReadyNotifier(self.notifier, describe(config))
-        pipeline.observers.append(self.ready)
+        self.up.clear()
+        pipeline.observers.append(ReadyNotifier(self.notifier, describe(config), self.up))
         if self._metrics_server is None:
             return await pipeline.run(self._stop_current)
         observer = metrics.PipelineMetrics(pipeline)

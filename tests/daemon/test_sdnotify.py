@@ -1,0 +1,159 @@
+"""systemd notify protocol over a real AF_UNIX datagram socket standing in for systemd's."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmstream.config import validate_pipeline
+from mmstream.media import VideoFrame
+from mmstream.runtime.pipeline import Pipeline
+from mmstream.runtime.sdnotify import Notifier
+from mmstream.runtime.service import Service
+from mmstream.runtime.stage import Stage
+from mmstream.sources.synthetic import SyntheticSource
+
+
+class NotifyListener:
+    """Receives datagrams in a thread (so it keeps listening while the loop under test blocks)."""
+
+    def __init__(self, address: str | bytes) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def texts(self) -> list[str]:
+        return [text for _, text in self.messages]
+
+    def wait_for(self, needle: str, timeout: float = 20.0, after: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for text in self.texts()[after:]:
+                if needle in text:
+                    return text
+            time.sleep(0.02)
+        raise AssertionError(f"no {needle!r} in {self.texts()}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
+    path = str(tmp_path / "notify.sock")
+    instance = NotifyListener(path)
+    yield instance, path
+    instance.close()
+
+
+def synthetic_config(tmp_path: Path, seconds: float, **runtime: Any) -> Any:
+    return validate_pipeline({
+        "device_id": "t1",
+        "sources": [{"kind": "synthetic", "duration_s": seconds, "realtime": True,
+                     "width": 32, "height": 24}],
+        "stages": {"transcribe": {"enabled": False}},
+        "sinks": {"jsonl": {"path": str(tmp_path / "out.jsonl")}},
+        "runtime": runtime,
+    })
+
+
+def test_notify_reaches_a_path_socket(listener: tuple[NotifyListener, str]) -> None:
+    received, path = listener
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    assert notifier.ready("warming up") and notifier.watchdog() and notifier.stopping()
+    received.wait_for("STOPPING=1")
+    assert received.texts()[:2] == ["READY=1\nSTATUS=warming up", "WATCHDOG=1"]
+
+
+def test_notify_reaches_an_abstract_socket() -> None:
+    name = f"mmstream-test-{uuid.uuid4().hex}"
+    received = NotifyListener(b"\0" + name.encode())
+    try:
+        assert Notifier({"NOTIFY_SOCKET": f"@{name}"}).status("hello")
+        assert received.wait_for("STATUS=hello") == "STATUS=hello"
+    finally:
+        received.close()
+
+
+def test_without_notify_socket_nothing_is_sent() -> None:
+    notifier = Notifier({})
+    assert not notifier.enabled and not notifier.ready() and notifier.sent == []
+
+
+def test_watchdog_interval_is_half_the_systemd_timeout() -> None:
+    assert Notifier({"WATCHDOG_USEC": "4000000"}).watchdog_interval_s == 2.0
+    assert Notifier({"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
+                    ).watchdog_interval_s == 2.0
+    assert Notifier({"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": "1"}).watchdog_interval_s is None
+    assert Notifier({}).watchdog_interval_s is None
+
+
+async def test_service_sends_ready_watchdog_and_stopping(
+        tmp_path: Path, listener: tuple[NotifyListener, str]) -> None:
+    received, path = listener
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
+    service = Service(synthetic_config(tmp_path, 30.0), notifier=notifier)
+    running = asyncio.create_task(service.run())
+    ready = await asyncio.to_thread(received.wait_for, "READY=1")
+    assert "STATUS=running: device t1; sources synthetic:synth0" in ready
+    await asyncio.to_thread(received.wait_for, "WATCHDOG=1", 10.0, received.texts().index(ready))
+    service.stop()
+    await asyncio.wait_for(running, 20)
+    await asyncio.to_thread(received.wait_for, "STOPPING=1")
+    assert sum(text == "WATCHDOG=1" for text in received.texts()) >= 1
+
+
+class BlockingStage(Stage):
+    """Blocks the event loop once (a bug a watchdog exists to catch)."""
+
+    name = "blocker"
+
+    def __init__(self) -> None:
+        self.blocked = False
+
+    async def process(self, item: Any) -> AsyncIterator[Any]:
+        if isinstance(item, VideoFrame) and item.index == 3 and not self.blocked:
+            self.blocked = True
+            time.sleep(0.6)  # noqa: ASYNC251 - the bug under test: blocks the loop
+        yield item
+
+
+async def test_a_blocked_loop_stops_the_watchdog_pings(
+        tmp_path: Path, listener: tuple[NotifyListener, str]) -> None:
+    received, path = listener
+    config = synthetic_config(tmp_path, 2.0)
+
+    def builder(cfg: Any) -> Pipeline:
+        return Pipeline([SyntheticSource(cfg.sources[0])], [BlockingStage()], [],
+                        device_id=cfg.device_id)
+
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
+    await asyncio.wait_for(Service(config, builder=builder, notifier=notifier).run(), 30)
+    pings = [at for at, text in received.messages if text == "WATCHDOG=1"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
+    assert len(pings) >= 5
+    assert max(gaps) >= 0.5  # no ping while the loop was blocked: systemd would restart us
