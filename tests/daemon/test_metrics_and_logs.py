@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -46,7 +48,9 @@ async def test_metrics_endpoint_of_a_running_pipeline(tmp_path: Path) -> None:
     url = service.metrics_url
     assert url is not None and url.startswith("http://127.0.0.1:")  # loopback by default
     text = await asyncio.to_thread(scrape, url)
+    healthy = await asyncio.to_thread(health, url)
     report = await asyncio.wait_for(running, 30)
+    unhealthy = await asyncio.to_thread(health, url)
 
     assert sample_value(text, "mmstream_stage_seconds_count", stage="overload") > 0
     first_channel = service.pipeline.channels[0].name  # type: ignore[union-attr]
@@ -57,6 +61,14 @@ async def test_metrics_endpoint_of_a_running_pipeline(tmp_path: Path) -> None:
     assert sum(report.events.values()) == 0  # no analysis stage: no events, only plumbing
     with pytest.raises(urllib.error.URLError):  # closed with the service
         await asyncio.to_thread(scrape, url)
+    assert healthy.returncode == 0 and "healthy" in healthy.stdout
+    assert unhealthy.returncode == 1 and "unhealthy" in unhealthy.stderr
+
+
+def health(url: str) -> subprocess.CompletedProcess[str]:
+    """`mmstream health`, the container HEALTHCHECK, against the daemon's endpoint."""
+    return subprocess.run([sys.executable, "-m", "mmstream", "health", "--url", url],
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_metric_functions_for_other_modules() -> None:
