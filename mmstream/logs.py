@@ -18,6 +18,7 @@ from typing import Any, Literal, TextIO
 LogFormat = Literal["text", "json"]
 MASK = "***"
 LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
+HANDLER_NAME = "mmstream"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -102,9 +103,11 @@ def configure_logging(
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in list(root.handlers):  # only ours: a host's (or pytest's) handlers stay
+        if old.get_name() == HANDLER_NAME:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(parse_level(level))
     for name, module_level in (levels or {}).items():
