@@ -8,7 +8,9 @@ stride 2 (the extra pixel goes bottom/right), so the port pads explicitly instea
 PyTorch's symmetric padding. Weights are loaded with `strict=True` through an explicit key map.
 
 Input normalisation: the TF Lite models were trained on (x - 127) / 128 (pixels in [0, 255]),
-not on ImageNet mean/std; `preprocess_images` does that (checked on real photos in the tests).
+not on ImageNet mean/std; `preprocess_images` does that. The tests check it against the stem
+BatchNorm's running variance (photos normalised this way land near it, ImageNet mean/std
+lands ~3× above) and on real photos.
 """
 
 from __future__ import annotations

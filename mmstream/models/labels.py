@@ -74,13 +74,22 @@ class SceneVocabulary:
     matrix: torch.Tensor
     descriptions: dict[str, str] = field(default_factory=dict)
 
-    def scores(self, probs: torch.Tensor) -> torch.Tensor:
-        """Class probabilities [B,1000] → tag scores [B,n_tags]: summed member mass, ≤ 1."""
+    def scores(self, probs: torch.Tensor, above_chance: bool = False) -> torch.Tensor:
+        """Class probabilities [B,1000] → tag scores [B,n_tags]: summed member mass, ≤ 1.
+
+        A featureless frame gives a near-uniform distribution, so a broad tag scores its share
+        of classes (`animal`, 398 classes, ≈ 0.4 on a grey frame). `above_chance` rescales
+        to the lift over that share, (s - share) / (1 - share): 0 at chance, 1 when certain.
+        """
         if probs.shape[-1] != self.matrix.shape[0]:
             raise ValueError(f"expected [..., {self.matrix.shape[0]}] probabilities, "
                              f"got {tuple(probs.shape)}")
         member = self.matrix.to(device=probs.device, dtype=probs.dtype)
-        return (probs @ member).clamp_(0.0, 1.0)
+        scores = probs @ member
+        if above_chance:
+            share = member.mean(dim=0)
+            scores = (scores - share) / (1.0 - share).clamp_min(1e-6)
+        return scores.clamp_(0.0, 1.0)
 
     def top(self, scores: torch.Tensor, k: int = 5, threshold: float = 0.0
             ) -> list[list[tuple[str, float]]]:

@@ -109,6 +109,9 @@ def test_vocabulary_scores_are_member_sums_clipped() -> None:
     assert scores.max() <= 1.0 and scores.min() >= 0.0
     top = vocab.top(scores, k=3, threshold=0.1)
     assert [t for t, _ in top[0]][:2] in (["cat", "animal"], ["animal", "cat"])
+    uniform = torch.full((1, 1000), 1e-3)
+    assert float(vocab.scores(uniform, above_chance=True).max()) < 1e-4
+    assert vocab.scores(probs, above_chance=True)[0, cat] == pytest.approx((0.8 - 0.005) / 0.995)
     with pytest.raises(ValueError):
         vocab.scores(torch.zeros(1, 10))
 
@@ -196,14 +199,20 @@ def test_scene_tags_for_the_cat(model: eff.EfficientNetLite0) -> None:
     top = [tag for tag, _ in vocab.top(scores, k=3)[0]]
     assert {"cat", "animal"} <= set(top)
     assert scores[0, vocab.tags.index("cat")] > 0.5
+    corrected = vocab.scores(_probs(model, skdata.chelsea())[None], above_chance=True)
+    assert corrected[0, vocab.tags.index("cat")] > 0.5
+    assert corrected[0, vocab.tags.index("animal")] > 0.5
 
 
 @pytest.mark.slow
 def test_blank_grey_frame_gets_no_confident_tag(model: eff.EfficientNetLite0) -> None:
     vocab = load_scene_vocabulary()
     grey = np.full((480, 640, 3), 128, dtype=np.uint8)
-    scores = vocab.scores(_probs(model, grey)[None])
+    probs = _probs(model, grey)[None]
+    scores = vocab.scores(probs)
     assert float(scores.max()) < 0.5, vocab.top(scores, k=3)
+    # Near-uniform output: corrected for each tag's share of classes, nothing is left.
+    assert float(vocab.scores(probs, above_chance=True).max()) < 0.1
 
 
 @pytest.mark.slow
