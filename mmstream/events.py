@@ -47,6 +47,7 @@ class Scene(msgspec.Struct, frozen=True):
     tags: list[Tag]
     model: str = ""
     top_classes: list[Tag] = []  # raw classifier classes behind the tags
+    contributions: list[ModalityContribution] = []  # which modalities gave the tags
 
 
 class ModalityContribution(msgspec.Struct, frozen=True):
@@ -80,6 +81,8 @@ class Fused(msgspec.Struct, frozen=True):
     transcript: str = ""
     modalities: list[str] = []
     model: str = ""
+    contributions: list[ModalityContribution] = []  # per modality: present, weight, why
+    emotion_confidence: float = 0.0
 
 
 class Status(msgspec.Struct, frozen=True):

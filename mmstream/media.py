@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from mmstream.events import Transcript
+
 AUDIO_RATE = 16_000  # every source resamples to 16 kHz mono float32
 
 
@@ -52,6 +54,36 @@ class EndOfStream:
     stream_id: str
     t_capture: float
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Window:
+    """One fusion window of a stream: what it saw, heard and said in [t_start, t_capture].
+
+    Made by WindowStage, consumed by InferStage. `t_capture` is the window's end, so events
+    about the window carry the source time they describe. `frame` is the latest analysed
+    frame at or before the end (None when the stream has no recent frame); `audio` is the
+    16 kHz mono audio inside the window (empty when the stream has none); `transcripts` are
+    the transcripts overlapping it. Never dropped: it is the unit every analysis reports on.
+    """
+
+    droppable: ClassVar[bool] = False
+    stream_id: str
+    t_capture: float
+    t_start: float
+    index: int = 0
+    frame: VideoFrame | None = None
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    transcripts: tuple[Transcript, ...] = ()
+    has_audio: bool = False  # the stream carries audio (so silence is "no voice", not unknown)
+
+    @property
+    def t_end(self) -> float:
+        return self.t_capture
+
+    @property
+    def text(self) -> str:
+        return " ".join(t.text.strip() for t in self.transcripts if t.text.strip())
 
 
 MediaItem = VideoFrame | AudioChunk | EndOfStream

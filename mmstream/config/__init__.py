@@ -24,16 +24,19 @@ from mmstream.config.runtime import (
 )
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
 from mmstream.config.sources import (
+    CameraSourceConfig,
     FileSourceConfig,
     Section,
     SourceConfig,
     SyntheticSourceConfig,
 )
-from mmstream.config.stages import StagesConfig, TranscribeConfig
+from mmstream.config.stages import InferConfig, StagesConfig, TranscribeConfig, WindowConfig
 from mmstream.errors import ConfigError
 
 __all__ = [
+    "CameraSourceConfig",
     "FileSourceConfig",
+    "InferConfig",
     "JsonlSinkConfig",
     "MqttSinkConfig",
     "PipelineConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "StagesConfig",
     "SyntheticSourceConfig",
     "TranscribeConfig",
+    "WindowConfig",
     "load_pipeline",
     "validate_pipeline",
 ]
@@ -121,7 +125,8 @@ def load_pipeline(
 def _resolve_relative_paths(data: dict[str, Any], folder: Path) -> None:
     """Media paths in a pipeline file are relative to the file, like Frigate's."""
     for source in data.get("sources") or []:
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            candidate = Path(source["path"]).expanduser()
-            if not candidate.is_absolute() and (folder / candidate).exists():
-                source["path"] = str(folder / candidate)
+        for key in ("path", "url"):  # url: a video file used as a camera
+            if isinstance(source, dict) and isinstance(source.get(key), str):
+                candidate = Path(source[key]).expanduser()
+                if not candidate.is_absolute() and (folder / candidate).exists():
+                    source[key] = str(folder / candidate)

@@ -35,7 +35,23 @@ class SyntheticSourceConfig(Section):
     realtime: bool = False
 
 
+class CameraSourceConfig(Section):
+    """A camera read with OpenCV: device index, /dev/videoN, rtsp:// or http:// URL, or a file."""
+
+    kind: Literal["camera"] = "camera"
+    id: str = Field("cam0", description="stream id used in topics and events")
+    url: int | str = Field(0, description="device index, /dev/videoN, rtsp/http URL or video file")
+    fps: float = Field(2.0, gt=0, description="frames analysed per second (newest frame wins)")
+    width: int | None = Field(None, gt=0, description="ask the device for this capture width")
+    height: int | None = Field(None, gt=0, description="ask the device for this capture height")
+    loop: bool = Field(False, description="a video file used as camera restarts at its end")
+    open_timeout_s: float = Field(10.0, gt=0, description="give up opening after this long")
+    read_timeout_s: float = Field(5.0, gt=0, description="no frame for this long = camera lost")
+    reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay (then doubles)")
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest delay between reconnects")
+
+
 SourceConfig = Annotated[
-    FileSourceConfig | SyntheticSourceConfig,
+    FileSourceConfig | SyntheticSourceConfig | CameraSourceConfig,
     Field(discriminator="kind"),
 ]
