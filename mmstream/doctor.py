@@ -107,9 +107,9 @@ def video_devices(root: Path = Path("/dev")) -> list[tuple[str, str]]:
 def _uses_local_camera(config: PipelineConfig | None) -> bool:
     for source in config.sources if config else []:
         if source.kind in CAMERA_KINDS:
-            where = str(getattr(source, "url", getattr(source, "device", "")))
-            if "://" not in where:
-                return True
+            where = getattr(source, "url", getattr(source, "device", 0))
+            if isinstance(where, int) or str(where).startswith("/dev/video"):
+                return True  # URLs and video files used as cameras need no /dev/video*
     return False
 
 
