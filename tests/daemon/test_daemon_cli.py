@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.daemon.test_sdnotify import NotifyListener
+from tests.daemon.test_sdnotify import NO_ANALYSIS, NotifyListener
 
 PIPELINE = {
     "device_id": "first",
     "sources": [{"kind": "synthetic", "duration_s": 120, "realtime": True, "width": 32,
                  "height": 24}],
-    "stages": {"transcribe": {"enabled": False}},
+    "stages": NO_ANALYSIS,
     "sinks": {"jsonl": {"path": "-"}},
 }
 

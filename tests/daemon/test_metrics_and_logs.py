@@ -58,7 +58,7 @@ async def test_metrics_endpoint_of_a_running_pipeline(tmp_path: Path) -> None:
     assert sample_value(text, "mmstream_queue_depth", channel=first_channel) >= 0
     age = heartbeat_age(text, __import__("time").time())
     assert age is not None and age < 60
-    assert sum(report.events.values()) == 0  # no analysis stage: no events, only plumbing
+    assert sum(report.events.values()) == 0  # analysis stages off: only plumbing
     with pytest.raises(urllib.error.URLError):  # closed with the service
         await asyncio.to_thread(scrape, url)
     assert healthy.returncode == 0 and "healthy" in healthy.stdout

@@ -17,6 +17,7 @@ from mmstream.media import AudioChunk, VideoFrame
 from mmstream.runtime.overload import OverloadStage
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source, Stage
+from tests.daemon.test_sdnotify import NO_ANALYSIS
 
 FRAME_SHAPE = (240, 320, 3)  # 230 KB a frame: keeping every frame of the burst would need ~460 MB
 SLOW_FRAME_S = 0.01  # the analysis handles 100 frames/s
@@ -137,10 +138,9 @@ async def test_policy_steps_down_under_pressure_and_back_up() -> None:
 
 def test_overload_policy_is_off_for_fast_replays(tmp_path: Any) -> None:
     """Shedding would make replays non-deterministic: auto turns it on only for paced input."""
-    fast = validate_pipeline({"sources": [{"kind": "synthetic"}],
-                              "stages": {"transcribe": {"enabled": False}}})
+    fast = validate_pipeline({"sources": [{"kind": "synthetic"}], "stages": NO_ANALYSIS})
     paced = validate_pipeline({"sources": [{"kind": "synthetic", "realtime": True}],
-                               "stages": {"transcribe": {"enabled": False}}})
+                               "stages": NO_ANALYSIS})
     assert not overload_active(fast) and overload_active(paced)
     stages = build_pipeline(paced).stages
     assert isinstance(stages[0], OverloadStage)

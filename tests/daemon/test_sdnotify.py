@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mmstream.config import validate_pipeline
+from mmstream.config import StagesConfig, validate_pipeline
 from mmstream.media import VideoFrame
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.sdnotify import Notifier
@@ -70,12 +70,17 @@ def listener(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
     instance.close()
 
 
+# every analysis stage off: these tests are about the daemon's plumbing, not the models
+NO_ANALYSIS = {name: {"enabled": False} for name, field in StagesConfig.model_fields.items()
+               if "enabled" in getattr(field.annotation, "model_fields", {})}
+
+
 def synthetic_config(tmp_path: Path, seconds: float, **runtime: Any) -> Any:
     return validate_pipeline({
         "device_id": "t1",
         "sources": [{"kind": "synthetic", "duration_s": seconds, "realtime": True,
                      "width": 32, "height": 24}],
-        "stages": {"transcribe": {"enabled": False}},
+        "stages": NO_ANALYSIS,
         "sinks": {"jsonl": {"path": str(tmp_path / "out.jsonl")}},
         "runtime": runtime,
     })
