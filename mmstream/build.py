@@ -29,9 +29,16 @@ def _synthetic_source(cfg: Any) -> Source:
     return SyntheticSource(cfg)
 
 
+def _camera_source(cfg: Any) -> Source:
+    from mmstream.sources.camera import CameraSource
+
+    return CameraSource(cfg)
+
+
 SOURCE_FACTORIES: dict[str, Callable[[Any], Source]] = {
     "file": _file_source,
     "synthetic": _synthetic_source,
+    "camera": _camera_source,
 }
 
 
@@ -45,7 +52,22 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         from mmstream.stages.transcribe import TranscribeStage
 
         stages.append(TranscribeStage(config.stages.transcribe))
+    stages.extend(_fusion_stages(config))
     return stages
+
+
+def _fusion_stages(config: PipelineConfig) -> list[Stage]:
+    """Windowing + fused inference (scene, emotion, fused events), after transcription."""
+    window, infer = config.stages.window, config.stages.infer
+    if not (window.enabled and infer.enabled):
+        return []
+    from mmstream.stages.infer import InferStage
+    from mmstream.stages.window import WindowStage
+
+    fast_replay = clock_mode(config) == "media"
+    text_wait = None if config.stages.transcribe.enabled else 0.0  # no transcripts to wait for
+    return [WindowStage(window, text_wait_s=text_wait, fast_replay=fast_replay),
+            InferStage(infer, deterministic=fast_replay)]
 
 
 def build_sinks(config: PipelineConfig) -> list[Sink]:
@@ -75,6 +97,14 @@ def overload_active(config: PipelineConfig) -> bool:
     return mode == "on" or (mode == "auto" and clock_mode(config) == "wall")
 
 
+def restart_backoff(config: PipelineConfig) -> tuple[float, float]:
+    """Reconnect delays (first, longest) for failed live sources: the cameras' settings."""
+    cameras = [s for s in config.sources if s.kind == "camera"]
+    if not cameras:
+        return (0.5, 30.0)
+    return (min(c.reconnect_min_s for c in cameras), max(c.reconnect_max_s for c in cameras))
+
+
 def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
     stages = build_stages(config)
     governor = None
@@ -90,6 +120,7 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> 
         device_id=config.device_id,
         clock=make_clock(clock_mode(config)),
         capacity=config.runtime.channel_capacity,
+        restart_backoff=restart_backoff(config),
     )
     if governor is not None:
         governor.watch(pipeline.channels[1:])

@@ -1,0 +1,190 @@
+"""Camera source (OpenCV): a device index, /dev/videoN, an rtsp:// or http:// URL, or a video file.
+
+A grabber thread reads frames as fast as the camera delivers them and keeps only the newest;
+the async side takes the newest one `fps` times a second, so a slow analysis never makes the
+camera lag (old frames are skipped, never queued). `t_capture` is the wall-clock time the frame
+was grabbed.
+
+When the camera cannot be opened, stops delivering frames for `read_timeout_s`, or its stream
+breaks, the source raises `SourceError`; it is `restartable`, so the pipeline publishes a
+`status` event ("reconnecting", with the reason) and reopens it with backoff
+(`reconnect_min_s` doubling up to `reconnect_max_s`). A video file used as a camera is paced
+at its own frame rate and ends at its end (or restarts, with `loop: true`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+from mmstream.config import CameraSourceConfig
+from mmstream.errors import SourceError
+from mmstream.media import VideoFrame
+from mmstream.runtime.stage import Source
+
+log = logging.getLogger(__name__)
+FALLBACK_FILE_FPS = 25.0
+
+
+def describe(url: int | str) -> str:
+    return f"device {url}" if isinstance(url, int) else str(url)
+
+
+def open_capture(config: CameraSourceConfig) -> cv2.VideoCapture:
+    """Open the camera (blocking, bounded by open/read timeouts); SourceError if it fails."""
+    url: int | str = config.url
+    if isinstance(url, str) and url.isdigit():
+        url = int(url)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(config.open_timeout_s * 1000),
+              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(config.read_timeout_s * 1000)]
+    try:
+        capture = cv2.VideoCapture(url, cv2.CAP_ANY, params)
+    except cv2.error as exc:
+        raise SourceError(f"camera '{config.id}': cannot open {describe(url)}: {exc}") from None
+    if not capture.isOpened():
+        capture.release()
+        hint = " (no such file)" if _looks_like_file(url) and not Path(str(url)).exists() else ""
+        raise SourceError(f"camera '{config.id}': cannot open {describe(url)}{hint}")
+    if config.width:
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, config.width)
+    if config.height:
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, config.height)
+    return capture
+
+
+def _looks_like_file(url: int | str) -> bool:
+    return isinstance(url, str) and "://" not in url and not url.startswith("/dev/video")
+
+
+class FrameGrabber(threading.Thread):
+    """Reads frames in a thread; `newest()` hands out the latest one, older ones are dropped."""
+
+    def __init__(self, capture: cv2.VideoCapture, config: CameraSourceConfig) -> None:
+        super().__init__(name=f"camera-{config.id}", daemon=True)
+        self.capture = capture
+        self.config = config
+        self.is_file = _looks_like_file(config.url) and Path(str(config.url)).is_file()
+        file_fps = capture.get(cv2.CAP_PROP_FPS) if self.is_file else 0.0
+        self.file_fps = file_fps if 0 < file_fps < 1000 else FALLBACK_FILE_FPS
+        self.captured = 0
+        self.skipped = 0  # frames replaced by a newer one before analysis took them
+        self.ended = False  # a video file reached its end
+        self.error: str | None = None
+        self.last_frame_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._newest: tuple[int, float, np.ndarray] | None = None
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                ok, frame = self.capture.read()
+                if not ok or frame is None:
+                    if self.is_file and self.config.loop and self.captured:
+                        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                        started, self.captured = time.monotonic(), 0
+                        continue
+                    if self.is_file:
+                        self.ended = True
+                    else:
+                        self.error = "the camera stopped delivering frames"
+                    return
+                self._publish(frame)
+                if self.is_file:  # a file plays at its own rate, like a camera would
+                    delay = started + self.captured / self.file_fps - time.monotonic()
+                    if delay > 0:
+                        self._stopping.wait(delay)
+        except cv2.error as exc:
+            self.error = f"capture failed: {exc}"
+        finally:
+            self.capture.release()
+
+    def _publish(self, frame: np.ndarray) -> None:
+        now = time.time()
+        with self._lock:
+            if self._newest is not None:
+                self.skipped += 1
+            self.captured += 1
+            self._newest = (self.captured, now, frame)
+        self.last_frame_at = time.monotonic()
+
+    def newest(self) -> tuple[float, np.ndarray] | None:
+        """Take the newest frame not taken yet (None if nothing new arrived)."""
+        with self._lock:
+            found, self._newest = self._newest, None
+        return None if found is None else (found[1], found[2])
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def to_rgb(frame: np.ndarray, width: int | None, height: int | None) -> np.ndarray:
+    """OpenCV's BGR → RGB, resized when the camera ignored the requested size."""
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if width and height and (frame.shape[1], frame.shape[0]) != (width, height):
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class CameraSource(Source):
+    """`async with CameraSource(cfg) as cam: async for frame in cam: ...`"""
+
+    restartable = True
+
+    def __init__(self, config: CameraSourceConfig) -> None:
+        self.config = config
+        self.stream_id = config.id
+        self.name = f"camera:{config.id}"
+        self.grabber: FrameGrabber | None = None
+        self.frames_yielded = 0
+
+    async def __aenter__(self) -> CameraSource:
+        capture = await asyncio.to_thread(open_capture, self.config)
+        self.grabber = FrameGrabber(capture, self.config)
+        self.grabber.start()
+        log.info("%s opened %s", self.name, describe(self.config.url))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        grabber, self.grabber = self.grabber, None
+        if grabber is not None:
+            grabber.stop()
+            # A read blocked on a dead network stream ends within read_timeout_s; the thread
+            # is a daemon and releases the capture itself, so do not wait on it forever.
+            await asyncio.to_thread(grabber.join, self.config.read_timeout_s + 1.0)
+
+    async def __aiter__(self) -> AsyncIterator[VideoFrame]:  # type: ignore[override]
+        if self.grabber is None:
+            raise SourceError(f"{self.name}: iterate inside `async with`")
+        grabber, cfg = self.grabber, self.config
+        interval = 1.0 / cfg.fps
+        next_tick = time.monotonic()
+        while True:
+            next_tick = max(next_tick + interval, time.monotonic())
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            taken = grabber.newest()
+            if taken is not None:
+                t, bgr = taken
+                image = await asyncio.to_thread(to_rgb, bgr, cfg.width, cfg.height)
+                yield VideoFrame(self.stream_id, t, image, self.frames_yielded)
+                self.frames_yielded += 1
+                continue
+            if grabber.ended:
+                return
+            if grabber.error is not None:
+                raise SourceError(f"{self.name}: {describe(cfg.url)}: {grabber.error}")
+            silent = time.monotonic() - grabber.last_frame_at
+            if silent > cfg.read_timeout_s:
+                raise SourceError(f"{self.name}: {describe(cfg.url)}: no frame for "
+                                  f"{silent:.1f} s")

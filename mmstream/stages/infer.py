@@ -1,0 +1,218 @@
+"""Fused inference: each Window becomes `scene`, `emotion` and `fused` events.
+
+Windows from every stream go through one `MicroBatcher` into `FusedModel.forward`, so several
+cameras share each forward pass. Per window, the CPU work that cannot be batched (face
+detection, prosody, text affect) runs in a worker thread first. Results come back to their
+stream in window order; other items pass through (a stream's EndOfStream only after all of
+its windows' events). Events say why: each modality's presence, gate weight, confidence and
+own opinion, and the model version.
+
+- `scene` (when the window has a frame): fused tag scores ≥ `scene_threshold`, top k, and the
+  raw ImageNet classes behind them;
+- `emotion` (when a face, a voice or text is present — never guessed from nothing): label,
+  7 scores, valence, confidence;
+- `fused`: the window's combined result; absent modalities are listed as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import torch
+
+from mmstream.config import InferConfig
+from mmstream.events import Emotion as EmotionPayload
+from mmstream.events import (
+    EmotionEvent,
+    Envelope,
+    Fused,
+    FusedEvent,
+    ModalityContribution,
+    Scene,
+    SceneEvent,
+    Tag,
+)
+from mmstream.media import EndOfStream, Window
+from mmstream.models.fused_model import MODALITIES, FusedModel, WindowResult, plan_for
+from mmstream.runtime import metrics
+from mmstream.runtime.batcher import MicroBatcher
+from mmstream.runtime.stage import Stage
+
+log = logging.getLogger(__name__)
+EMOTION_SOURCES = ("face", "voice", "text")
+
+
+def _r(value: float) -> float:
+    return round(float(value), 4)
+
+
+class InferStage(Stage):
+    name = "infer"
+
+    def __init__(self, config: InferConfig | None = None, *, deterministic: bool = False,
+                 model: FusedModel | None = None) -> None:
+        self.config = config or InferConfig()
+        mode = self.config.batching
+        self.deterministic = mode == "deterministic" or (mode == "auto" and deterministic)
+        self.model = model
+        self.batcher: MicroBatcher[Any, WindowResult] | None = None
+        self.pending: dict[str, deque[asyncio.Future[WindowResult]]] = {}
+        self.max_pending_per_stream = 2 * self.config.max_batch
+
+    async def open(self) -> None:
+        cfg = self.config
+        if cfg.cpu_threads:
+            torch.set_num_threads(cfg.cpu_threads)
+        if self.model is None:
+            modalities = [m for m in MODALITIES if getattr(cfg, m)]
+            plan = plan_for(cfg.device, cfg.precision, cfg.compile)
+            with metrics.timed_model_load("fused"):
+                self.model = await asyncio.to_thread(
+                    FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
+                    modalities=modalities)
+        self.batcher = MicroBatcher(self.model.forward, max_batch=cfg.max_batch,
+                                    max_wait_ms=cfg.max_wait_ms,
+                                    deterministic=self.deterministic, name=self.name)
+        self.batcher.start()
+        log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
+                 self.model.plan.device, cfg.max_batch,
+                 "deterministic" if self.deterministic else f"{cfg.max_wait_ms} ms wait")
+
+    async def process(self, item: Any) -> AsyncIterator[Any]:
+        if isinstance(item, Window):
+            await self._submit(item)
+            for event in self._finished():
+                yield event
+            return
+        if isinstance(item, EndOfStream):
+            for event in await self._drain(item.stream_id):
+                yield event
+        else:
+            for event in self._finished():
+                yield event
+        yield item
+
+    async def flush(self) -> AsyncIterator[Any]:
+        for stream_id in list(self.pending):
+            for event in await self._drain(stream_id):
+                yield event
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+
+    async def _submit(self, window: Window) -> None:
+        assert self.model is not None and self.batcher is not None
+        prepared = await asyncio.to_thread(self.model.prepare, window)
+        queue = self.pending.setdefault(window.stream_id, deque())
+        queue.append(self.batcher.submit(prepared, key=window.stream_id))
+        if len(queue) > self.max_pending_per_stream:
+            await asyncio.shield(queue[0])  # backpressure: a stream waits for its oldest window
+
+    def _finished(self) -> list[Envelope]:
+        """Events of the windows whose results are in, stopping at each stream's first gap."""
+        events: list[Envelope] = []
+        for queue in self.pending.values():
+            while queue and queue[0].done():
+                events.extend(self.events_for(queue.popleft().result()))
+        return events
+
+    async def _drain(self, stream_id: str) -> list[Envelope]:
+        assert self.batcher is not None
+        queue = self.pending.pop(stream_id, deque())
+        self.batcher.flush(stream_id)
+        events: list[Envelope] = []
+        for future in queue:
+            events.extend(self.events_for(await future))
+        return events
+
+    # ---- results -> events ------------------------------------------------------------------
+    def events_for(self, result: WindowResult) -> list[Envelope]:
+        window = result.prepared.window
+        stream, t = window.stream_id, window.t_capture
+        events: list[Envelope] = []
+        scene = self._scene(result) if result.present["image"] else None
+        if scene is not None:
+            events.append(SceneEvent(stream_id=stream, t_capture=t, payload=scene))
+        emotion = self._emotion(result) if self._has_emotion(result) else None
+        if emotion is not None:
+            events.append(EmotionEvent(stream_id=stream, t_capture=t, payload=emotion))
+        events.append(FusedEvent(stream_id=stream, t_capture=t, payload=self._fused(
+            result, scene, emotion)))
+        return events
+
+    @staticmethod
+    def _has_emotion(result: WindowResult) -> bool:
+        return any(result.present[m] for m in EMOTION_SOURCES)
+
+    def _tags(self, scores: dict[str, float]) -> list[Tag]:
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [Tag(name, _r(score)) for name, score in ranked[: self.config.scene_top_k]
+                if score >= self.config.scene_threshold]
+
+    def _scene(self, result: WindowResult) -> Scene:
+        assert self.model is not None
+        image_tags = self._tags(result.image_tags)
+        contributions = [ModalityContribution(
+            modality="image", present=True, weight=_r(result.scene_weights["image"]),
+            confidence=_r(max(result.image_tags.values(), default=0.0)),
+            label=image_tags[0].label if image_tags else None,
+            scores={t.label: t.score for t in image_tags})]
+        face = result.present["face"]
+        contributions.append(ModalityContribution(
+            modality="face", present=face, weight=_r(result.scene_weights["face"]),
+            confidence=_r(result.confidence["face"]), label="person" if face else None,
+            scores={"person": _r(result.face_person)} if face else {}))
+        return Scene(tags=self._tags(result.scene), model=self.model.version,
+                     top_classes=[Tag(n, _r(s)) for n, s in result.top_classes],
+                     contributions=contributions)
+
+    def _emotion(self, result: WindowResult) -> EmotionPayload:
+        assert self.model is not None
+        scores = {k: _r(v) for k, v in result.emotion.items()}
+        label = max(scores, key=lambda k: (scores[k], k))
+        # Overall confidence: the top probability, discounted by how sure the sources were.
+        doubt = math.prod(1.0 - result.confidence[m] for m in EMOTION_SOURCES
+                          if result.present[m])
+        return EmotionPayload(label=label, scores=scores, valence=_r(result.valence),
+                              confidence=_r(max(result.emotion.values()) * (1.0 - doubt)),
+                              contributions=self._emotion_contributions(result),
+                              model=self.model.version)
+
+    @staticmethod
+    def _emotion_contributions(result: WindowResult) -> list[ModalityContribution]:
+        found = []
+        for m in EMOTION_SOURCES:
+            present = result.present[m]
+            own = result.expert_emotion[m]
+            found.append(ModalityContribution(
+                modality=m, present=present, weight=_r(result.weights[m]) if present else 0.0,
+                confidence=_r(result.confidence[m]) if present else 0.0,
+                label=max(own, key=lambda k: (own[k], k)) if present else None,
+                scores={k: _r(v) for k, v in own.items()} if present else {}))
+        return found
+
+    def _fused(self, result: WindowResult, scene: Scene | None,
+               emotion: EmotionPayload | None) -> Fused:
+        assert self.model is not None
+        window = result.prepared.window
+        contributions = list(emotion.contributions) if emotion is not None else [
+            ModalityContribution(modality=m, present=False) for m in EMOTION_SOURCES]
+        image = scene.contributions[0] if scene is not None else ModalityContribution(
+            modality="image", present=False)
+        return Fused(
+            window_start=window.t_start, window_end=window.t_capture,
+            scene=scene.tags if scene is not None else [],
+            emotion=emotion.label if emotion is not None else None,
+            valence=emotion.valence if emotion is not None else None,
+            transcript=window.text,
+            modalities=[m for m in MODALITIES if result.present[m]],
+            model=self.model.version,
+            contributions=[image, *contributions],
+            emotion_confidence=emotion.confidence if emotion is not None else 0.0,
+        )
