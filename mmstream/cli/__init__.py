@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from mmstream.cli import doctor_cmd, inspect_cmds, run_cmds  # noqa: F401  (registers commands)
+from mmstream.cli import (  # noqa: F401  (registers commands)
+    doctor_cmd,
+    inspect_cmds,
+    run_cmds,
+    train_cmd,
+)
 from mmstream.cli.app import app
 
 

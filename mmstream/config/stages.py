@@ -46,6 +46,7 @@ class InferConfig(Section):
     )
     max_batch: int = Field(16, ge=1, description="windows per forward pass, from all streams")
     max_wait_ms: float = Field(20.0, ge=0, description="how long a partial batch waits")
+    prepare_threads: int = Field(2, ge=1, description="threads for face detection + features")
     batching: Literal["auto", "latency", "deterministic"] = Field(
         "auto", description="deterministic: batches by stream and count only (fast replays)"
     )
@@ -57,7 +58,7 @@ class InferConfig(Section):
     face: bool = Field(True, description="use face detection + facial emotion")
     voice: bool = Field(True, description="use voice prosody")
     text: bool = Field(True, description="use the transcript's sentiment")
-    scene_threshold: float = Field(0.15, ge=0, le=1, description="lowest tag score published")
+    scene_threshold: float = Field(0.2, ge=0, le=1, description="lowest tag score published")
     scene_top_k: int = Field(5, ge=1, description="most tags per scene event")
 
 

@@ -14,7 +14,8 @@ autocast on request). Every step is the same code on both, so CPU tests cover th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ class FusedModel:
 
     def __init__(self, plan: ExecutionPlan | None = None, *, checkpoint: str | None = None,
                  vocabulary: str | None = None, modalities: Sequence[str] = MODALITIES,
-                 detector: FaceDetector | None = None) -> None:
+                 detector: Callable[[], FaceDetector] = FaceDetector) -> None:
         self.plan = plan or plan_for("cpu")
         self.modalities = frozenset(modalities)
         unknown = self.modalities - set(MODALITIES)
@@ -151,12 +152,20 @@ class FusedModel:
         self.fusion = self.fusion.to(device).eval()
         if self.plan.compile:
             self.image_encoder = torch.compile(self.image_encoder, dynamic=True)
-        self.detector = detector or FaceDetector()
+        # `prepare` runs in several threads at once: each gets its own detector.
+        self._make_detector = detector
+        self._local = threading.local()
         self._staging: dict[tuple[int, ...], torch.Tensor] = {}
 
     @property
     def version(self) -> str:
         return f"{MODEL_NAME}+fusion:{self.fusion_version}"
+
+    def detector(self) -> FaceDetector:
+        found = getattr(self._local, "detector", None)
+        if found is None:
+            found = self._local.detector = self._make_detector()
+        return found
 
     # ---- per window, CPU ------------------------------------------------------------------
     def prepare(self, window: Window) -> PreparedWindow:
@@ -165,7 +174,7 @@ class FusedModel:
         if frame is not None and "image" in self.modalities:
             prepared.frame = frame
         if frame is not None and "face" in self.modalities:
-            faces = self.detector.detect(frame)
+            faces = self.detector().detect(frame)
             if faces:  # the largest face speaks for the window
                 prepared.face_box = faces[0]
                 prepared.face_crop = crop_gray(frame, faces[0])

@@ -13,7 +13,8 @@ Untrained it must already make sense, so the parameters start as a calibrated co
 the pretrained experts: P_m copies p_m and v_m into the first 8 dims of x, the gate vectors g_m
 and the residual heads start at zero, so x[:7] is the confidence- and prior-weighted mixture of
 the experts' emotion distributions and x[7] the mixture of their valences; scene tags start as
-the image classifier's ImageNet probabilities pooled into the readable vocabulary, with a
+the image classifier's ImageNet probabilities pooled into the readable vocabulary (lifted
+above the chance level of each tag's share of classes), with a
 detected face as evidence for `person` (ImageNet has almost no person classes). The remaining
 dims of x start random (seeded) and only matter once `mmstream train` fits the gates and heads.
 """
@@ -21,6 +22,7 @@ dims of x start random (seeded) and only matter once `mmstream train` fits the g
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,8 @@ class FusionModel(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         self.tags = list(vocabulary.tags)
         self.register_buffer("tag_matrix", vocabulary.matrix.clone().float())
+        # Each tag's share of the classes: what a featureless frame scores (chance level).
+        self.register_buffer("tag_share", vocabulary.matrix.float().mean(dim=0))
         self.register_buffer("emotion_valence", EMOTION_VALENCE.clone())
         self.voice_expert = prosody.VoiceExpert()
         self.text_expert = text_affect.TextExpert()
@@ -189,7 +193,10 @@ class FusionModel(nn.Module):
         scene_mask = torch.cat([inputs.image_mask[:, None], expert_mask], dim=1)
         scene_x, scene_w = _gated(torch.stack([xs[m] for m in SCENE_MODALITIES], dim=1),
                                   self.scene_log_prior, scene_conf, scene_mask, self.scene_gate)
-        image_tags = (inputs.image_probs.float() @ self.tag_matrix).clamp(0.0, 1.0)
+        pooled = inputs.image_probs.float() @ self.tag_matrix
+        # Lift above chance, (s - share) / (1 - share): a grey frame must not be 40% `animal`.
+        image_tags = ((pooled - self.tag_share) / (1.0 - self.tag_share).clamp_min(EPS))
+        image_tags = image_tags.clamp(0.0, 1.0)
         image_tags = image_tags * inputs.image_mask[:, None]
         from_image = torch.sigmoid(torch.logit(image_tags, eps=EPS) + self.scene_head(scene_x))
         face_person = inputs.face_conf.float() * inputs.face_mask
@@ -217,6 +224,9 @@ def load_checkpoint(model: FusionModel, path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelError(f"cannot read fusion checkpoint {path}: not a torch checkpoint "
+                         "of plain tensors (as `mmstream train` writes)") from None
     except (OSError, RuntimeError, EOFError) as exc:
         raise ModelError(f"cannot read fusion checkpoint {path}: {exc}") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:

@@ -21,6 +21,8 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -51,6 +53,15 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
+@dataclass(eq=False)
+class _Job:
+    """One window on its way: prepared in a thread pool, then batched, then turned to events."""
+
+    window: Window
+    submitted: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[WindowResult] | None = None
+
+
 class InferStage(Stage):
     name = "infer"
 
@@ -61,8 +72,9 @@ class InferStage(Stage):
         self.deterministic = mode == "deterministic" or (mode == "auto" and deterministic)
         self.model = model
         self.batcher: MicroBatcher[Any, WindowResult] | None = None
-        self.pending: dict[str, deque[asyncio.Future[WindowResult]]] = {}
+        self.pending: dict[str, deque[_Job]] = {}
         self.max_pending_per_stream = 2 * self.config.max_batch
+        self._prepare_pool: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
         cfg = self.config
@@ -75,6 +87,8 @@ class InferStage(Stage):
                 self.model = await asyncio.to_thread(
                     FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
                     modalities=modalities)
+        self._prepare_pool = ThreadPoolExecutor(cfg.prepare_threads,
+                                                thread_name_prefix="mmstream-prepare")
         self.batcher = MicroBatcher(self.model.forward, max_batch=cfg.max_batch,
                                     max_wait_ms=cfg.max_wait_ms,
                                     deterministic=self.deterministic, name=self.name)
@@ -85,7 +99,7 @@ class InferStage(Stage):
 
     async def process(self, item: Any) -> AsyncIterator[Any]:
         if isinstance(item, Window):
-            await self._submit(item)
+            await self._start(item)
             for event in self._finished():
                 yield event
             return
@@ -103,32 +117,55 @@ class InferStage(Stage):
                 yield event
 
     async def close(self) -> None:
+        for queue in self.pending.values():  # only left when the pipeline was cancelled
+            for job in queue:
+                if job.task is not None:
+                    job.task.cancel()
         if self.batcher is not None:
             await self.batcher.close()
+        if self._prepare_pool is not None:
+            self._prepare_pool.shutdown(wait=True)
 
-    async def _submit(self, window: Window) -> None:
-        assert self.model is not None and self.batcher is not None
-        prepared = await asyncio.to_thread(self.model.prepare, window)
+    async def _start(self, window: Window) -> None:
+        """Start preparing the window at once (windows of all streams prepare in parallel)."""
         queue = self.pending.setdefault(window.stream_id, deque())
-        queue.append(self.batcher.submit(prepared, key=window.stream_id))
+        job = _Job(window)
+        job.task = asyncio.create_task(self._run(job, queue[-1] if queue else None))
+        queue.append(job)
         if len(queue) > self.max_pending_per_stream:
-            await asyncio.shield(queue[0])  # backpressure: a stream waits for its oldest window
+            await asyncio.wait([queue[0].task])  # backpressure: wait for the oldest window
+
+    async def _run(self, job: _Job, previous: _Job | None) -> WindowResult:
+        assert self.model is not None and self.batcher is not None
+        loop = asyncio.get_running_loop()
+        try:
+            prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
+                                                  job.window)
+            if previous is not None:  # a stream's windows enter the batcher in their order
+                await previous.submitted.wait()
+            future = self.batcher.submit(prepared, key=job.window.stream_id)
+        finally:
+            job.submitted.set()  # also on failure, so the stream's next window is not stuck
+        return await future
 
     def _finished(self) -> list[Envelope]:
         """Events of the windows whose results are in, stopping at each stream's first gap."""
         events: list[Envelope] = []
         for queue in self.pending.values():
-            while queue and queue[0].done():
-                events.extend(self.events_for(queue.popleft().result()))
+            while queue and queue[0].task is not None and queue[0].task.done():
+                events.extend(self.events_for(queue.popleft().task.result()))
         return events
 
     async def _drain(self, stream_id: str) -> list[Envelope]:
         assert self.batcher is not None
         queue = self.pending.pop(stream_id, deque())
+        if queue:
+            await queue[-1].submitted.wait()
         self.batcher.flush(stream_id)
         events: list[Envelope] = []
-        for future in queue:
-            events.extend(self.events_for(await future))
+        for job in queue:
+            assert job.task is not None
+            events.extend(self.events_for(await job.task))
         return events
 
     # ---- results -> events ------------------------------------------------------------------

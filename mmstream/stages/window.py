@@ -124,7 +124,8 @@ class WindowStage(Stage):
         windows = []
         while True:
             _, end = self._bounds(state, state.next_index)
-            media_done = state.watermark >= end + (0.0 if state.has_audio else ALIGN_GRACE_S)
+            has_video = state.frame_end > -math.inf
+            media_done = state.watermark >= end + (ALIGN_GRACE_S if has_video else 0.0)
             text_done = (not state.has_audio or self.text_wait_s <= 0
                          or state.final_coverage >= end
                          or state.watermark >= end + self.text_wait_s)
