@@ -22,10 +22,12 @@ from mmstream.config.runtime import (
     OverloadConfig,
     WatchdogConfig,
 )
+from mmstream.config.record import RecordConfig
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
 from mmstream.config.sources import (
     CameraSourceConfig,
     FileSourceConfig,
+    RecordingSourceConfig,
     Section,
     SourceConfig,
     SyntheticSourceConfig,
@@ -40,6 +42,8 @@ __all__ = [
     "JsonlSinkConfig",
     "MqttSinkConfig",
     "PipelineConfig",
+    "RecordConfig",
+    "RecordingSourceConfig",
     "RuntimeConfig",
     "SinksConfig",
     "StagesConfig",
@@ -68,6 +72,7 @@ class PipelineConfig(Section):
     stages: StagesConfig = StagesConfig()
     sinks: SinksConfig = SinksConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    record: RecordConfig | None = None
 
 
 def _format_errors(error: ValidationError, origin: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -51,7 +51,31 @@ class CameraSourceConfig(Section):
     reconnect_max_s: float = Field(30.0, gt=0, description="longest delay between reconnects")
 
 
+class RecordingSourceConfig(Section):
+    """Replays the raw inputs of an MCAP recording on the recording's own clock."""
+
+    kind: Literal["recording"] = "recording"
+    id: str = Field("recording", description="name of this source (streams keep recorded ids)")
+    path: Path = Field(description="an .mcap file written by mmstream record / record:")
+    speed: float | None = Field(
+        None, gt=0, description="pace at this multiple of the recorded rate; unset = max speed")
+    start_s: float | None = Field(None, ge=0, description="skip to this second of the recording")
+    end_s: float | None = Field(None, gt=0, description="stop at this second of the recording")
+    streams: list[str] | None = Field(None, description="recorded stream ids to feed; unset = all")
+
+    @property
+    def realtime(self) -> bool:
+        """Paced replays behave like live input (wall clock, overload policy)."""
+        return self.speed is not None
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> RecordingSourceConfig:
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
 SourceConfig = Annotated[
-    FileSourceConfig | SyntheticSourceConfig | CameraSourceConfig,
+    FileSourceConfig | SyntheticSourceConfig | CameraSourceConfig | RecordingSourceConfig,
     Field(discriminator="kind"),
 ]
