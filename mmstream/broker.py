@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -43,9 +44,19 @@ class MosquittoBroker:
         self.config_path.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
-            f"max_inflight_messages 0\nmax_queued_messages 100000\n{extra_config}"
+            f"max_inflight_messages 0\nmax_queued_messages 100000\n{self._stay_user(extra_config)}"
+            f"{extra_config}"
         )
         self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _stay_user(extra_config: str) -> str:
+        """As root, mosquitto drops to user `mosquitto`, which cannot write the temporary
+        persistence folder; the sessions kept across a restart (fault tests) need it."""
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            return ""
+        chosen = any(line.split()[:1] == ["user"] for line in extra_config.splitlines())
+        return "" if chosen else "user root\n"
 
     @property
     def url(self) -> str:

@@ -52,6 +52,11 @@ class Sequencer:
         t_publish = self.clock.publish_time(event.t_capture)
         return stamped(event, device_id=self.device_id, seq=seq, t_publish=t_publish)
 
+    def resume(self, last_seq: dict[str, int]) -> None:
+        """Continue numbering after a previous run (a durable sink remembers where it was)."""
+        for stream_id, seq in last_seq.items():
+            self.last_seq[stream_id] = max(seq, self.last_seq.get(stream_id, 0))
+
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter, so many devices do not retry in lockstep."""
@@ -103,6 +108,7 @@ class Pipeline:
         async with contextlib.AsyncExitStack() as opened_sinks:
             for sink in self.sinks:
                 await opened_sinks.enter_async_context(sink)
+                self.sequencer.resume(getattr(sink, "last_seqs", dict)())
             async with asyncio.TaskGroup() as group:
                 for source in self.sources:
                     group.create_task(self._run_source(source, stop), name=source.name)

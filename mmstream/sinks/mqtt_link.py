@@ -1,0 +1,489 @@
+"""The connection behind MqttSink: paho-mqtt driven from one thread of its own.
+
+Why paho directly and not aiomqtt: aiomqtt creates a future per publish and resolves it on the
+event loop; on a 2-core box that caps a QoS 1 publisher near 5,000 events/s even with 1,000 in
+flight, while the same paho client driven from its own thread keeps up with a bare paho loop
+(benchmarks/bench_mqtt.py measures all three). The event loop only appends to a deque here.
+
+The thread owns the paho client and the spool and runs one loop:
+  take new events -> store them in the spool (one transaction) -> publish while fewer than
+  `max_in_flight` await their PUBACK -> delete acknowledged rows (one statement per batch) ->
+  wait on the socket.
+A lost connection is retried with jittered exponential backoff; paho resends the unacknowledged
+publishes (DUP) first, then the spool continues where it stopped, so order is kept.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mmstream.events import SCHEMA_VERSION
+from mmstream.runtime import metrics
+from mmstream.runtime.pipeline import backoff_delay
+from mmstream.sinks.spool import Outgoing, Row, Spool
+
+log = logging.getLogger("mmstream.sinks.mqtt")
+
+READY_MAX = 10_000  # spooled rows kept in memory for sending; the rest are read back in pages
+PAGE = 1000
+ACK_BATCH = 500  # delete acknowledged rows after this many acks ...
+ACK_INTERVAL_S = 0.05  # ... or this long, whichever comes first
+MAINTAIN_INTERVAL_S = 1.0
+EXPIRE_INTERVAL_S = 30.0
+REFUSED_FOR_GOOD = {133, 134, 135, 138, 140}  # bad client id / credentials, not authorized, banned
+UNSUPPORTED_PROTOCOL = 132
+
+
+class ConnectFailure(Exception):
+    """The broker could not be reached or refused us; `fatal` when retrying cannot help."""
+
+    def __init__(self, reason: str, fatal: bool) -> None:
+        super().__init__(reason)
+        self.fatal = fatal
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    host: str
+    port: int
+    label: str  # what errors and logs call the broker (never with the password)
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = None
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive: int = 30
+    connect_timeout_s: float = 5.0
+    clean_session: bool = True
+    session_expiry_s: int = 3600
+    message_expiry_s: int | None = None
+    max_in_flight: int = 1000
+    reconnect: tuple[float, float] = (0.5, 30.0)
+    flush_timeout_s: float = 10.0
+    will_topic: str = ""
+    subscriptions: tuple[str, ...] = ()
+
+
+@dataclass
+class LinkStats:
+    published: int = 0
+    acked: int = 0
+    rejected: int = 0
+    connects: int = 0
+    dropped_qos0: int = 0
+    last_error: str = ""
+    lag_s: float = 0.0  # age of the oldest event not yet acknowledged
+
+
+class BrokerLink:
+    """Spool + paho client + the thread that drives both. Thread-safe entry points: `submit`,
+    `set_retained`, `start`, `stop`; everything else runs on the link thread."""
+
+    def __init__(self, settings: LinkSettings, spool: Spool,
+                 on_message: Callable[[str, bytes], None] | None = None) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.on_message = on_message
+        self.stats = LinkStats()
+        self.connected = False
+        self._inbox: deque[Outgoing] = deque()
+        self._commands: deque[tuple[str, bytes]] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._idle = False
+        self._stopping = False
+        self._drained_callback: Callable[[], None] | None = None
+        self._first: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._done: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._protocol = paho.MQTTv311 if settings.protocol == "3.1.1" else paho.MQTTv5
+        self._client: paho.Client | None = None
+        self._props: Properties | None = None
+        self._retained: dict[str, bytes] = {}
+        self._ready: deque[Row] = deque()
+        self._backlog = False
+        self._cursor = 0  # highest spool row handed to paho
+        self._in_flight: OrderedDict[int, int] = OrderedDict()  # row id -> size, in id order
+        self._mid_rows: dict[int, int] = {}
+        self._acked_since, self._acked_bytes, self._settled_at = 0, 0, 0.0
+        self._cap = settings.max_in_flight
+        self._attempt = 0
+        self._next_attempt = 0.0
+        self._connack_deadline: float | None = None
+        self._just_connected = False
+        self._flush_deadline = float("inf")
+        self._maintained_at = 0.0
+        self._expired_at = 0.0
+
+    # -- called from any thread ---------------------------------------------------------------
+
+    def start(self) -> concurrent.futures.Future[None]:
+        """Start the thread; the future resolves on the first CONNACK (or ConnectFailure)."""
+        self._backlog = self.spool.depth > 0  # rows left by the last run go out first
+        self._thread.start()
+        return self._first
+
+    def submit(self, item: Outgoing) -> None:
+        self._inbox.append(item)
+        if self._idle:
+            self._wake()
+
+    @property
+    def backlog(self) -> int:
+        """Events handed to the link and not yet in the spool."""
+        return len(self._inbox)
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the link thread) once the queued events are taken."""
+        self._drained_callback = callback
+        self._wake()
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        """Publish retained now and again on every reconnect; b"" clears the topic for good."""
+        self._commands.append((topic, payload))
+        self._wake()
+
+    def stop(self, flush_timeout_s: float | None = None) -> concurrent.futures.Future[int]:
+        """Flush (up to flush_timeout_s), say "offline", disconnect; resolves to events left."""
+        wait = self.settings.flush_timeout_s if flush_timeout_s is None else flush_timeout_s
+        self._flush_deadline = time.monotonic() + wait
+        self._stopping = True
+        self._wake()
+        if not self._thread.is_alive() and not self._done.done():
+            self._done.set_result(self.spool.depth)
+        return self._done
+
+    def _wake(self) -> None:
+        self._idle = False
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    # -- the link thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._finished():
+                self._step()
+            self._say_offline()
+            self._settle(force=True)
+            self._done.set_result(self.spool.depth)
+        except BaseException as exc:
+            log.exception("MQTT link to %s failed", self.settings.label)
+            for future in (self._first, self._done):
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            self._close()
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        self._take_commands()
+        self._take_inbox()
+        if self.connected:
+            if self._just_connected:
+                self._after_connect()
+            self._publish_rows()
+        elif self._connack_deadline is not None and now > self._connack_deadline:
+            self._failed(f"no CONNACK within {self.settings.connect_timeout_s:g} s", fatal=False)
+        elif self._connack_deadline is None and now >= self._next_attempt:
+            self._connect()
+        self._settle()
+        if now - self._maintained_at >= MAINTAIN_INTERVAL_S:
+            self._maintain(now)
+        self._wait()
+
+    def _finished(self) -> bool:
+        if not self._stopping or self._inbox:
+            return False
+        if time.monotonic() >= self._flush_deadline:
+            return True
+        if not self.connected:  # a durable spool keeps them for the next start
+            return self.spool.durable
+        return not (self._in_flight or self._ready or self._backlog)
+
+    def _take_commands(self) -> None:
+        while self._commands:
+            topic, payload = self._commands.popleft()
+            self._retained[topic] = payload
+            if self.connected and self._client is not None:
+                self._client.publish(topic, payload, qos=1, retain=True)
+            if not payload:
+                self._retained.pop(topic, None)
+
+    def _take_inbox(self) -> None:
+        if not self._inbox:
+            return
+        batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), 5 * PAGE))]
+        rows, shed = self.spool.append(batch, protect_through=self._cursor)
+        if shed:
+            metrics.count_drop("mqtt:spool", "spool_full", shed)
+            self._ready.clear()  # shed rows may be among them: read back what is left
+            self._backlog = True
+        elif self._backlog or len(self._ready) + len(rows) > READY_MAX:
+            self._backlog = True
+        else:
+            self._ready.extend(rows)
+        for item in batch:
+            if item.qos == 0:
+                self._publish_qos0(item)
+        callback, self._drained_callback = self._drained_callback, None
+        if callback is not None:
+            callback()
+
+    def _publish_qos0(self, item: Outgoing) -> None:
+        if self.connected and self._client is not None:
+            self._client.publish(item.topic, item.payload, qos=0, properties=self._props)
+            self.stats.published += 1
+        else:
+            self.stats.dropped_qos0 += 1
+
+    def _publish_rows(self) -> None:
+        client = self._client
+        assert client is not None
+        props, ready, in_flight, mid_rows = (self._props, self._ready, self._in_flight,
+                                             self._mid_rows)
+        while len(in_flight) < self._cap:
+            if not ready:
+                if not self._backlog:
+                    return
+                page = self.spool.read_after(self._cursor, PAGE)
+                self._backlog = len(page) == PAGE
+                if not page:
+                    return
+                ready.extend(page)
+            row_id, topic, payload, qos = ready.popleft()
+            info = client.publish(topic, payload, qos, properties=props)
+            mid_rows[info.mid] = row_id
+            in_flight[row_id] = len(payload) + len(topic)
+            self._cursor = row_id
+            self.stats.published += 1
+
+    def _settle(self, force: bool = False) -> None:
+        """Delete every row the broker has acknowledged, up to the oldest still in flight."""
+        if not self._acked_since:
+            return
+        now = time.monotonic()
+        if not force and self._acked_since < ACK_BATCH and now - self._settled_at < ACK_INTERVAL_S:
+            return
+        through = next(iter(self._in_flight)) - 1 if self._in_flight else self._cursor
+        self.spool.ack_through(through, self._acked_bytes)
+        self._acked_since = self._acked_bytes = 0
+        self._settled_at = now
+
+    def _maintain(self, now: float) -> None:
+        self._maintained_at = now
+        if now - self._expired_at >= EXPIRE_INTERVAL_S:
+            self._expired_at = now
+            if self.spool.expire(protect_through=self._cursor):
+                self._ready.clear()
+                self._backlog = True
+        metrics.set_spool_depth("mqtt", self.spool.depth)
+        self.stats.lag_s = self.spool.oldest_age_s()
+
+    def _wait(self) -> None:
+        client = self._client
+        sock = client.socket() if client is not None else None
+        readers: list[Any] = [self._wake_r]
+        writers: list[Any] = []
+        timeout = MAINTAIN_INTERVAL_S
+        tls_pending = False
+        if sock is not None:
+            readers.append(sock)
+            if client is not None and client.want_write():
+                writers.append(sock)
+            tls_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            if tls_pending:
+                timeout = 0.0  # decrypted bytes wait in the TLS layer, not in the socket
+        elif not self.connected:
+            timeout = min(timeout, max(0.0, self._next_attempt - time.monotonic()))
+        if self._acked_since:
+            timeout = min(timeout, ACK_INTERVAL_S)
+        self._idle = True
+        if self._inbox or self._commands:
+            timeout = 0.0
+        readable, writable, _ = select.select(readers, writers, [], timeout)
+        self._idle = False
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+        if client is None or sock is None:
+            return
+        if sock in readable or tls_pending:
+            client.loop_read()
+        if writable and client.socket() is not None:
+            client.loop_write()
+        if client.socket() is not None:
+            client.loop_misc()
+
+    # -- connecting ---------------------------------------------------------------------------
+
+    def _make_client(self) -> paho.Client:
+        s = self.settings
+        v5 = self._protocol == paho.MQTTv5
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                             protocol=self._protocol,
+                             clean_session=None if v5 else s.clean_session,
+                             reconnect_on_failure=False)
+        client.connect_timeout = s.connect_timeout_s
+        client.max_inflight_messages_set(s.max_in_flight)
+        client.max_queued_messages_set(0)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.tls is not None:
+            client.tls_set_context(s.tls)
+        if s.will_topic:
+            client.will_set(s.will_topic, b"offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self._props = self._publish_properties() if v5 else None
+        return client
+
+    def _publish_properties(self) -> Properties:
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("schema", SCHEMA_VERSION)]
+        if self.settings.message_expiry_s:
+            props.MessageExpiryInterval = self.settings.message_expiry_s
+        return props
+
+    def _connect(self) -> None:
+        s = self.settings
+        if self._client is None:
+            self._client = self._make_client()
+        kwargs: dict[str, Any] = {}
+        if self._protocol == paho.MQTTv5:
+            connect_props = Properties(PacketTypes.CONNECT)
+            connect_props.SessionExpiryInterval = 0 if s.clean_session else s.session_expiry_s
+            kwargs = {"clean_start": s.clean_session, "properties": connect_props}
+        try:
+            self._client.connect(s.host, s.port, s.keepalive, **kwargs)
+        except ssl.SSLCertVerificationError as exc:
+            self._failed(f"TLS: the broker's certificate is not trusted ({exc.verify_message})",
+                         fatal=True)
+        except ssl.SSLError as exc:
+            self._failed(f"TLS handshake failed ({exc.reason or exc})", fatal=True)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self._failed(f"connection failed ({reason})", fatal=False)
+        else:
+            self._connack_deadline = time.monotonic() + s.connect_timeout_s
+
+    def _failed(self, reason: str, fatal: bool) -> None:
+        self._connack_deadline = None
+        self.connected = False
+        self.stats.last_error = reason
+        if self._client is not None and self._client.socket() is not None:
+            with contextlib.suppress(Exception):
+                self._client.disconnect()
+        self._attempt += 1
+        delay = backoff_delay(self._attempt, *self.settings.reconnect)
+        self._next_attempt = time.monotonic() + delay
+        if not self._first.done():
+            self._first.set_exception(ConnectFailure(reason, fatal))
+        elif self._attempt == 1 or self._attempt % 10 == 0:
+            log.warning("MQTT broker %s: %s; retrying in %.1f s (attempt %d, %d events spooled)",
+                        self.settings.label, reason, delay, self._attempt, self.spool.depth)
+        else:
+            log.info("MQTT broker %s: %s; retrying in %.1f s", self.settings.label, reason, delay)
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
+                    props: Any) -> None:
+        self._connack_deadline = None
+        if not reason.is_failure:
+            self.connected = self._just_connected = True
+            self._attempt = 0
+            receive_maximum = getattr(props, "ReceiveMaximum", None)
+            self._cap = min(self.settings.max_in_flight, receive_maximum or 65535)
+            return
+        if (reason.value == UNSUPPORTED_PROTOCOL and self.settings.protocol == "auto"
+                and self._protocol == paho.MQTTv5):
+            log.info("MQTT broker %s does not speak MQTT 5: using 3.1.1", self.settings.label)
+            self._protocol = paho.MQTTv311
+            self._client = None  # the protocol is fixed per paho client: make a new one
+            self._next_attempt = 0.0
+            return
+        self._failed(f"refused: {reason}", fatal=reason.value in REFUSED_FOR_GOOD)
+
+    def _after_connect(self) -> None:
+        """Runs on the link thread after paho has resent what was in flight."""
+        client = self._client
+        assert client is not None
+        self._just_connected = False
+        self.stats.connects += 1
+        if self.stats.connects > 1:
+            metrics.count_reconnect("mqtt")
+            log.warning("MQTT broker %s: connected again; %d events spooled to send",
+                        self.settings.label, self.spool.depth)
+        for topic, payload in self._retained.items():
+            client.publish(topic, payload, qos=1, retain=True)
+        for topic in self.settings.subscriptions:
+            client.subscribe(topic, qos=1)
+        if not self._first.done():
+            self._first.set_result(None)
+
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
+                       _props: Any) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        if self._stopping:
+            return
+        self._failed(f"connection lost ({reason})", fatal=False)
+
+    def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason: Any,
+                    _props: Any) -> None:
+        row = self._mid_rows.pop(mid, None)
+        if row is None:
+            return  # a retained status/health/discovery message
+        self._acked_bytes += self._in_flight.pop(row, 0)
+        self._acked_since += 1
+        self.stats.acked += 1
+        if reason is not None and reason.is_failure:
+            self.stats.rejected += 1
+            if self.stats.rejected == 1 or self.stats.rejected % 1000 == 0:
+                log.warning("MQTT broker %s rejected a publish: %s (%d so far)",
+                            self.settings.label, reason, self.stats.rejected)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        if self.on_message is not None:
+            self.on_message(message.topic, bytes(message.payload))
+
+    # -- leaving ------------------------------------------------------------------------------
+
+    def _say_offline(self) -> None:
+        """Publish the retained "offline" ourselves and disconnect cleanly (no Last Will)."""
+        client = self._client
+        if client is None or not self.connected:
+            return
+        if self.settings.will_topic:
+            info = client.publish(self.settings.will_topic, b"offline", qos=1, retain=True)
+            deadline = time.monotonic() + min(2.0, self.settings.connect_timeout_s)
+            while not info.is_published() and self.connected and time.monotonic() < deadline:
+                self._wait()
+        client.disconnect()
+        deadline = time.monotonic() + 1.0
+        while client.want_write() and client.socket() is not None and time.monotonic() < deadline:
+            client.loop_write()
+
+    def _close(self) -> None:
+        for sock in (self._wake_r, self._wake_w):
+            sock.close()
+        with contextlib.suppress(Exception):
+            self.spool.close()

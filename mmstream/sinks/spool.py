@@ -1,0 +1,234 @@
+"""The MQTT sink's durable outbox: SQLite in WAL mode, one transaction per batch.
+
+Every QoS >= 1 event is written here before it is sent and deleted only once the broker has
+acknowledged it (and every event before it), so a broker outage or a crash of mmstream loses
+nothing that reached the spool: on the next start the rows are sent again, oldest first.
+
+Bounds and what happens when they are reached (the shedding policy):
+- `max_age_s`: rows older than this are dropped (the news is stale), oldest first;
+- `max_events` / `max_bytes`: the spool sheds down to 90 % of the limit, taking the oldest rows
+  of the lowest priority first: partial transcripts, scene tags and fused windows (video rate)
+  go first, then status events, and final transcripts and emotion changes only when nothing
+  else is left. Rows already handed to the broker are never shed.
+Every shed or expired row is counted (`Spool.dropped`, by reason).
+
+The spool also keeps the last `seq` stamped per stream, so a restarted mmstream continues the
+numbering and subscribers that dedupe by (`stream_id`, `seq`) never mistake new events for old.
+The file is opened in exclusive locking mode: two processes cannot share one spool.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mmstream.errors import SinkError
+from mmstream.events import EmotionEvent, Event, StatusEvent, TranscriptEvent
+
+SHED_FIRST = 0  # partial transcripts, scene tags, fused windows: superseded within seconds
+SHED_LATER = 1  # status events
+SHED_LAST = 2  # final transcripts and emotion changes: what subscribers act on
+SHED_TARGET = 0.9  # shed down to this fraction of a limit, so shedding is rare and batched
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+"""
+
+
+def shed_priority(event: Event) -> int:
+    if isinstance(event, TranscriptEvent):
+        return SHED_LAST if event.payload.final else SHED_FIRST
+    if isinstance(event, EmotionEvent):
+        return SHED_LAST
+    if isinstance(event, StatusEvent):
+        return SHED_LATER
+    return SHED_FIRST
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message on its way to the broker."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    priority: int = SHED_FIRST
+    stream_id: str = ""
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolLimits:
+    max_events: int = 1_000_000
+    max_bytes: int = 256 * 1024 * 1024
+    max_age_s: float = 7 * 24 * 3600.0
+
+
+# (row id, topic, payload, qos): what the publisher needs to send a spooled row
+Row = tuple[int, str, bytes, int]
+
+
+class Spool:
+    """SQLite outbox; used from one thread only (the MQTT sink's publisher thread)."""
+
+    def __init__(self, path: Path | None, limits: SpoolLimits = SpoolLimits(),
+                 synchronous: Literal["normal", "full"] = "normal") -> None:
+        self.path = path
+        self.limits = limits
+        self.synchronous = synchronous
+        self.depth = 0
+        self.bytes = 0
+        self.dropped: Counter[str] = Counter()
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def durable(self) -> bool:
+        return self.path is not None
+
+    def open(self) -> None:
+        where = str(self.path) if self.path else ":memory:"
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            db.executescript(SCHEMA)
+            count, size = db.execute(
+                "SELECT count(*), coalesce(sum(length(payload) + length(topic)), 0) FROM outbox"
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            hint = " (is another mmstream using it?)" if "locked" in str(exc) else ""
+            raise SinkError(f"cannot open the MQTT spool {where}: {exc}{hint}") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise SinkError(f"cannot open the MQTT spool {where}: {exc}") from None
+        self._db, self.depth, self.bytes = db, int(count), int(size)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise SinkError("the MQTT spool is not open")
+        return self._db
+
+    def last_seqs(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT stream_id, last_seq FROM streams").fetchall())
+
+    def append(self, items: list[Outgoing], protect_through: int) -> tuple[list[Row], int]:
+        """Store `items` in one transaction; returns their rows and how many rows were shed.
+
+        Rows with id <= `protect_through` are with the broker already and are never shed.
+        """
+        db = self.db
+        now = time.time()
+        rows: list[Row] = []
+        seqs: dict[str, int] = {}
+        stored = [item for item in items if item.qos > 0]
+        for item in items:
+            if item.stream_id:
+                seqs[item.stream_id] = max(item.seq, seqs.get(item.stream_id, 0))
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO outbox (topic, payload, qos, priority, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(i.topic, i.payload, i.qos, i.priority, now) for i in stored])
+            if stored:  # AUTOINCREMENT ids of one transaction on an exclusive db are consecutive
+                last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+                first = last - len(stored) + 1
+                rows = [(first + n, i.topic, i.payload, i.qos) for n, i in enumerate(stored)]
+                self.bytes += sum(len(i.payload) + len(i.topic) for i in stored)
+            db.executemany(
+                "INSERT INTO streams VALUES (?, ?) ON CONFLICT(stream_id) "
+                "DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)", seqs.items())
+            self.depth += len(rows)
+            shed = self._shed_if_full(protect_through)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return rows, shed
+
+    def _shed_if_full(self, protect_through: int) -> int:
+        limits = self.limits
+        if self.depth <= limits.max_events and self.bytes <= limits.max_bytes:
+            return 0
+        excess_events = self.depth - int(limits.max_events * SHED_TARGET)
+        excess_bytes = self.bytes - int(limits.max_bytes * SHED_TARGET)
+        shed = 0
+        for priority in (SHED_FIRST, SHED_LATER, SHED_LAST):
+            while excess_events > 0 or excess_bytes > 0:
+                victims = self.db.execute(
+                    "SELECT id, length(payload) + length(topic) FROM outbox "
+                    "WHERE priority = ? AND id > ? ORDER BY id LIMIT 1000",
+                    (priority, protect_through)).fetchall()
+                if not victims:
+                    break
+                taken = []
+                for row_id, size in victims:
+                    if excess_events <= 0 and excess_bytes <= 0:
+                        break
+                    taken.append((row_id,))
+                    excess_events -= 1
+                    excess_bytes -= size
+                    self.bytes -= size
+                self.db.executemany("DELETE FROM outbox WHERE id = ?", taken)
+                self.depth -= len(taken)
+                self.dropped[f"spool_full:priority{priority}"] += len(taken)
+                shed += len(taken)
+        return shed
+
+    def read_after(self, after_id: int, limit: int = 1000) -> list[Row]:
+        return self.db.execute(
+            "SELECT id, topic, payload, qos FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit)).fetchall()
+
+    def ack_through(self, row_id: int, acked_bytes: int) -> None:
+        """The broker has every row up to `row_id`: delete them (one statement, one commit)."""
+        cursor = self.db.execute("DELETE FROM outbox WHERE id <= ?", (row_id,))
+        self.depth = max(0, self.depth - cursor.rowcount)
+        self.bytes = max(0, self.bytes - acked_bytes)
+
+    def expire(self, protect_through: int, now: float | None = None) -> int:
+        """Drop rows older than `max_age_s` (oldest first); returns how many went."""
+        cutoff = (now or time.time()) - self.limits.max_age_s
+        oldest = self.db.execute("SELECT created FROM outbox WHERE id > ? ORDER BY id LIMIT 1",
+                                 (protect_through,)).fetchone()
+        if oldest is None or oldest[0] >= cutoff:
+            return 0  # rows are stored in time order: nothing older further on either
+        expired = 0
+        while True:
+            victims = self.db.execute(
+                "SELECT id, length(payload) + length(topic) FROM outbox "
+                "WHERE id > ? AND created < ? ORDER BY id LIMIT 1000",
+                (protect_through, cutoff)).fetchall()
+            if not victims:
+                return expired
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM outbox WHERE id = ?", [(v[0],) for v in victims])
+            self.db.execute("COMMIT")
+            expired += len(victims)
+            self.depth -= len(victims)
+            self.bytes -= sum(v[1] for v in victims)
+            self.dropped["spool_expired"] += len(victims)
+
+    def oldest_age_s(self, now: float | None = None) -> float:
+        row = self.db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
+        return 0.0 if row is None else max(0.0, (now or time.time()) - row[0])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,106 @@
+"""Fault tests with a real mosquitto: broker restart mid-stream, SIGKILL of mmstream itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import Subscriber, first_occurrences
+from producer import TranscriptSource
+
+from mmstream.broker import MosquittoBroker
+from mmstream.config import MqttSinkConfig
+from mmstream.events import TranscriptEvent, decode
+from mmstream.runtime.clock import WallClock
+from mmstream.runtime.pipeline import Pipeline
+from mmstream.sinks.mqtt import MqttSink
+
+pytestmark = pytest.mark.slow
+PRODUCER = Path(__file__).with_name("producer.py")
+
+
+async def wait_until(condition: Callable[[], bool], limit_s: float, what: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_broker_restart_mid_stream_loses_nothing(mosquitto: MosquittoBroker,
+                                                       tmp_path: Path) -> None:
+    count, rate = 2500, 500.0  # 5 s of events; the broker is gone for 2.5 s of them
+    config = MqttSinkConfig(url=mosquitto.url, prefix="mm", spool={"path": tmp_path / "spool.db"},
+                            reconnect_min_s=0.1, reconnect_max_s=0.5)
+    sink = MqttSink(config, "edge")
+    pipeline = Pipeline([TranscriptSource("s0", count, rate, "fault")], [], [sink],
+                        device_id="edge", clock=WallClock())
+    with Subscriber(mosquitto.port, "mm/edge/+/+", client_id="fault-sub") as subscriber:
+        run = asyncio.create_task(pipeline.run())
+        await wait_until(lambda: len(subscriber.events()) >= 300, 30, "the first events")
+        await asyncio.to_thread(mosquitto.stop)  # SIGTERM: the broker saves its sessions
+        received_before = len(subscriber.events())
+        await asyncio.sleep(2.5)
+        assert sink.spool.depth >= 0.8 * 2.5 * rate  # produced on, into the spool
+        await asyncio.to_thread(mosquitto.start)
+        report = await asyncio.wait_for(run, 60)
+        assert await asyncio.to_thread(
+            subscriber.wait_for, lambda m: len(subscriber.events()) >= count, 30)
+    events = subscriber.events()
+    assert received_before < count / 2
+    assert report.last_seq == {"s0": count}
+    assert first_occurrences(events) == list(range(1, count + 1))  # each once, in order
+    for seq, payload in events:
+        event = decode(payload)
+        assert isinstance(event, TranscriptEvent)
+        assert event.payload.text == f"fault event {seq - 1}"  # exactly as published
+    assert sink.spool.depth == 0
+
+
+def spooled_rows(path: Path) -> list[bytes]:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # closed: the spool is exclusive
+        return [row[0] for row in db.execute("SELECT payload FROM outbox ORDER BY id")]
+
+
+def start_producer(url: str, spool: Path, count: int, label: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, str(PRODUCER), url, "--spool", str(spool), "--count", str(count),
+         "--rate", "500", "--label", label, "--device", "edge"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready", process.stderr.read()  # type: ignore[union-attr]
+    return process
+
+
+def test_sigkill_of_mmstream_loses_nothing_in_the_spool(mosquitto: MosquittoBroker,
+                                                        tmp_path: Path) -> None:
+    spool = tmp_path / "spool.db"
+    with Subscriber(mosquitto.port, "mmstream/edge/+/+", client_id="kill-sub") as subscriber:
+        first = start_producer(mosquitto.url, spool, 5000, "first")
+        assert subscriber.wait_for(lambda m: len(m) >= 200, 30)
+        mosquitto.stop()  # the broker goes away: events pile up in the spool ...
+        time.sleep(1.5)
+        first.kill()  # ... and mmstream dies with SIGKILL
+        first.wait(10)
+        pending = spooled_rows(spool)
+        assert len(pending) >= 500
+        mosquitto.start()
+        second = start_producer(mosquitto.url, spool, 300, "second")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+        last_pending = decode(pending[-1]).seq
+        total = last_pending + 300
+        assert subscriber.wait_for(lambda m: len(first_occurrences(subscriber.events())) >= total,
+                                   30)
+    events = subscriber.events()
+    received = {payload for _, payload in events}
+    assert all(row in received for row in pending)  # every spooled event, byte for byte
+    assert first_occurrences(events) == list(range(1, total + 1))  # seq continued, in order
+    assert f"'s0': {total}" in out
+    assert spooled_rows(spool) == []
