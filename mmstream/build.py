@@ -35,10 +35,17 @@ def _camera_source(cfg: Any) -> Source:
     return CameraSource(cfg)
 
 
+def _recording_source(cfg: Any) -> Source:
+    from mmstream.sources.recording import RecordingSource
+
+    return RecordingSource(cfg)
+
+
 SOURCE_FACTORIES: dict[str, Callable[[Any], Source]] = {
     "file": _file_source,
     "synthetic": _synthetic_source,
     "camera": _camera_source,
+    "recording": _recording_source,
 }
 
 
@@ -113,15 +120,22 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> 
 
         governor = OverloadStage(config.runtime.overload)
         stages.insert(0, governor)
+    sinks = [*build_sinks(config), *extra_sinks]
+    if config.record is not None:  # its tap goes first: every raw input, before any shedding
+        from mmstream.sinks.recorder import RecorderSink
+
+        recorder = RecorderSink(config.record, config.device_id)
+        sinks.append(recorder)
+        stages.insert(0, recorder.tap())
     pipeline = Pipeline(
         build_sources(config),
         stages,
-        [*build_sinks(config), *extra_sinks],
+        sinks,
         device_id=config.device_id,
         clock=make_clock(clock_mode(config)),
         capacity=config.runtime.channel_capacity,
         restart_backoff=restart_backoff(config),
     )
     if governor is not None:
-        governor.watch(pipeline.channels[1:])
+        governor.watch(pipeline.channels[stages.index(governor) + 1:])
     return pipeline
