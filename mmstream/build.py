@@ -86,7 +86,8 @@ def build_sinks(config: PipelineConfig) -> list[Sink]:
     if config.sinks.mqtt is not None:
         from mmstream.sinks.mqtt import MqttSink
 
-        sinks.append(MqttSink(config.sinks.mqtt, config.device_id))
+        sinks.append(MqttSink(config.sinks.mqtt, config.device_id,
+                              streams=[source.id for source in config.sources]))
     return sinks
 
 
@@ -112,8 +113,25 @@ def restart_backoff(config: PipelineConfig) -> tuple[float, float]:
     return (min(c.reconnect_min_s for c in cameras), max(c.reconnect_max_s for c in cameras))
 
 
+def _mqtt_stages(config: PipelineConfig, stages: list[Stage]) -> Any:
+    """MQTT control at the head of the analysis, coalescing at its tail (before seq)."""
+    mqtt = config.sinks.mqtt
+    control = None
+    if mqtt is not None and mqtt.control:
+        from mmstream.runtime.control import ControlStage, PipelineControl
+
+        control = PipelineControl()
+        stages.insert(0, ControlStage(control))
+    if mqtt is not None and mqtt.coalesce.enabled:
+        from mmstream.sinks.coalesce import CoalesceStage
+
+        stages.append(CoalesceStage(mqtt.coalesce))
+    return control
+
+
 def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
     stages = build_stages(config)
+    control = _mqtt_stages(config, stages)
     governor = None
     if overload_active(config):
         from mmstream.runtime.overload import OverloadStage
@@ -138,4 +156,8 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> 
     )
     if governor is not None:
         governor.watch(pipeline.channels[stages.index(governor) + 1:])
+    if config.sinks.mqtt is not None:  # health payload and control topic need the pipeline
+        from mmstream.sinks.mqtt import attach_to_pipeline
+
+        attach_to_pipeline(pipeline, control)
     return pipeline

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
 from mmstream.config import MqttSinkConfig
@@ -30,8 +30,12 @@ from mmstream.errors import ConfigError, SinkError
 from mmstream.events import Event, Status, StatusEvent, encode, event_type
 from mmstream.runtime.control import PipelineControl
 from mmstream.runtime.stage import Sink
-from mmstream.sinks.mqtt_link import BrokerLink, ConnectFailure, LinkSettings
+from mmstream.sinks.mqtt_client import ConnectFailure, LinkSettings
+from mmstream.sinks.mqtt_link import BrokerLink
 from mmstream.sinks.spool import Outgoing, Spool, SpoolLimits, shed_priority
+
+if TYPE_CHECKING:
+    from mmstream.runtime.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +144,32 @@ def link_settings(config: MqttSinkConfig, device_id: str, broker: BrokerAddress,
         reconnect=(config.reconnect_min_s, config.reconnect_max_s),
         flush_timeout_s=config.flush_timeout_s,
         will_topic=availability_topic(config.prefix, device_id), subscriptions=subscriptions)
+
+
+def model_versions(stages: Sequence[Any]) -> dict[str, str]:
+    """The model behind each analysis stage that has one (for the health payload)."""
+    found = {}
+    for stage in stages:
+        model = getattr(stage, "model", None)
+        version = getattr(model, "version", None) or getattr(stage, "model_version", None)
+        if version is None and stage.name == "transcribe":
+            version = getattr(getattr(stage, "config", None), "model", None)
+        if version:
+            found[stage.name] = str(version)
+    return found
+
+
+def attach_to_pipeline(pipeline: Pipeline, control: PipelineControl | None) -> None:
+    """Give the pipeline's MQTT sinks its drops and models for health, and the control."""
+
+    def details() -> dict[str, Any]:
+        return {"drops": pipeline.drops(), "models": model_versions(pipeline.stages),
+                "events": dict(pipeline.report.events)}
+
+    for sink in pipeline.sinks:
+        if isinstance(sink, MqttSink):
+            sink.health_details = details
+            sink.control = control
 
 
 class MqttSink(Sink):

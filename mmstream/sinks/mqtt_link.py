@@ -23,71 +23,33 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mmstream.events import SCHEMA_VERSION
 from mmstream.runtime import metrics
 from mmstream.runtime.pipeline import backoff_delay
-from mmstream.sinks.spool import Outgoing, Row, Spool
+from mmstream.sinks.mqtt_client import (
+    REFUSED_FOR_GOOD,
+    UNSUPPORTED_PROTOCOL,
+    ConnectFailure,
+    LinkSettings,
+    LinkStats,
+    connect_arguments,
+    describe_connect_error,
+    make_client,
+    publish_properties,
+)
+from mmstream.sinks.spool import ACK_INTERVAL_S, Outgoing, SendQueue, Spool
 
 log = logging.getLogger("mmstream.sinks.mqtt")
 
-READY_MAX = 10_000  # spooled rows kept in memory for sending; the rest are read back in pages
-PAGE = 1000
-ACK_BATCH = 500  # delete acknowledged rows after this many acks ...
-ACK_INTERVAL_S = 0.05  # ... or this long, whichever comes first
 MAINTAIN_INTERVAL_S = 1.0
 EXPIRE_INTERVAL_S = 30.0
-REFUSED_FOR_GOOD = {133, 134, 135, 138, 140}  # bad client id / credentials, not authorized, banned
-UNSUPPORTED_PROTOCOL = 132
-
-
-class ConnectFailure(Exception):
-    """The broker could not be reached or refused us; `fatal` when retrying cannot help."""
-
-    def __init__(self, reason: str, fatal: bool) -> None:
-        super().__init__(reason)
-        self.fatal = fatal
-
-
-@dataclass(frozen=True)
-class LinkSettings:
-    host: str
-    port: int
-    label: str  # what errors and logs call the broker (never with the password)
-    client_id: str = ""
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: ssl.SSLContext | None = None
-    protocol: Literal["auto", "5", "3.1.1"] = "auto"
-    keepalive: int = 30
-    connect_timeout_s: float = 5.0
-    clean_session: bool = True
-    session_expiry_s: int = 3600
-    message_expiry_s: int | None = None
-    max_in_flight: int = 1000
-    reconnect: tuple[float, float] = (0.5, 30.0)
-    flush_timeout_s: float = 10.0
-    will_topic: str = ""
-    subscriptions: tuple[str, ...] = ()
-
-
-@dataclass
-class LinkStats:
-    published: int = 0
-    acked: int = 0
-    rejected: int = 0
-    connects: int = 0
-    dropped_qos0: int = 0
-    last_error: str = ""
-    lag_s: float = 0.0  # age of the oldest event not yet acknowledged
+INBOX_BATCH = 5000  # events stored per spool transaction at most
 
 
 class BrokerLink:
@@ -116,12 +78,7 @@ class BrokerLink:
         self._client: paho.Client | None = None
         self._props: Properties | None = None
         self._retained: dict[str, bytes] = {}
-        self._ready: deque[Row] = deque()
-        self._backlog = False
-        self._cursor = 0  # highest spool row handed to paho
-        self._in_flight: OrderedDict[int, int] = OrderedDict()  # row id -> size, in id order
-        self._mid_rows: dict[int, int] = {}
-        self._acked_since, self._acked_bytes, self._settled_at = 0, 0, 0.0
+        self._queue = SendQueue(spool)
         self._cap = settings.max_in_flight
         self._attempt = 0
         self._next_attempt = 0.0
@@ -135,7 +92,7 @@ class BrokerLink:
 
     def start(self) -> concurrent.futures.Future[None]:
         """Start the thread; the future resolves on the first CONNACK (or ConnectFailure)."""
-        self._backlog = self.spool.depth > 0  # rows left by the last run go out first
+        self._queue = SendQueue(self.spool)  # the spool is open now: rows of the last run first
         self._thread.start()
         return self._first
 
@@ -181,7 +138,7 @@ class BrokerLink:
             while not self._finished():
                 self._step()
             self._say_offline()
-            self._settle(force=True)
+            self._queue.settle(force=True)
             self._done.set_result(self.spool.depth)
         except BaseException as exc:
             log.exception("MQTT link to %s failed", self.settings.label)
@@ -203,7 +160,7 @@ class BrokerLink:
             self._failed(f"no CONNACK within {self.settings.connect_timeout_s:g} s", fatal=False)
         elif self._connack_deadline is None and now >= self._next_attempt:
             self._connect()
-        self._settle()
+        self._queue.settle()
         if now - self._maintained_at >= MAINTAIN_INTERVAL_S:
             self._maintain(now)
         self._wait()
@@ -215,7 +172,7 @@ class BrokerLink:
             return True
         if not self.connected:  # a durable spool keeps them for the next start
             return self.spool.durable
-        return not (self._in_flight or self._ready or self._backlog)
+        return self._queue.empty
 
     def _take_commands(self) -> None:
         while self._commands:
@@ -229,16 +186,10 @@ class BrokerLink:
     def _take_inbox(self) -> None:
         if not self._inbox:
             return
-        batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), 5 * PAGE))]
-        rows, shed = self.spool.append(batch, protect_through=self._cursor)
+        batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), INBOX_BATCH))]
+        shed = self._queue.add(batch)
         if shed:
             metrics.count_drop("mqtt:spool", "spool_full", shed)
-            self._ready.clear()  # shed rows may be among them: read back what is left
-            self._backlog = True
-        elif self._backlog or len(self._ready) + len(rows) > READY_MAX:
-            self._backlog = True
-        else:
-            self._ready.extend(rows)
         for item in batch:
             if item.qos == 0:
                 self._publish_qos0(item)
@@ -254,45 +205,20 @@ class BrokerLink:
             self.stats.dropped_qos0 += 1
 
     def _publish_rows(self) -> None:
-        client = self._client
+        client, queue, props = self._client, self._queue, self._props
         assert client is not None
-        props, ready, in_flight, mid_rows = (self._props, self._ready, self._in_flight,
-                                             self._mid_rows)
-        while len(in_flight) < self._cap:
-            if not ready:
-                if not self._backlog:
-                    return
-                page = self.spool.read_after(self._cursor, PAGE)
-                self._backlog = len(page) == PAGE
-                if not page:
-                    return
-                ready.extend(page)
-            row_id, topic, payload, qos = ready.popleft()
-            info = client.publish(topic, payload, qos, properties=props)
-            mid_rows[info.mid] = row_id
-            in_flight[row_id] = len(payload) + len(topic)
-            self._cursor = row_id
+        while len(queue.in_flight) < self._cap:
+            row = queue.next_row()
+            if row is None:
+                return
+            queue.sent(row, client.publish(row[1], row[2], row[3], properties=props).mid)
             self.stats.published += 1
-
-    def _settle(self, force: bool = False) -> None:
-        """Delete every row the broker has acknowledged, up to the oldest still in flight."""
-        if not self._acked_since:
-            return
-        now = time.monotonic()
-        if not force and self._acked_since < ACK_BATCH and now - self._settled_at < ACK_INTERVAL_S:
-            return
-        through = next(iter(self._in_flight)) - 1 if self._in_flight else self._cursor
-        self.spool.ack_through(through, self._acked_bytes)
-        self._acked_since = self._acked_bytes = 0
-        self._settled_at = now
 
     def _maintain(self, now: float) -> None:
         self._maintained_at = now
         if now - self._expired_at >= EXPIRE_INTERVAL_S:
             self._expired_at = now
-            if self.spool.expire(protect_through=self._cursor):
-                self._ready.clear()
-                self._backlog = True
+            self._queue.expire()
         metrics.set_spool_depth("mqtt", self.spool.depth)
         self.stats.lag_s = self.spool.oldest_age_s()
 
@@ -312,7 +238,7 @@ class BrokerLink:
                 timeout = 0.0  # decrypted bytes wait in the TLS layer, not in the socket
         elif not self.connected:
             timeout = min(timeout, max(0.0, self._next_attempt - time.monotonic()))
-        if self._acked_since:
+        if self._queue.acked_since:
             timeout = min(timeout, ACK_INTERVAL_S)
         self._idle = True
         if self._inbox or self._commands:
@@ -334,54 +260,23 @@ class BrokerLink:
     # -- connecting ---------------------------------------------------------------------------
 
     def _make_client(self) -> paho.Client:
-        s = self.settings
-        v5 = self._protocol == paho.MQTTv5
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                             protocol=self._protocol,
-                             clean_session=None if v5 else s.clean_session,
-                             reconnect_on_failure=False)
-        client.connect_timeout = s.connect_timeout_s
-        client.max_inflight_messages_set(s.max_in_flight)
-        client.max_queued_messages_set(0)
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.tls is not None:
-            client.tls_set_context(s.tls)
-        if s.will_topic:
-            client.will_set(s.will_topic, b"offline", qos=1, retain=True)
+        client = make_client(self.settings, self._protocol)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        self._props = self._publish_properties() if v5 else None
+        self._props = publish_properties(self.settings) if self._protocol == paho.MQTTv5 else None
         return client
-
-    def _publish_properties(self) -> Properties:
-        props = Properties(PacketTypes.PUBLISH)
-        props.UserProperty = [("schema", SCHEMA_VERSION)]
-        if self.settings.message_expiry_s:
-            props.MessageExpiryInterval = self.settings.message_expiry_s
-        return props
 
     def _connect(self) -> None:
         s = self.settings
         if self._client is None:
             self._client = self._make_client()
-        kwargs: dict[str, Any] = {}
-        if self._protocol == paho.MQTTv5:
-            connect_props = Properties(PacketTypes.CONNECT)
-            connect_props.SessionExpiryInterval = 0 if s.clean_session else s.session_expiry_s
-            kwargs = {"clean_start": s.clean_session, "properties": connect_props}
         try:
-            self._client.connect(s.host, s.port, s.keepalive, **kwargs)
-        except ssl.SSLCertVerificationError as exc:
-            self._failed(f"TLS: the broker's certificate is not trusted ({exc.verify_message})",
-                         fatal=True)
-        except ssl.SSLError as exc:
-            self._failed(f"TLS handshake failed ({exc.reason or exc})", fatal=True)
+            self._client.connect(s.host, s.port, s.keepalive,
+                                 **connect_arguments(s, self._protocol))
         except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            self._failed(f"connection failed ({reason})", fatal=False)
+            self._failed(*describe_connect_error(exc))
         else:
             self._connack_deadline = time.monotonic() + s.connect_timeout_s
 
@@ -449,11 +344,8 @@ class BrokerLink:
 
     def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason: Any,
                     _props: Any) -> None:
-        row = self._mid_rows.pop(mid, None)
-        if row is None:
+        if not self._queue.acked(mid):
             return  # a retained status/health/discovery message
-        self._acked_bytes += self._in_flight.pop(row, 0)
-        self._acked_since += 1
         self.stats.acked += 1
         if reason is not None and reason.is_failure:
             self.stats.rejected += 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,6 +33,10 @@ SHED_FIRST = 0  # partial transcripts, scene tags, fused windows: superseded wit
 SHED_LATER = 1  # status events
 SHED_LAST = 2  # final transcripts and emotion changes: what subscribers act on
 SHED_TARGET = 0.9  # shed down to this fraction of a limit, so shedding is rare and batched
+READY_MAX = 10_000  # spooled rows kept in memory for sending; the rest are read back in pages
+PAGE = 1000
+ACK_BATCH = 500  # delete acknowledged rows after this many acks ...
+ACK_INTERVAL_S = 0.05  # ... or this long, whichever comes first
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -232,3 +236,86 @@ class Spool:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class SendQueue:
+    """Which spooled rows go out next, which await their PUBACK, and what can be deleted.
+
+    Rows go out in id order; `cursor` is the last one handed to the client. Every row up to
+    the oldest still in flight (or up to the cursor) is acknowledged, so one range delete
+    settles a whole batch of acks, in whatever order they came.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.cursor = 0
+        self.in_flight: OrderedDict[int, int] = OrderedDict()  # row id -> size, in id order
+        self._ready: deque[Row] = deque()
+        self._backlog = spool.depth > 0  # rows left by the last run go out first
+        self._mid_rows: dict[int, int] = {}
+        self.acked_since = 0
+        self._acked_bytes = 0
+        self._settled_at = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.in_flight or self._ready or self._backlog)
+
+    def add(self, items: list[Outgoing]) -> int:
+        """Store in the spool (one transaction); returns how many rows were shed for room."""
+        rows, shed = self.spool.append(items, protect_through=self.cursor)
+        if shed:
+            self._reread()
+        elif self._backlog or len(self._ready) + len(rows) > READY_MAX:
+            self._backlog = True
+        else:
+            self._ready.extend(rows)
+        return shed
+
+    def _reread(self) -> None:
+        """Rows may have gone from under the in-memory list: read back what is left."""
+        self._ready.clear()
+        self._backlog = True
+
+    def next_row(self) -> Row | None:
+        if not self._ready:
+            if not self._backlog:
+                return None
+            page = self.spool.read_after(self.cursor, PAGE)
+            self._backlog = len(page) == PAGE
+            if not page:
+                return None
+            self._ready.extend(page)
+        return self._ready.popleft()
+
+    def sent(self, row: Row, mid: int) -> None:
+        self._mid_rows[mid] = row[0]
+        self.in_flight[row[0]] = len(row[2]) + len(row[1])
+        self.cursor = row[0]
+
+    def acked(self, mid: int) -> bool:
+        """False for a message that was not a spooled row (status, health, discovery)."""
+        row_id = self._mid_rows.pop(mid, None)
+        if row_id is None:
+            return False
+        self._acked_bytes += self.in_flight.pop(row_id, 0)
+        self.acked_since += 1
+        return True
+
+    def settle(self, force: bool = False) -> None:
+        """Delete every acknowledged row, in one statement per batch of acks."""
+        if not self.acked_since:
+            return
+        now = time.monotonic()
+        if not force and self.acked_since < ACK_BATCH and now - self._settled_at < ACK_INTERVAL_S:
+            return
+        through = next(iter(self.in_flight)) - 1 if self.in_flight else self.cursor
+        self.spool.ack_through(through, self._acked_bytes)
+        self.acked_since = self._acked_bytes = 0
+        self._settled_at = now
+
+    def expire(self) -> int:
+        expired = self.spool.expire(protect_through=self.cursor)
+        if expired:
+            self._reread()
+        return expired
