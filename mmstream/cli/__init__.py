@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from mmstream.cli import (  # noqa: F401  (registers commands)
     doctor_cmd,
+    ha_cmd,
     inspect_cmds,
+    listen_cmd,
     run_cmds,
     train_cmd,
 )

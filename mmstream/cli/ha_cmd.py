@@ -1,0 +1,88 @@
+"""`mmstream ha PIPELINE [--ha-remove]`: publish or remove Home Assistant discovery configs.
+
+The daemon publishes the configs itself when `sinks.mqtt.homeassistant.enabled`; this command
+does it once without running the pipeline, and `--ha-remove` makes Home Assistant forget the
+device's entities (empty retained configs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import typer
+
+from mmstream.cli.app import app, user_errors
+
+PUBLISH_TIMEOUT_S = 10.0
+
+
+def publish_retained(settings: object, messages: list[tuple[str, bytes]]) -> None:
+    """Connect once, publish every message retained with QoS 1, wait for each PUBACK."""
+    import paho.mqtt.client as paho
+
+    from mmstream.errors import SinkError
+    from mmstream.sinks.mqtt_client import describe_connect_error, make_client
+
+    # no Last Will and a client id of its own: this is not the device's connection
+    quiet = dataclasses.replace(settings, will_topic="", client_id="")  # type: ignore[type-var]
+    client = make_client(quiet, paho.MQTTv311)
+    connack = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        outcome["reason"] = reason
+        connack.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(quiet.host, quiet.port, quiet.keepalive)
+    except (OSError, ValueError) as exc:
+        raise SinkError(f"cannot connect to MQTT broker {quiet.label}: "
+                        f"{describe_connect_error(exc)[0]}") from None
+    client.loop_start()
+    try:
+        reason = outcome.get("reason") if connack.wait(quiet.connect_timeout_s) else None
+        if reason is None or getattr(reason, "is_failure", True):
+            raise SinkError(f"cannot connect to MQTT broker {quiet.label}: "
+                            f"refused: {reason or 'no CONNACK'}")
+        infos = [client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(PUBLISH_TIMEOUT_S)
+            if not info.is_published():
+                raise SinkError(f"MQTT broker {quiet.label}: no PUBACK within "
+                                f"{PUBLISH_TIMEOUT_S:g} s")
+    except (RuntimeError, ValueError) as exc:
+        raise SinkError(f"MQTT broker {quiet.label}: publish failed: {exc}") from None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@app.command("ha")
+def home_assistant(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file with a sinks.mqtt section."),
+    ha_remove: bool = typer.Option(False, "--ha-remove",
+                                   help="Remove the device's entities from Home Assistant."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field: a.b=c (repeatable)."),
+) -> None:
+    """Publish the Home Assistant MQTT discovery configs of a pipeline (or remove them)."""
+    with user_errors():
+        from mmstream.config import load_pipeline
+        from mmstream.errors import ConfigError
+        from mmstream.sinks.discovery import discovery_messages, removal_messages
+        from mmstream.sinks.mqtt import link_settings, parse_mqtt_url
+
+        config = load_pipeline(pipeline, sets=set_)
+        mqtt = config.sinks.mqtt
+        if mqtt is None:
+            raise ConfigError(f"{pipeline}: no sinks.mqtt section to take the broker from")
+        streams = [source.id for source in config.sources]
+        build = removal_messages if ha_remove else discovery_messages
+        messages = build(mqtt.homeassistant, mqtt.prefix, config.device_id, streams)
+        settings = link_settings(mqtt, config.device_id, parse_mqtt_url(mqtt.url))
+        publish_retained(settings, messages)
+        done = "removed" if ha_remove else "published"
+        typer.echo(f"{done} {len(messages)} Home Assistant entities of {config.device_id} "
+                   f"({len(streams)} streams) on {settings.label}", err=True)
