@@ -7,6 +7,7 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     ha_cmd,
     inspect_cmds,
     listen_cmd,
+    record_cmds,
     run_cmds,
     train_cmd,
 )

@@ -1,0 +1,107 @@
+"""Commands about recordings: record, info, diff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mmstream.cli.app import app, user_errors
+from mmstream.cli.run_cmds import SET_HELP, execute, replay_config
+
+PIPELINE_SUFFIXES = (".yaml", ".yml")
+NO_ANALYSIS_SETS = ("stages.transcribe.enabled=false", "stages.window.enabled=false",
+                    "stages.infer.enabled=false")
+
+
+def record_target_sets(out: Path) -> list[str]:
+    """`--out x.mcap` records to one file; `--out folder` to rec-<start>-<n>.mcap files there."""
+    if out.suffix.lower() == ".mcap" and not out.is_dir():
+        return [f"record.path={out}", "record.dir=null"]
+    return [f"record.dir={out}", "record.path=null"]
+
+
+def record_config(source: Path, out: Path, *, pipeline: Path | None, events: Path | None,
+                  realtime: bool, analysis: bool, sets: list[str]) -> Any:
+    """A pipeline file as it is, or a media file through the (given or default) pipeline,
+    with the recorder on."""
+    from mmstream.config import load_pipeline
+
+    extra = [*record_target_sets(out), *([] if analysis else NO_ANALYSIS_SETS)]
+    if source.suffix.lower() in PIPELINE_SUFFIXES:
+        if events is not None:
+            extra.append(f"sinks.jsonl.path={events}")
+        return load_pipeline(source, sets=[*sets, *extra])
+    return replay_config(source, pipeline=pipeline, out=events, mqtt=None, realtime=realtime,
+                         sets=[*sets, *extra], stdout_by_default=False)
+
+
+@app.command()
+def record(
+    source: Path = typer.Argument(..., metavar="PIPELINE|MEDIA",
+                                  help="A pipeline file (runs until SIGINT/SIGTERM or its "
+                                  "sources end) or a media file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Recording file (.mcap) or a folder "
+                             "for rotated files."),
+    pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
+                                         help="For a media file: the pipeline to run it with."),
+    events: Path | None = typer.Option(None, "--events", help="Also write events as JSONL."),
+    realtime: bool = typer.Option(False, "--realtime", help="Media file: pace it in real time."),
+    analysis: bool = typer.Option(True, "--analysis/--no-analysis",
+                                  help="--no-analysis records raw inputs only (no models)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP + " E.g. record.rotate_mb=512."),
+) -> None:
+    """Record raw inputs (frames, audio) and every event to MCAP (opens in Foxglove Studio).
+
+    Replay the recording later with `mmstream replay rec.mcap`: the same inputs on the
+    recording's own clock.
+    """
+    with user_errors():
+        config = record_config(source, out, pipeline=pipeline, events=events,
+                               realtime=realtime, analysis=analysis, sets=set_)
+        execute(config)
+        typer.echo(f"recorded to {out}", err=True)
+
+
+@app.command()
+def info(
+    recording: Path = typer.Argument(..., help="An .mcap recording."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Streams, duration, message counts and schemas of a recording (and where a damaged
+    one stops)."""
+    with user_errors():
+        from mmstream.replay.info import inspect_recording, render_info
+
+        found = inspect_recording(recording)
+        if as_json:
+            typer.echo(json.dumps(found.as_dict(), indent=2, sort_keys=True))
+        else:
+            typer.echo("\n".join(render_info(found)))
+
+
+@app.command()
+def diff(
+    a: Path = typer.Argument(..., help="Events of run A: JSONL, or a recording (.mcap)."),
+    b: Path = typer.Argument(..., help="Events of run B: JSONL, or a recording (.mcap)."),
+    tolerance: float = typer.Option(0.5, "--tolerance", min=0,
+                                    help="Seconds apart two events may be and still pair."),
+    examples: int = typer.Option(5, "--examples", min=0, help="Changes shown per kind."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """How two runs' events differ: tags, transcripts, emotions, timing, extra or missing.
+
+    Exit code 0 when the runs agree (same events, content and capture times), 1 when not.
+    """
+    with user_errors():
+        from mmstream.replay.diff import diff_runs, load_events, render
+
+        found = diff_runs(load_events(a), load_events(b), tolerance)
+        if as_json:
+            typer.echo(json.dumps(found.as_dict(), indent=2, sort_keys=True))
+        else:
+            typer.echo("\n".join(render(found, str(a), str(b), examples=examples)))
+    if not found.identical:
+        raise typer.Exit(1)

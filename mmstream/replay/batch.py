@@ -1,0 +1,248 @@
+"""Batch reprocessing: many recordings or media files through one pipeline, one after another.
+
+Each input writes `<out>/<name>.jsonl` through a `.partial` file renamed only on success, so an
+interrupted batch resumes where it stopped (finished outputs are skipped) and a failed file
+never leaves an output that looks complete. A file that fails is reported and the batch goes
+on; `summary.json` in the output folder records every file's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mmstream.config import PipelineConfig
+from mmstream.errors import ConfigError, first_user_error
+from mmstream.runtime.stage import Source
+
+INPUT_SUFFIXES = frozenset({".mcap", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".wav",
+                            ".flac", ".mp3", ".ogg", ".opus", ".m4a"})
+EXIT_PARTIAL = 3  # some files failed, others finished
+Status = Literal["ok", "skipped", "failed", "not run"]
+ConfigFor = Callable[[Path, Path], PipelineConfig]  # (input, output jsonl) -> pipeline
+
+
+@dataclass
+class FileResult:
+    path: str
+    output: str
+    status: Status
+    media_s: float = 0.0
+    wall_s: float = 0.0
+    events: int = 0
+    error: str = ""
+
+    @property
+    def speed(self) -> float:
+        return self.media_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def is_batch_input(text: str) -> bool:
+    path = Path(text)
+    return path.is_dir() or (not path.exists() and glob.has_magic(text))
+
+
+def expand_inputs(text: str) -> tuple[list[Path], Path]:
+    """The files a directory (recursively) or a glob names, sorted, and the folder they are
+    named relative to."""
+    path = Path(text)
+    if path.is_dir():
+        found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES]
+        base = path
+    else:
+        found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
+        base = _common_folder(found) if found else Path(".")
+    if not found:
+        raise ConfigError(f"{text}: no recordings or media files to replay "
+                          f"({', '.join(sorted(INPUT_SUFFIXES))})")
+    return sorted(found), base
+
+
+def _common_folder(paths: list[Path]) -> Path:
+    parents = [p.resolve().parent for p in paths]
+    common = parents[0]
+    while not all(common == parent or common in parent.parents for parent in parents):
+        common = common.parent
+    return common
+
+
+def output_name(path: Path, base: Path) -> str:
+    """`sub/dir/cam0.mcap` -> `sub__dir__cam0.mcap.jsonl`: unique per input, readable."""
+    try:
+        relative = path.resolve().relative_to(base.resolve())
+    except ValueError:
+        relative = Path(path.name)
+    return "__".join(relative.parts) + ".jsonl"
+
+
+def probe_duration(path: Path) -> float | None:
+    """Media seconds in a file, cheaply (summary of a recording, container header of media)."""
+    try:
+        if path.suffix.lower() == ".mcap":
+            from mcap.reader import make_reader
+
+            with path.open("rb") as file:
+                summary = make_reader(file).get_summary()
+            stats = summary.statistics if summary else None
+            if stats is None or not stats.message_count:
+                return None
+            return (stats.message_end_time - stats.message_start_time) / 1e9
+        import av
+
+        with av.open(str(path)) as container:
+            return container.duration / 1e6 if container.duration else None
+    except Exception:  # a file that cannot be probed is reported when replayed
+        return None
+
+
+class ProgressSource(Source):
+    """Wraps a source to report how far (media seconds) it has read."""
+
+    def __init__(self, inner: Source, advance: Callable[[float], None]) -> None:
+        self.inner = inner
+        self.advance = advance
+        self.name = inner.name
+        self.restartable = inner.restartable
+
+    @property  # type: ignore[override]
+    def stream_id(self) -> str:  # the recording source decides its own at the end
+        return self.inner.stream_id
+
+    async def __aenter__(self) -> ProgressSource:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.inner.__aexit__(*exc_info)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
+        first: float | None = None
+        async for item in self.inner:
+            t = getattr(item, "t_capture", None)
+            if isinstance(t, float):
+                first = t if first is None else first
+                self.advance(t - first)
+            yield item
+
+
+class BatchRunner:
+    """Runs every input in turn; `await runner.run(stop)` returns one result per input."""
+
+    def __init__(self, inputs: list[Path], base: Path, out_dir: Path, config_for: ConfigFor,
+                 *, resume: bool = True, console: Console | None = None) -> None:
+        self.inputs = inputs
+        self.base = base
+        self.out_dir = out_dir
+        self.config_for = config_for
+        self.resume = resume
+        self.console = console or Console(stderr=True)
+        self.results: list[FileResult] = []
+
+    async def run(self, stop: asyncio.Event) -> list[FileResult]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        durations = await asyncio.to_thread(lambda: [probe_duration(p) for p in self.inputs])
+        with self._progress() as progress:
+            task = progress.add_task("replay", total=sum(d or 0.0 for d in durations) or None,
+                                     files=f"0/{len(self.inputs)} files", speed="-")
+            started, done_media = time.monotonic(), 0.0
+            for index, path in enumerate(self.inputs):
+                if stop.is_set():
+                    self._record(FileResult(str(path), "", "not run", error="interrupted"))
+                    continue
+
+                def advance(media_s: float, before: float = done_media) -> None:
+                    elapsed = max(time.monotonic() - started, 1e-9)
+                    progress.update(task, completed=before + media_s,
+                                    speed=f"{(before + media_s) / elapsed:.1f}x realtime")
+
+                result = await self._run_one(path, advance, stop)
+                done_media += result.media_s or (durations[index] or 0.0)
+                progress.update(task, completed=done_media,
+                                files=f"{index + 1}/{len(self.inputs)} files")
+                self._record(result)
+        return self.results
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.fields[files]}"),
+                        TextColumn("{task.completed:.0f}/{task.total:.0f} media s"),
+                        TextColumn("{task.fields[speed]}"), TextColumn("ETA"),
+                        TimeRemainingColumn(), console=self.console, transient=False)
+
+    async def _run_one(self, path: Path, advance: Callable[[float], None],
+                       stop: asyncio.Event) -> FileResult:
+        output = self.out_dir / output_name(path, self.base)
+        if self.resume and output.exists():
+            return FileResult(str(path), str(output), "skipped")
+        partial = output.with_name(output.name + ".partial")
+        reached = 0.0
+
+        def seen(media_s: float) -> None:
+            nonlocal reached
+            reached = max(reached, media_s)
+            advance(reached)
+
+        started = time.monotonic()
+        try:
+            from mmstream.build import build_pipeline
+
+            pipeline = build_pipeline(self.config_for(path, partial))
+            pipeline.sources = [ProgressSource(s, seen) for s in pipeline.sources]
+            report = await pipeline.run(stop)
+        except Exception as exc:  # one bad file must not stop the batch
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            return FileResult(str(path), "", "failed", reached, time.monotonic() - started,
+                              error=_explain(exc))
+        wall = time.monotonic() - started
+        if stop.is_set():
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            return FileResult(str(path), "", "not run", reached, wall, error="interrupted")
+        partial.replace(output)
+        return FileResult(str(path), str(output), "ok", reached, wall,
+                          sum(report.events.values()))
+
+    def _record(self, result: FileResult) -> None:
+        self.results.append(result)
+        if result.status == "failed":
+            self.console.print(f"[red]failed[/red] {result.path}: {result.error}",
+                               highlight=False, markup=True)
+        summary = {"results": [asdict(r) for r in self.results]}
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _explain(exc: BaseException) -> str:
+    found = first_user_error(exc)
+    return str(found) if found is not None else f"{type(exc).__name__}: {exc}"
+
+
+def summary_table(results: list[FileResult]) -> Table:
+    table = Table(title="replay summary")
+    for column in ("file", "status", "media s", "wall s", "speed", "events", "error"):
+        table.add_column(column, justify="right" if column.endswith(("s", "d")) else "left")
+    for r in results:
+        style = {"ok": "green", "skipped": "dim", "failed": "red"}.get(r.status, "yellow")
+        table.add_row(r.path, f"[{style}]{r.status}[/{style}]", f"{r.media_s:.1f}",
+                      f"{r.wall_s:.1f}", f"{r.speed:.1f}x" if r.wall_s else "-",
+                      str(r.events), r.error)
+    return table
+
+
+def exit_code(results: list[FileResult]) -> int:
+    """0: nothing failed; EXIT_PARTIAL: some failed; 1: every attempted file failed."""
+    failed = sum(r.status in ("failed", "not run") for r in results)
+    if not failed:
+        return 0
+    return 1 if failed == len(results) else EXIT_PARTIAL
