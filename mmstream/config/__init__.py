@@ -27,6 +27,7 @@ from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
 from mmstream.config.sources import (
     CameraSourceConfig,
     FileSourceConfig,
+    MicrophoneSourceConfig,
     RecordingSourceConfig,
     Section,
     SourceConfig,
@@ -40,6 +41,7 @@ __all__ = [
     "FileSourceConfig",
     "InferConfig",
     "JsonlSinkConfig",
+    "MicrophoneSourceConfig",
     "MqttSinkConfig",
     "PipelineConfig",
     "RecordConfig",

@@ -75,7 +75,29 @@ class RecordingSourceConfig(Section):
         return self
 
 
+class MicrophoneSourceConfig(Section):
+    """A live microphone (PortAudio via sounddevice), resampled to 16 kHz mono."""
+
+    kind: Literal["microphone"] = "microphone"
+    id: str = Field("mic0", description="stream id used in topics and events")
+    device: int | str | None = Field(
+        None, description="input device index or (part of) its name; unset = system default")
+    sample_rate: int | None = Field(
+        None, gt=0, description="capture rate; unset = the device's default rate")
+    channels: int = Field(1, ge=1, description="channels captured (mixed down to mono)")
+    blocksize: int = Field(0, ge=0, description="frames per PortAudio callback; 0 = PortAudio's")
+    latency: Literal["low", "high"] | float = Field(
+        "high", description="PortAudio input latency: 'high' is safest against overflows")
+    ring_s: float = Field(30.0, gt=0, description="seconds of audio the capture ring holds")
+    read_timeout_s: float = Field(3.0, gt=0, description="no audio for this long = mic lost")
+    reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay (then doubles)")
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest delay between reconnects")
+    status_interval_s: float = Field(
+        10.0, gt=0, description="at most one overflow status event per this many seconds")
+
+
 SourceConfig = Annotated[
-    FileSourceConfig | SyntheticSourceConfig | CameraSourceConfig | RecordingSourceConfig,
+    FileSourceConfig | SyntheticSourceConfig | CameraSourceConfig | RecordingSourceConfig
+    | MicrophoneSourceConfig,
     Field(discriminator="kind"),
 ]

@@ -19,6 +19,24 @@ class TranscribeConfig(Section):
     cpu_threads: int = Field(2, ge=1)
     initial_prompt: str | None = None
     hotwords: str | None = None
+    # streaming: partials while someone speaks, one final per utterance
+    partials: bool = Field(True, description="publish partial transcripts while speech goes on")
+    partial_interval_s: float = Field(1.0, gt=0, description="source seconds between partials")
+    max_utterance_s: float = Field(
+        25.0, ge=5, le=30, description="longer speech is cut at a pause (whisper sees 30 s)")
+    max_batch: int = Field(8, ge=1, description="utterances decoded together (batched on CUDA)")
+    # Silero VAD: utterance boundaries
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="speech probability to start")
+    vad_neg_threshold: float | None = Field(
+        None, gt=0, lt=1, description="probability below which speech ends; default threshold-0.15")
+    min_speech_ms: int = Field(250, ge=0, description="shorter bursts are not transcribed")
+    min_silence_ms: int = Field(500, ge=32, description="silence that ends an utterance")
+    speech_pad_ms: int = Field(200, ge=0, description="audio kept on each side of the speech")
+    # hallucination guards
+    no_speech_threshold: float = Field(
+        0.6, ge=0, le=1, description="drop a segment whisper thinks is not speech (with logprob)")
+    logprob_threshold: float = Field(-1.0, description="... and whose avg log-prob is below this")
+    max_repeats: int = Field(2, ge=1, description="a phrase repeated more often is collapsed")
 
 
 class WindowConfig(Section):
