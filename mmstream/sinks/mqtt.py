@@ -30,7 +30,7 @@ from mmstream.errors import ConfigError, SinkError
 from mmstream.events import Event, Status, StatusEvent, encode, event_type
 from mmstream.runtime.control import PipelineControl
 from mmstream.runtime.stage import Sink
-from mmstream.sinks.mqtt_client import ConnectFailure, LinkSettings
+from mmstream.sinks.mqtt_client import ConnectFailure, LinkSettings, LinkStats
 from mmstream.sinks.mqtt_link import BrokerLink
 from mmstream.sinks.spool import Outgoing, Spool, SpoolLimits, shed_priority
 
@@ -190,6 +190,7 @@ class MqttSink(Sink):
         self.spool = Spool(spool.path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
                                                    spool.max_age_s), spool.synchronous)
         self._link: BrokerLink | None = None
+        self.stats = LinkStats()
         self._resume: dict[str, int] = {}
         self._started = time.monotonic()
         self._health_seq = 0
@@ -199,7 +200,8 @@ class MqttSink(Sink):
 
     @property
     def published(self) -> int:
-        return self._link.stats.acked if self._link else 0
+        """Events the broker has acknowledged (QoS 1/2) or taken (QoS 0), this run."""
+        return self.stats.acked + (self.stats.published if self.config.qos == 0 else 0)
 
     def last_seqs(self) -> dict[str, int]:
         """The last seq per stream of the previous run (durable spool only): the pipeline
@@ -227,7 +229,7 @@ class MqttSink(Sink):
                 raise SinkError(f"cannot connect to MQTT broker {settings.label}: {exc}") from None
             log.warning("MQTT broker %s: %s; events wait in the spool %s until it is back",
                         settings.label, exc, self.spool.path)
-        self._link = link
+        self._link, self.stats = link, link.stats
         if self.spool.depth:
             log.info("MQTT spool %s: %d events from the last run go out first",
                      self.spool.path, self.spool.depth)

@@ -106,7 +106,8 @@ class Spool:
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(where, timeout=1.0, isolation_level=None,
+                                 check_same_thread=False)
             db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")

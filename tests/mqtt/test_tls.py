@@ -1,0 +1,144 @@
+"""TLS and passwords against a real mosquitto: a throwaway CA, a TLS listener, a password file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from certs import Authority
+
+from mmstream.broker import MosquittoBroker
+from mmstream.config import MqttSinkConfig
+from mmstream.errors import SinkError
+from mmstream.events import Transcript, TranscriptEvent, decode
+from mmstream.sinks.mqtt import MqttSink
+
+PASSWORD = "s3cret-Pa55-do-not-log"
+pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_passwd"),
+                                reason="mosquitto_passwd is not installed")
+
+
+def tls_broker(folder: Path, authority: Authority, names: list[str], extra: str = "",
+               ) -> MosquittoBroker:
+    server = authority.issue(f"server-{names[0]}", names)
+    passwd = folder / "passwd"
+    if not passwd.exists():
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edge", PASSWORD],
+                       check=True, capture_output=True)
+        passwd.chmod(0o600)
+    broker = MosquittoBroker(extra_config=(
+        f"cafile {authority.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
+        f"allow_anonymous false\npassword_file {passwd}\n{extra}"))
+    broker.start()
+    return broker
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> Authority:
+    return Authority(tmp_path)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, authority: Authority) -> Iterator[MosquittoBroker]:
+    instance = tls_broker(tmp_path, authority, ["localhost", "127.0.0.1"])
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+def sink_for(port: int, tmp_path: Path, ca: Path, **overrides: object) -> MqttSink:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text(PASSWORD + "\n")
+    fields: dict[str, object] = {"url": f"mqtts://127.0.0.1:{port}", "username": "edge",
+                                 "password_file": secret, "tls": {"ca_file": ca},
+                                 "connect_timeout_s": 3, **overrides}
+    return MqttSink(MqttSinkConfig.model_validate(fields), "secure")
+
+
+def transcript(n: int) -> TranscriptEvent:
+    return TranscriptEvent(device_id="secure", stream_id="mic0", seq=n, t_capture=float(n),
+                           payload=Transcript(final=True, text=f"line {n}", start=n, end=n + 1))
+
+
+async def test_good_credentials_over_tls_deliver(broker: MosquittoBroker, authority: Authority,
+                                                 tmp_path: Path) -> None:
+    listener = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mmstream", "listen", f"mqtts://edge@127.0.0.1:{broker.port}",
+        "--password-file", str(tmp_path / "mqtt-password"), "--ca-file", str(authority.ca_file),
+        "--jsonl", "--count", "3", "--seconds", "60",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    sink = sink_for(broker.port, tmp_path, authority.ca_file)
+    (tmp_path / "mqtt-password").write_text(PASSWORD)
+    await asyncio.sleep(1.5)  # the listener subscribes first (it is a fresh interpreter)
+    async with sink:
+        for n in range(1, 4):
+            await sink.send(transcript(n))
+    assert sink.published == 3
+    out, err = await asyncio.wait_for(listener.communicate(), 60)
+    assert listener.returncode == 0, err.decode()
+    assert [decode(line).seq for line in out.splitlines()] == [1, 2, 3]
+    assert "0 gaps" in err.decode() and PASSWORD not in err.decode()
+
+
+async def test_wrong_password_fails_clearly_without_the_secret(
+        broker: MosquittoBroker, authority: Authority, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    sink = sink_for(broker.port, tmp_path, authority.ca_file, password_file=None,
+                    password="wrong-" + PASSWORD)
+    refused = (r"cannot connect to MQTT broker mqtts://127\.0\.0\.1:\d+: "
+               r"refused: (Bad user name or password|Not authorized)")
+    with pytest.raises(SinkError, match=refused) as err:
+        await sink.__aenter__()
+    assert PASSWORD not in str(err.value) and PASSWORD not in caplog.text
+    assert PASSWORD not in repr(sink.config) and PASSWORD not in repr(sink.broker)
+
+
+async def test_untrusted_ca_fails_clearly(broker: MosquittoBroker, tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    stranger = Authority(tmp_path / "other", name="some other CA")
+    sink = sink_for(broker.port, tmp_path, stranger.ca_file)
+    with pytest.raises(SinkError, match="TLS: the broker's certificate is not trusted"):
+        await sink.__aenter__()
+
+
+async def test_hostname_is_checked_unless_insecure(tmp_path: Path, authority: Authority) -> None:
+    elsewhere = tls_broker(tmp_path, authority, ["broker.example"])  # not 127.0.0.1
+    try:
+        with pytest.raises(SinkError, match=r"not trusted.*(IP address mismatch|hostname)"):
+            await sink_for(elsewhere.port, tmp_path, authority.ca_file).__aenter__()
+        sink = sink_for(elsewhere.port, tmp_path, authority.ca_file,
+                        tls={"ca_file": authority.ca_file, "insecure": True})
+        async with sink:
+            await sink.send(transcript(1))
+        assert sink.published == 1
+    finally:
+        elsewhere.stop()
+
+
+async def test_client_certificate_authenticates(tmp_path: Path, authority: Authority) -> None:
+    secured = tls_broker(tmp_path, authority, ["127.0.0.1"],
+                         "require_certificate true\nuse_identity_as_username true\n")
+    client = authority.issue("client-edge", ["edge"], client=True)
+    try:
+        sink = MqttSink(MqttSinkConfig.model_validate({
+            "url": f"mqtts://127.0.0.1:{secured.port}", "connect_timeout_s": 3,
+            "tls": {"ca_file": authority.ca_file, "cert_file": client.cert,
+                    "key_file": client.key}}), "secure")
+        async with sink:
+            await sink.send(transcript(1))
+        assert sink.published == 1
+        without = MqttSink(MqttSinkConfig.model_validate({
+            "url": f"mqtts://127.0.0.1:{secured.port}", "connect_timeout_s": 3,
+            "tls": {"ca_file": authority.ca_file}}), "secure")
+        with pytest.raises(SinkError, match="cannot connect to MQTT broker"):
+            await without.__aenter__()
+    finally:
+        secured.stop()
