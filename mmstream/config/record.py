@@ -14,7 +14,7 @@ class RecordConfig(Section):
     """Write raw inputs and every event to MCAP files (docs/replay.md)."""
 
     path: Path | None = Field(
-        None, description="recording file (rotation adds -001, -002 ... before .mcap)")
+        None, description="recording file; when rotating: <stem>-000.mcap, <stem>-001.mcap ...")
     dir: Path | None = Field(
         None, description="folder for rec-<UTC start>-<n>.mcap files (instead of path)")
     compression: Literal["zstd", "lz4", "none"] = Field("zstd", description="chunk compression")

@@ -127,7 +127,8 @@ class RecordingFiles:
         number = len(self.written)
         if self.config.path is not None:
             base = self.config.path
-            path = base if number == 0 else base.with_name(f"{base.stem}-{number:03d}.mcap")
+            rotating = self.config.rotate_mb is not None or self.config.rotate_s is not None
+            path = base.with_name(f"{base.stem}-{number:03d}.mcap") if rotating else base
         else:
             assert self.config.dir is not None
             path = self.config.dir / f"rec-{self._started}-{number:04d}.mcap"

@@ -1,0 +1,63 @@
+"""Shared by the record/replay tests: real recordings made in-process, read back with the
+recording source."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmstream.build import build_pipeline
+from mmstream.config import validate_pipeline
+from mmstream.media import AudioChunk, VideoFrame
+from mmstream.runtime.pipeline import PipelineReport
+from mmstream.sources.recording import RecordingSource
+
+NO_ANALYSIS = {"transcribe": {"enabled": False}, "window": {"enabled": False},
+               "infer": {"enabled": False}}
+NO_ANALYSIS_SETS = ["--set", "stages.transcribe.enabled=false", "--set",
+                    "stages.window.enabled=false", "--set", "stages.infer.enabled=false"]
+
+
+def synthetic_sources(streams: tuple[str, ...], duration_s: float, **extra: Any) -> list[dict]:
+    return [{"kind": "synthetic", "id": stream, "duration_s": duration_s, "width": 64,
+             "height": 48, "tone_hz": 300.0 + 100 * n, **extra}
+            for n, stream in enumerate(streams)]
+
+
+def record_synthetic(path: Path, streams: tuple[str, ...] = ("syn",), duration_s: float = 2.0,
+                     **record: Any) -> PipelineReport:
+    """Run synthetic sources (no analysis) with the recorder on; returns the run's report."""
+    config = validate_pipeline({
+        "device_id": "test", "sources": synthetic_sources(streams, duration_s),
+        "stages": NO_ANALYSIS, "record": {"path": str(path), **record}})
+    return asyncio.run(build_pipeline(config).run())
+
+
+def replay_items(path: Path, **options: Any) -> tuple[list[Any], RecordingSource]:
+    """Everything a RecordingSource yields for `path` (inputs, end markers, status)."""
+    config = validate_pipeline({"sources": [{"kind": "recording", "path": str(path),
+                                             **options}]})
+    source = RecordingSource(config.sources[0])  # type: ignore[arg-type]
+
+    async def read() -> list[Any]:
+        async with source:
+            return [item async for item in source]
+
+    return asyncio.run(read()), source
+
+
+def inputs_only(items: list[Any]) -> list[VideoFrame | AudioChunk]:
+    return [item for item in items if isinstance(item, VideoFrame | AudioChunk)]
+
+
+def payload(item: VideoFrame | AudioChunk) -> np.ndarray:
+    return item.image if isinstance(item, VideoFrame) else item.samples
+
+
+def same_inputs(got: VideoFrame | AudioChunk, want: VideoFrame | AudioChunk) -> bool:
+    """Same kind, stream, capture time and exactly the same pixels or samples."""
+    return (isinstance(got, type(want)) and got.stream_id == want.stream_id
+            and got.t_capture == want.t_capture and np.array_equal(payload(got), payload(want)))
