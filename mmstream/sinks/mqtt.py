@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -132,7 +133,9 @@ def tls_context(config: MqttSinkConfig, broker: BrokerAddress) -> ssl.SSLContext
 def link_settings(config: MqttSinkConfig, device_id: str, broker: BrokerAddress,
                   subscriptions: tuple[str, ...] = ()) -> LinkSettings:
     context = tls_context(config, broker)
-    client_id = config.client_id or ("" if config.clean_session else f"mmstream-{device_id}")
+    # a fixed id for a persistent session; otherwise one per process, readable in broker logs
+    client_id = config.client_id or (f"mmstream-{device_id}" if not config.clean_session
+                                     else f"mmstream-{device_id}-{secrets.token_hex(4)}")
     label = f"{'mqtts' if context else 'mqtt'}://{broker.host}:{broker.port}"
     return LinkSettings(
         host=broker.host, port=broker.port, label=label, client_id=client_id,

@@ -157,7 +157,9 @@ class BrokerLink:
                 self._after_connect()
             self._publish_rows()
         elif self._connack_deadline is not None and now > self._connack_deadline:
-            self._failed(f"no CONNACK within {self.settings.connect_timeout_s:g} s", fatal=False)
+            if not self._may_fall_back():  # some MQTT 3 brokers just hang on an MQTT 5 CONNECT
+                self._failed(f"no CONNACK within {self.settings.connect_timeout_s:g} s",
+                             fatal=False)
         elif self._connack_deadline is None and now >= self._next_attempt:
             self._connect()
         self._queue.settle()
@@ -307,12 +309,7 @@ class BrokerLink:
             receive_maximum = getattr(props, "ReceiveMaximum", None)
             self._cap = min(self.settings.max_in_flight, receive_maximum or 65535)
             return
-        if (reason.value == UNSUPPORTED_PROTOCOL and self.settings.protocol == "auto"
-                and self._protocol == paho.MQTTv5):
-            log.info("MQTT broker %s does not speak MQTT 5: using 3.1.1", self.settings.label)
-            self._protocol = paho.MQTTv311
-            self._client = None  # the protocol is fixed per paho client: make a new one
-            self._next_attempt = 0.0
+        if reason.value == UNSUPPORTED_PROTOCOL and self._may_fall_back():
             return
         self._failed(f"refused: {reason}", fatal=reason.value in REFUSED_FOR_GOOD)
 
@@ -335,12 +332,32 @@ class BrokerLink:
 
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
+        if self._connack_deadline is not None:  # closed before any CONNACK
+            if self._may_fall_back():
+                return
+            self._failed(f"connection closed before CONNACK ({reason})", fatal=False)
+            return
         if not self.connected:
             return
         self.connected = False
         if self._stopping:
             return
         self._failed(f"connection lost ({reason})", fatal=False)
+
+    def _may_fall_back(self) -> bool:
+        """`protocol: auto` and the broker does not take MQTT 5: go on with 3.1.1."""
+        if self.settings.protocol != "auto" or self._protocol != paho.MQTTv5:
+            return False
+        if self.stats.connects:
+            return False  # it spoke MQTT 5 before: this is an ordinary failure
+        log.info("MQTT broker %s does not speak MQTT 5: using 3.1.1", self.settings.label)
+        self._protocol = paho.MQTTv311
+        old, self._client = self._client, None  # the protocol is fixed per paho client
+        if old is not None and (sock := old.socket()) is not None:
+            sock.close()
+        self._connack_deadline = None
+        self._next_attempt = 0.0
+        return True
 
     def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason: Any,
                     _props: Any) -> None:
