@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+import zstandard
 from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError
 from mcap.opcode import Opcode
@@ -29,7 +30,9 @@ from mmstream.replay.format import Kind, Topic
 
 MAGIC = b"\x89MCAP0\r\n"
 _RECORD_HEAD = struct.Struct("<BQ")
-_PARSE_ERRORS = (McapError, struct.error, UnicodeDecodeError, ValueError, EOFError)
+# what damaged bytes raise while parsing or decompressing (lz4 raises RuntimeError)
+_PARSE_ERRORS = (McapError, struct.error, UnicodeDecodeError, ValueError, EOFError,
+                 zstandard.ZstdError, RuntimeError)
 
 
 @dataclass(frozen=True)
