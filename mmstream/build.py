@@ -41,11 +41,18 @@ def _recording_source(cfg: Any) -> Source:
     return RecordingSource(cfg)
 
 
+def _microphone_source(cfg: Any) -> Source:
+    from mmstream.sources.microphone import MicrophoneSource
+
+    return MicrophoneSource(cfg)
+
+
 SOURCE_FACTORIES: dict[str, Callable[[Any], Source]] = {
     "file": _file_source,
     "synthetic": _synthetic_source,
     "camera": _camera_source,
     "recording": _recording_source,
+    "microphone": _microphone_source,
 }
 
 
@@ -58,7 +65,8 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
     if config.stages.transcribe.enabled:
         from mmstream.stages.transcribe import TranscribeStage
 
-        stages.append(TranscribeStage(config.stages.transcribe))
+        stages.append(TranscribeStage(config.stages.transcribe,
+                                      deterministic=clock_mode(config) == "media"))
     stages.extend(_fusion_stages(config))
     return stages
 
@@ -106,8 +114,8 @@ def overload_active(config: PipelineConfig) -> bool:
 
 
 def restart_backoff(config: PipelineConfig) -> tuple[float, float]:
-    """Reconnect delays (first, longest) for failed live sources: the cameras' settings."""
-    cameras = [s for s in config.sources if s.kind == "camera"]
+    """Reconnect delays (first, longest) for failed live sources: their own settings."""
+    cameras = [s for s in config.sources if s.kind in LIVE_KINDS]
     if not cameras:
         return (0.5, 30.0)
     return (min(c.reconnect_min_s for c in cameras), max(c.reconnect_max_s for c in cameras))

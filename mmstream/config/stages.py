@@ -36,7 +36,7 @@ class TranscribeConfig(Section):
     no_speech_threshold: float = Field(
         0.6, ge=0, le=1, description="drop a segment whisper thinks is not speech (with logprob)")
     logprob_threshold: float = Field(-1.0, description="... and whose avg log-prob is below this")
-    max_repeats: int = Field(2, ge=1, description="a phrase repeated more often is collapsed")
+    max_repeats: int = Field(3, ge=1, description="a phrase repeated more often is collapsed")
 
 
 class WindowConfig(Section):

