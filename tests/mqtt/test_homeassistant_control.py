@@ -1,0 +1,210 @@
+"""Home Assistant discovery (documented keys, templates rendered on real events, publish and
+--ha-remove against mosquitto) and the control topic (authenticated connections only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+import yaml
+from helpers import Subscriber
+
+from mmstream.broker import MosquittoBroker
+from mmstream.config import MqttSinkConfig
+from mmstream.config.sinks import HomeAssistantConfig
+from mmstream.errors import ConfigError
+from mmstream.events import (
+    Emotion,
+    EmotionEvent,
+    Scene,
+    SceneEvent,
+    Tag,
+    Transcript,
+    TranscriptEvent,
+    encode,
+)
+from mmstream.media import AudioChunk, EndOfStream, VideoFrame
+from mmstream.runtime.control import ControlStage, PipelineControl
+from mmstream.sinks.discovery import discovery_messages
+from mmstream.sinks.mqtt import MqttSink
+
+# keys documented for MQTT discovery (home-assistant.io/integrations/mqtt, sensor.mqtt, event.mqtt)
+COMMON_KEYS = {"availability_topic", "payload_available", "payload_not_available", "device",
+               "origin", "unique_id", "name", "icon", "qos", "state_topic", "value_template",
+               "json_attributes_topic", "json_attributes_template", "enabled_by_default",
+               "entity_category", "encoding", "default_entity_id"}
+COMPONENT_KEYS = {
+    "sensor": COMMON_KEYS | {"device_class", "state_class", "unit_of_measurement",
+                             "expire_after", "force_update", "suggested_display_precision"},
+    "event": COMMON_KEYS | {"event_types", "device_class"},
+}
+REQUIRED = {"sensor": {"state_topic"}, "event": {"state_topic", "event_types"}}
+DEVICE_KEYS = {"identifiers", "connections", "name", "manufacturer", "model", "model_id",
+               "sw_version", "hw_version", "serial_number", "suggested_area",
+               "configuration_url", "via_device"}
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+
+
+def configs(streams: list[str]) -> dict[str, dict]:
+    return {topic: json.loads(payload) for topic, payload in
+            discovery_messages(HomeAssistantConfig(enabled=True), "mmstream", "kitchen", streams)}
+
+
+def test_discovery_configs_use_only_documented_keys() -> None:
+    found = configs(["cam0", "mic0"])
+    assert len(found) == 8
+    unique = set()
+    for topic, body in found.items():
+        prefix, component, node, _object_id, tail = topic.split("/")
+        assert (prefix, node, tail) == ("homeassistant", "mmstream_kitchen", "config")
+        assert body.keys() <= COMPONENT_KEYS[component], body.keys() - COMPONENT_KEYS[component]
+        assert REQUIRED[component] <= body.keys()
+        assert body["device"].keys() <= DEVICE_KEYS and body["origin"].keys() <= ORIGIN_KEYS
+        assert body["availability_topic"] == "mmstream/kitchen/status"
+        assert body["state_topic"].startswith("mmstream/kitchen/")
+        unique.add(body["unique_id"])
+    assert len(unique) == len(found)
+
+
+def render(template: str, event: object, state: str = "before") -> str:
+    """Render like Home Assistant: `value_json` is the payload, `this.state` the current state."""
+    environment = jinja2.Environment(autoescape=False)
+    value_json = json.loads(encode(event))  # type: ignore[arg-type]
+    return environment.from_string(template).render(value_json=value_json,
+                                                     this={"state": state})
+
+
+def test_templates_pick_the_right_fields_from_real_events() -> None:
+    body = {topic.split("/")[3]: value for topic, value in configs(["mic0"]).items()}
+    final = TranscriptEvent(device_id="kitchen", stream_id="mic0", seq=7, t_capture=1.0,
+                            payload=Transcript(final=True, text="coffee is ready", start=0,
+                                               end=1, confidence=0.9))
+    partial = TranscriptEvent(device_id="kitchen", stream_id="mic0", seq=6, t_capture=0.5,
+                              payload=Transcript(final=False, text="coffee", start=0, end=0.5))
+    assert render(body["mic0_transcript"]["value_template"], final) == "coffee is ready"
+    assert render(body["mic0_transcript"]["value_template"], partial) == "before"
+    fired = json.loads(render(body["mic0_utterance"]["value_template"], final))
+    assert fired["event_type"] in body["mic0_utterance"]["event_types"]
+    assert fired["text"] == "coffee is ready" and fired["seq"] == 7
+    assert render(body["mic0_utterance"]["value_template"], partial) == ""  # HA ignores ""
+    scene = SceneEvent(device_id="kitchen", stream_id="mic0", t_capture=1, payload=Scene(
+        tags=[Tag("kitchen", 0.8), Tag("person", 0.6)]))
+    assert render(body["mic0_scene"]["value_template"], scene) == "kitchen, person"
+    emotion = EmotionEvent(device_id="kitchen", stream_id="mic0", t_capture=1, payload=Emotion(
+        label="happy", scores={"happy": 0.7, "neutral": 0.3}, valence=0.6))
+    assert render(body["mic0_emotion"]["value_template"], emotion) == "happy"
+    attributes = json.loads(render(body["mic0_emotion"]["json_attributes_template"], emotion))
+    assert attributes["valence"] == 0.6
+
+
+def peek(port: int, topic: str) -> list[bytes]:
+    """Retained payloads a fresh subscriber sees on `topic` within a second."""
+    with Subscriber(port, topic, client_id=f"peek-{time.monotonic_ns()}",
+                    clean_session=True) as subscriber:
+        subscriber.wait_for(lambda m: False, 1.0)
+        return [payload for _, payload in subscriber.messages]
+
+
+async def test_discovery_is_published_and_removed_with_ha_remove(
+        mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    config = {"url": mosquitto.url, "homeassistant": {"enabled": True}}
+    async with MqttSink(MqttSinkConfig.model_validate(config), "kitchen", streams=["cam0"]):
+        pass
+    topic = "homeassistant/sensor/mmstream_kitchen/cam0_scene/config"
+    published = await asyncio.to_thread(peek, mosquitto.port, topic)
+    assert json.loads(published[0])["state_topic"] == "mmstream/kitchen/cam0/scene"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(yaml.safe_dump({"device_id": "kitchen", "sources": [
+        {"kind": "synthetic", "id": "cam0"}], "sinks": {"mqtt": config}}))
+    removed = await asyncio.to_thread(subprocess.run, ["mmstream", "ha", str(pipeline),
+                                                       "--ha-remove"],
+                                      capture_output=True, text=True, timeout=60)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed 4 Home Assistant entities of kitchen" in removed.stderr
+    assert await asyncio.to_thread(peek, mosquitto.port, "homeassistant/#") == []
+
+
+@pytest.fixture
+def password_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto_passwd is not installed")
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edge", "pw"], check=True)
+    broker = MosquittoBroker(extra_config=f"allow_anonymous false\npassword_file {passwd}\n")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_control_topic_pauses_and_sets_the_rate(password_broker: MosquittoBroker,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    control = PipelineControl()
+    url = f"mqtt://edge:pw@127.0.0.1:{password_broker.port}"
+    sink = MqttSink(MqttSinkConfig(url=url, control=True), "kitchen", control=control)
+    commander = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    commander.username_pw_set("edge", "pw")
+    commander.connect("127.0.0.1", password_broker.port)
+    commander.loop_start()
+
+    async def send(command: dict | str, check: object) -> None:
+        text = command if isinstance(command, str) else json.dumps(command)
+        commander.publish("mmstream/kitchen/control", text, qos=1).wait_for_publish(5)
+        for _ in range(100):
+            if check():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{command} had no effect: {control}")
+
+    try:
+        async with sink:
+            await asyncio.sleep(0.3)  # subscribed
+            await send({"command": "pause"}, lambda: control.paused)
+            await send({"command": "set_fps", "fps": 1.5}, lambda: control.fps == 1.5)
+            with caplog.at_level(logging.WARNING):
+                await send("not json", lambda: "rejected" in caplog.text)
+            await send({"command": "resume"}, lambda: not control.paused)
+            assert control.changes == 3
+    finally:
+        commander.loop_stop()
+        commander.disconnect()
+
+
+async def test_control_needs_an_authenticated_connection(mosquitto: MosquittoBroker) -> None:
+    sink = MqttSink(MqttSinkConfig(url=mosquitto.url, control=True), "kitchen",
+                    control=PipelineControl())
+    with pytest.raises(ConfigError, match="control needs an authenticated broker connection"):
+        await sink.__aenter__()
+
+
+async def test_control_stage_drops_media_while_paused_and_thins_video() -> None:
+    control = PipelineControl()
+    stage = ControlStage(control)
+
+    async def through(item: object) -> list[object]:
+        return [out async for out in stage.process(item)]
+
+    frame = lambda t: VideoFrame("cam0", t, np.zeros((2, 2, 3), np.uint8))  # noqa: E731
+    chunk = AudioChunk("cam0", 0.0, np.zeros(160, np.float32))
+    control.apply(b'{"command": "pause"}')
+    assert await through(frame(0.0)) == [] and await through(chunk) == []
+    end = EndOfStream("cam0", 1.0)
+    assert await through(end) == [end]  # the stream still ends properly
+    control.apply(b'{"command": "resume"}')
+    control.apply(b'{"command": "set_fps", "fps": 2}')
+    kept = [t for t in np.arange(0, 2, 0.1) if await through(frame(round(float(t), 3)))]
+    assert [round(float(t), 1) for t in kept] == [0.0, 0.5, 1.0, 1.5]
+    assert stage.drops == {"paused:VideoFrame": 1, "paused:AudioChunk": 1, "rate:VideoFrame": 16}
+    with pytest.raises(ValueError, match="fps must be"):
+        control.apply(b'{"command": "set_fps", "fps": -1}')
