@@ -93,12 +93,18 @@ def diff(
 ) -> None:
     """How two runs' events differ: tags, transcripts, emotions, timing, extra or missing.
 
-    Exit code 0 when the runs agree (same events, content and capture times), 1 when not.
+    Exit code 0 when the runs agree (same events, content and capture times), 1 when not,
+    2 when an input cannot be read (like diff(1)).
     """
     with user_errors():
+        from mmstream.errors import MmstreamError
         from mmstream.replay.diff import diff_runs, load_events, render
 
-        found = diff_runs(load_events(a), load_events(b), tolerance)
+        try:
+            found = diff_runs(load_events(a), load_events(b), tolerance)
+        except MmstreamError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         if as_json:
             typer.echo(json.dumps(found.as_dict(), indent=2, sort_keys=True))
         else:

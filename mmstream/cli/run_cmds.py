@@ -188,7 +188,9 @@ def _replay_batch(pattern: str, *, pipeline: Path | None, out: Path | None, mqtt
 
     runner = BatchRunner(inputs, base, out, config_for, resume=resume)
     results = asyncio.run(_run_until_signal(runner.run))
-    runner.console.print(summary_table(results))
+    from rich.console import Console
+
+    Console().print(summary_table(results, base))  # the result: stdout; progress: stderr
     code = exit_code(results)
     if code:
         failed = [r.path for r in results if r.status != "ok" and r.status != "skipped"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -168,7 +169,8 @@ class BatchRunner:
 
                 result = await self._run_one(path, advance, stop)
                 done_media += result.media_s or (durations[index] or 0.0)
-                progress.update(task, completed=done_media,
+                total = max(progress.tasks[0].total or 0.0, done_media)  # probes may miss
+                progress.update(task, completed=done_media, total=total,
                                 files=f"{index + 1}/{len(self.inputs)} files")
                 self._record(result)
         return self.results
@@ -217,8 +219,8 @@ class BatchRunner:
     def _record(self, result: FileResult) -> None:
         self.results.append(result)
         if result.status == "failed":
-            self.console.print(f"[red]failed[/red] {result.path}: {result.error}",
-                               highlight=False, markup=True)
+            self.console.print(f"[red]failed[/red] {escape(result.path)}: "
+                               f"{escape(result.error)}", highlight=False)
         summary = {"results": [asdict(r) for r in self.results]}
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -228,16 +230,30 @@ def _explain(exc: BaseException) -> str:
     return str(found) if found is not None else f"{type(exc).__name__}: {exc}"
 
 
-def summary_table(results: list[FileResult]) -> Table:
-    table = Table(title="replay summary")
-    for column in ("file", "status", "media s", "wall s", "speed", "events", "error"):
-        table.add_column(column, justify="right" if column.endswith(("s", "d")) else "left")
+def summary_table(results: list[FileResult], base: Path | None = None) -> Table:
+    """One row per input; names relative to the batch folder keep the table readable."""
+    table = Table(title=f"replay summary ({base})" if base else "replay summary")
+    table.add_column("file", overflow="fold")
+    table.add_column("status")
+    for column in ("media s", "wall s", "speed", "events"):
+        table.add_column(column, justify="right")
+    table.add_column("error", overflow="fold")
     for r in results:
         style = {"ok": "green", "skipped": "dim", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(r.path, f"[{style}]{r.status}[/{style}]", f"{r.media_s:.1f}",
+        table.add_row(escape(_shown(Path(r.path), base)), f"[{style}]{r.status}[/{style}]",
+                      f"{r.media_s:.1f}",
                       f"{r.wall_s:.1f}", f"{r.speed:.1f}x" if r.wall_s else "-",
-                      str(r.events), r.error)
+                      str(r.events), escape(r.error))
     return table
+
+
+def _shown(path: Path, base: Path | None) -> str:
+    if base is None:
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def exit_code(results: list[FileResult]) -> int:
