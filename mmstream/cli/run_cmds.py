@@ -28,7 +28,7 @@ def sample_clip() -> Path:
 # timing, and CPU maths (GPU kernels may pick different algorithms or reduction orders).
 DETERMINISTIC_SETS = (
     "runtime.clock=media",
-    "runtime.overload.mode=off",
+    "runtime.overload.mode='off'",  # quoted: YAML reads a bare off as false
     "stages.infer.batching=deterministic",
     "stages.infer.device=cpu",
     "stages.infer.precision=fp32",

@@ -16,13 +16,13 @@ import yaml
 from pydantic import Field, ValidationError
 
 from mmstream.config.overrides import apply_overrides, env_overrides, parse_set_options
+from mmstream.config.record import RecordConfig
 from mmstream.config.runtime import (
     LoggingConfig,
     MetricsConfig,
     OverloadConfig,
     WatchdogConfig,
 )
-from mmstream.config.record import RecordConfig
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
 from mmstream.config.sources import (
     CameraSourceConfig,
