@@ -14,7 +14,7 @@ class TranscribeConfig(Section):
     model: str = Field("bundled", description="'bundled' (offline tiny.en) or a CT2 model dir")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = Field("default", description="int8 on CPU, float16 on GPU by default")
-    beam_size: int = Field(1, ge=1)
+    beam_size: int = Field(5, ge=1, description="beam width of finals (partials are greedy)")
     language: str | None = "en"
     cpu_threads: int = Field(2, ge=1)
     initial_prompt: str | None = None
@@ -70,6 +70,8 @@ class InferConfig(Section):
     )
     compile: bool = Field(False, description="torch.compile the encoders (CUDA; slow start)")
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU")
+    keep_freed_memory: bool = Field(
+        True, description="CPU: let glibc reuse freed memory (no page faults per batch)")
     checkpoint: str | None = Field(None, description="fusion checkpoint from `mmstream train`")
     vocabulary: str | None = Field(None, description="scene vocabulary YAML (default bundled)")
     image: bool = Field(True, description="use the image encoder (scene tags)")

@@ -26,7 +26,7 @@ from typing import Any
 
 from mmstream.audio.buffer import SampleBuffer
 from mmstream.config import TranscribeConfig
-from mmstream.events import Transcript, TranscriptEvent
+from mmstream.events import Transcript, TranscriptEvent, Word
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
 from mmstream.models.whisper import (
     DecodeOptions,
@@ -65,6 +65,15 @@ class LocalAgreement:
         else:  # this pass disagrees with what was promised stable: keep the promise
             text_words = self.committed + words[len(self.committed):]
         return " ".join(text_words), " ".join(self.committed)
+
+
+def _clamped(words: list[Word], start: float, end: float) -> list[Word]:
+    """Word times inside the utterance's speech (whisper's drift into the padding removed)."""
+    out = []
+    for word in words:
+        a = min(max(word.start, start), end)
+        out.append(Word(word.word, a, min(max(word.end, a), end), word.probability))
+    return out
 
 
 def _starts_with(words: list[str], prefix: list[str]) -> bool:
@@ -129,6 +138,9 @@ class DecodeScheduler:
             while self._queue:
                 batch = [self._queue.popleft()
                          for _ in range(min(self.max_batch, len(self._queue)))]
+                batch = [(request, future) for request, future in batch if not future.done()]
+                if not batch:  # all cancelled: partials overtaken by their final
+                    continue
                 try:
                     results = await asyncio.to_thread(self.decoder.decode,
                                                       [request for request, _ in batch])
@@ -237,6 +249,9 @@ class TranscribeStage(Stage):
                            speech=(start, state.segmenter.speech_end_sample()))
 
     async def _final(self, stream_id: str, state: _Stream, utterance: Utterance) -> None:
+        for job in state.jobs:  # a partial still queued would only delay the final
+            if not job.final:
+                job.result.cancel()
         begin = max(utterance.start - self.pad, state.buffer.start)
         end = utterance.end if utterance.cut else min(utterance.end + self.pad, state.next_sample)
         await self._submit(state, final=True, begin=begin, end=end,
@@ -272,6 +287,8 @@ class TranscribeStage(Stage):
         return events
 
     def _event(self, stream_id: str, state: _Stream, job: _Job) -> TranscriptEvent | None:
+        if job.result.cancelled():
+            return None
         result = job.result.result()
         if job.final:
             if not result.text and not state.partials_sent:
@@ -279,8 +296,9 @@ class TranscribeStage(Stage):
             state.partials_sent = 0
             payload = Transcript(
                 final=True, text=result.text, start=job.start, end=job.end,
-                language=result.language, confidence=result.confidence, words=result.words,
-                stable_text=result.text, utterance_id=job.utterance_id)
+                language=result.language, confidence=result.confidence,
+                words=_clamped(result.words, job.start, job.end), stable_text=result.text,
+                utterance_id=job.utterance_id)
         else:
             if job.utterance_id != state.utterance_id or not result.text:
                 return None  # its utterance already ended: the final says it better
