@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from mmstream.runtime import metrics
 
@@ -44,7 +45,7 @@ class MicroBatcher(Generic[T, R]):
 
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R]], *, max_batch: int = 16,
                  max_wait_ms: float = 20.0, deterministic: bool = False,
-                 name: str = "batcher") -> None:
+                 name: str = "batcher", executor: ThreadPoolExecutor | None = None) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.run_batch = run_batch
@@ -60,7 +61,8 @@ class MicroBatcher(Generic[T, R]):
         self._closing = False
         self._flush_now = False
         self._task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = executor  # one worker thread
+        self._owns_executor = executor is None
 
     async def __aenter__(self) -> Self:
         self.start()
@@ -72,8 +74,17 @@ class MicroBatcher(Generic[T, R]):
 
     def start(self) -> None:
         if self._task is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"mmstream-{self.name}")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"mmstream-{self.name}")
             self._task = asyncio.create_task(self._loop(), name=f"{self.name}-batcher")
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn` in the batch worker thread (e.g. build the model on the thread that will
+        run it: CPU thread pools and allocator arenas are per thread)."""
+        if self._executor is None:
+            raise RuntimeError(f"{self.name}: call() on a batcher that is not running")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     @property
     def items_done(self) -> int:
@@ -119,8 +130,9 @@ class MicroBatcher(Generic[T, R]):
             await self._task
         finally:
             self._task = None
-            if self._executor is not None:
+            if self._executor is not None and self._owns_executor:
                 self._executor.shutdown(wait=True)
+                self._executor = None
 
     async def _loop(self) -> None:
         while (batch := await self._next_batch()) is not None:

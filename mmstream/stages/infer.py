@@ -20,7 +20,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +40,14 @@ from mmstream.events import (
     Tag,
 )
 from mmstream.media import EndOfStream, Window
-from mmstream.models.fused_model import MODALITIES, FusedModel, WindowResult, plan_for
+from mmstream.models.fused_model import (
+    MODALITIES,
+    FusedModel,
+    PreparedWindow,
+    WindowResult,
+    keep_freed_memory,
+    plan_for,
+)
 from mmstream.runtime import metrics
 from mmstream.runtime.batcher import MicroBatcher
 from mmstream.runtime.stage import Stage
@@ -71,7 +78,7 @@ class InferStage(Stage):
         mode = self.config.batching
         self.deterministic = mode == "deterministic" or (mode == "auto" and deterministic)
         self.model = model
-        self.batcher: MicroBatcher[Any, WindowResult] | None = None
+        self.batcher: MicroBatcher[PreparedWindow, WindowResult] | None = None
         self.pending: dict[str, deque[_Job]] = {}
         self.max_pending_per_stream = 2 * self.config.max_batch
         self._prepare_pool: ThreadPoolExecutor | None = None
@@ -80,22 +87,29 @@ class InferStage(Stage):
         cfg = self.config
         if cfg.cpu_threads:
             torch.set_num_threads(cfg.cpu_threads)
+        plan = plan_for(cfg.device, cfg.precision, cfg.compile)
+        if plan.device.type == "cpu" and cfg.keep_freed_memory:
+            keep_freed_memory()  # before the worker threads exist: they inherit it
+        self.batcher = MicroBatcher(self._forward, max_batch=cfg.max_batch,
+                                    max_wait_ms=cfg.max_wait_ms,
+                                    deterministic=self.deterministic, name=self.name)
+        self.batcher.start()
         if self.model is None:
             modalities = [m for m in MODALITIES if getattr(cfg, m)]
-            plan = plan_for(cfg.device, cfg.precision, cfg.compile)
             with metrics.timed_model_load("fused"):
-                self.model = await asyncio.to_thread(
+                # Built on the thread that runs it, so CPU inference uses one thread pool.
+                self.model = await self.batcher.call(
                     FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
                     modalities=modalities)
         self._prepare_pool = ThreadPoolExecutor(cfg.prepare_threads,
                                                 thread_name_prefix="mmstream-prepare")
-        self.batcher = MicroBatcher(self.model.forward, max_batch=cfg.max_batch,
-                                    max_wait_ms=cfg.max_wait_ms,
-                                    deterministic=self.deterministic, name=self.name)
-        self.batcher.start()
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
                  self.model.plan.device, cfg.max_batch,
                  "deterministic" if self.deterministic else f"{cfg.max_wait_ms} ms wait")
+
+    def _forward(self, batch: Sequence[PreparedWindow]) -> list[WindowResult]:
+        assert self.model is not None
+        return self.model.forward(batch)
 
     async def process(self, item: Any) -> AsyncIterator[Any]:
         if isinstance(item, Window):

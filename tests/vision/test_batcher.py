@@ -83,3 +83,11 @@ async def test_submit_needs_a_running_batcher() -> None:
         batcher.submit(("a", 1))
     with pytest.raises(ValueError):
         MicroBatcher(Recorder(), max_batch=0)
+
+
+async def test_call_runs_in_the_batch_worker_thread() -> None:
+    run = Recorder()
+    async with MicroBatcher(run, max_batch=2, max_wait_ms=1) as batcher:
+        builder = await batcher.call(lambda: threading.current_thread().name)
+        await batcher.submit(("a", 1))
+    assert run.threads == {builder}  # the model is built where it will run

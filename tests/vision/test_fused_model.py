@@ -140,3 +140,26 @@ def test_the_cuda_code_path_runs_on_cpu_with_reduced_precision(model: FusedModel
         assert max(abs(ref.scene[k] - low.scene[k]) for k in ref.scene) < 0.1
         assert max(abs(ref.emotion[k] - low.emotion[k]) for k in ref.emotion) < 0.1
     assert _top_tags(reduced[0])[:2] == _top_tags(reference[0])[:2]
+
+
+@pytest.mark.slow
+def test_inference_optimised_encoder_gives_the_same_outputs() -> None:
+    from mmstream.models.efficientnet_lite import load_efficientnet_lite0
+    from mmstream.models.fused_model import optimise_for_inference
+
+    reference = load_efficientnet_lite0()
+    optimised = optimise_for_inference(load_efficientnet_lite0())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in optimised.modules())
+    x = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want, got = reference.forward_both(x), optimised.forward_both(x)
+    assert torch.allclose(want[0], got[0], atol=1e-4)
+    assert torch.allclose(want[1], got[1], atol=1e-3)
+
+
+def test_keep_freed_memory_is_applied_on_glibc() -> None:
+    import platform
+
+    from mmstream.models.fused_model import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
