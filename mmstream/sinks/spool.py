@@ -14,12 +14,17 @@ Every shed or expired row is counted (`Spool.dropped`, by reason).
 
 The spool also keeps the last `seq` stamped per stream, so a restarted mmstream continues the
 numbering and subscribers that dedupe by (`stream_id`, `seq`) never mistake new events for old.
-The file is opened in exclusive locking mode: two processes cannot share one spool.
+A lock file (`<spool>.lock`, flock) keeps a second process off the same spool. Checkpoints
+(the only fsyncs with synchronous=normal) run on a thread of their own, off the publish path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
+import threading
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
@@ -37,6 +42,8 @@ READY_MAX = 10_000  # spooled rows kept in memory for sending; the rest are read
 PAGE = 1000
 ACK_BATCH = 500  # delete acknowledged rows after this many acks ...
 ACK_INTERVAL_S = 0.05  # ... or this long, whichever comes first
+CHECKPOINT_INTERVAL_S = 0.5
+BACKSTOP_CHECKPOINT_PAGES = 20_000  # ~80 MB of WAL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -96,6 +103,8 @@ class Spool:
         self.bytes = 0
         self.dropped: Counter[str] = Counter()
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._checkpointer: Checkpointer | None = None
 
     @property
     def durable(self) -> bool:
@@ -106,21 +115,43 @@ class Spool:
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(where, timeout=1.0, isolation_level=None,
+                self._lock(self.path)
+            db = sqlite3.connect(where, timeout=5.0, isolation_level=None,
                                  check_same_thread=False)
-            db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            # the checkpointer thread does this; here only a backstop if it falls far behind
+            db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
             db.executescript(SCHEMA)
             count, size = db.execute(
                 "SELECT count(*), coalesce(sum(length(payload) + length(topic)), 0) FROM outbox"
             ).fetchone()
-        except sqlite3.OperationalError as exc:
-            hint = " (is another mmstream using it?)" if "locked" in str(exc) else ""
-            raise SinkError(f"cannot open the MQTT spool {where}: {exc}{hint}") from None
         except (sqlite3.DatabaseError, OSError) as exc:
+            self._unlock()
             raise SinkError(f"cannot open the MQTT spool {where}: {exc}") from None
         self._db, self.depth, self.bytes = db, int(count), int(size)
+        if self.path is not None:
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
+
+    def _lock(self, path: Path) -> None:
+        """One process per spool: two would send every row twice."""
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SinkError(f"the MQTT spool {path} is in use by another mmstream "
+                            f"(pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the file stays: removing it would race a new owner
+            self._lock_fd = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -234,9 +265,44 @@ class Spool:
         return 0.0 if row is None else max(0.0, (now or time.time()) - row[0])
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._db is not None:
-            self._db.close()
+            self._db.close()  # the last connection checkpoints and removes the WAL
             self._db = None
+        self._unlock()
+
+
+class Checkpointer:
+    """Copies the WAL into the database file on a thread and connection of its own.
+
+    With synchronous=NORMAL a WAL commit does not fsync; a checkpoint does, and it can take
+    tens of milliseconds. Done here (PASSIVE: never waits for the writer), it never delays a
+    publish.
+    """
+
+    def __init__(self, path: Path, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spool-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        try:
+            while not self._stop.wait(self.interval_s):
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 class SendQueue:
