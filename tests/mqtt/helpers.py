@@ -19,7 +19,7 @@ class Subscriber:
                  clean_session: bool = False, **tls: object) -> None:
         self.topic = topic
         self.messages: list[tuple[str, bytes]] = []
-        self._changed = threading.Condition()
+        self.changed = threading.Condition()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv311, clean_session=clean_session)
         self.client.reconnect_delay_set(0.1, 0.5)
@@ -30,9 +30,9 @@ class Subscriber:
         self.port = port
 
     def _on_message(self, _c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        with self._changed:
+        with self.changed:
             self.messages.append((message.topic, bytes(message.payload)))
-            self._changed.notify_all()
+            self.changed.notify_all()
 
     def __enter__(self) -> Subscriber:
         self.client.connect("127.0.0.1", self.port, keepalive=10)
@@ -46,12 +46,12 @@ class Subscriber:
 
     def wait_for(self, done: Callable[[list[tuple[str, bytes]]], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        with self._changed:
+        with self.changed:
             while not done(self.messages):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._changed.wait(left)
+                self.changed.wait(left)
             return True
 
     def events(self, suffix: str = "") -> list[tuple[int, bytes]]:
