@@ -40,9 +40,9 @@ from mmstream.media import AudioChunk, VideoFrame, Window
 from mmstream.models.fused_model import (
     FusedModel,
     PreparedWindow,
-    keep_freed_memory,
     plan_for,
 )
+from mmstream.models.speedups import keep_freed_memory
 from mmstream.runtime.batcher import MicroBatcher
 from mmstream.sources.media_file import decode_media
 from mmstream.stages.infer import InferStage

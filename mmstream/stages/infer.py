@@ -45,9 +45,9 @@ from mmstream.models.fused_model import (
     FusedModel,
     PreparedWindow,
     WindowResult,
-    keep_freed_memory,
     plan_for,
 )
+from mmstream.models.speedups import keep_freed_memory
 from mmstream.runtime import metrics
 from mmstream.runtime.batcher import MicroBatcher
 from mmstream.runtime.stage import Stage

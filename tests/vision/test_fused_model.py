@@ -145,7 +145,7 @@ def test_the_cuda_code_path_runs_on_cpu_with_reduced_precision(model: FusedModel
 @pytest.mark.slow
 def test_inference_optimised_encoder_gives_the_same_outputs() -> None:
     from mmstream.models.efficientnet_lite import load_efficientnet_lite0
-    from mmstream.models.fused_model import optimise_for_inference
+    from mmstream.models.speedups import optimise_for_inference
 
     reference = load_efficientnet_lite0()
     optimised = optimise_for_inference(load_efficientnet_lite0())
@@ -160,6 +160,6 @@ def test_inference_optimised_encoder_gives_the_same_outputs() -> None:
 def test_keep_freed_memory_is_applied_on_glibc() -> None:
     import platform
 
-    from mmstream.models.fused_model import keep_freed_memory
+    from mmstream.models.speedups import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
