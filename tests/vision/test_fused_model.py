@@ -62,9 +62,11 @@ def test_scene_tags_of_real_photos(photo_results: dict[str, WindowResult]) -> No
 
 
 @pytest.mark.slow
-def test_faces_give_emotion_and_no_face_is_absent(photo_results: dict[str, WindowResult]
+def test_faces_give_emotion_and_no_face_is_absent(model: FusedModel,
+                                                   photo_results: dict[str, WindowResult]
                                                    ) -> None:
     astronaut = photo_results["astronaut"]
+    assert len(model.detector().detect(PHOTOS["astronaut"])) == 1  # exactly one face
     box = astronaut.prepared.face_box
     assert box is not None and 150 < box.x + box.w / 2 < 300  # her face, not elsewhere
     assert astronaut.present["face"] and 0.5 < astronaut.confidence["face"] <= 1
