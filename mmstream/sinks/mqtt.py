@@ -320,7 +320,7 @@ class MqttSink(Sink):
         details: dict[str, Any] = {
             "uptime_s": round(time.monotonic() - self._started, 1),
             "spool_depth": self.spool.depth, "published": stats.acked,
-            "connects": stats.connects, **extra,
+            "rejected": stats.rejected, "connects": stats.connects, **extra,
         }
         if self.control is not None:
             details["control"] = self.control.snapshot()

@@ -220,7 +220,9 @@ class BrokerLink:
         self._maintained_at = now
         if now - self._expired_at >= EXPIRE_INTERVAL_S:
             self._expired_at = now
-            self._queue.expire()
+            expired = self._queue.expire()
+            if expired:
+                metrics.count_drop("mqtt:spool", "spool_expired", expired)
         metrics.set_spool_depth("mqtt", self.spool.depth)
         self.stats.lag_s = self.spool.oldest_age_s()
 
