@@ -99,12 +99,16 @@ def build_sinks(config: PipelineConfig) -> list[Sink]:
     return sinks
 
 
+def is_paced(config: PipelineConfig) -> bool:
+    """Live devices and --realtime replays run against the clock; fast replays do not."""
+    return any(s.kind in LIVE_KINDS or getattr(s, "realtime", False) for s in config.sources)
+
+
 def clock_mode(config: PipelineConfig) -> ClockMode:
     """Fast replays stamp media time (deterministic output); live or paced runs wall time."""
     if config.runtime.clock != "auto":
         return config.runtime.clock
-    paced = any(s.kind in LIVE_KINDS or getattr(s, "realtime", False) for s in config.sources)
-    return "wall" if paced else "media"
+    return "wall" if is_paced(config) else "media"
 
 
 def overload_active(config: PipelineConfig) -> bool:
@@ -161,6 +165,7 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> 
         clock=make_clock(clock_mode(config)),
         capacity=config.runtime.channel_capacity,
         restart_backoff=restart_backoff(config),
+        lossless=not is_paced(config),  # a fast replay waits instead of shedding frames
     )
     if governor is not None:
         governor.watch(pipeline.channels[stages.index(governor) + 1:])

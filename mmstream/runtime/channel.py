@@ -25,11 +25,16 @@ def is_droppable(item: Any) -> bool:
 class Channel:
     """An async FIFO with a capacity, several producers, and one consumer."""
 
-    def __init__(self, name: str, capacity: int = 64, producers: int = 1) -> None:
+    def __init__(
+        self, name: str, capacity: int = 64, producers: int = 1, *, lossless: bool = False
+    ) -> None:
         if capacity < 1:
             raise ValueError("channel capacity must be >= 1")
         self.name = name
         self.capacity = capacity
+        # lossless: even frames wait for space (fast replays: no clock to keep up with, and
+        # shedding by timing would make the output differ from run to run)
+        self.lossless = lossless
         self.drops: Counter[str] = Counter()
         self.high_water = 0
         self._items: deque[Any] = deque()
@@ -48,7 +53,7 @@ class Channel:
             if self.closed:
                 raise ChannelClosed(self.name)
             while len(self._items) >= self.capacity:
-                if is_droppable(item) and self._drop_oldest_droppable():
+                if not self.lossless and is_droppable(item) and self._drop_oldest_droppable():
                     break
                 await self._changed.wait()
             self._items.append(item)

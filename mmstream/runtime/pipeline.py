@@ -75,6 +75,7 @@ class Pipeline:
         capacity: int = 64,
         restart_backoff: tuple[float, float] = (0.5, 30.0),
         observers: Sequence[PipelineObserver] = (),
+        lossless: bool = False,
     ) -> None:
         if not sources:
             raise MmstreamError("the pipeline has no source")
@@ -85,10 +86,10 @@ class Pipeline:
         self.restart_backoff = restart_backoff
         names = ["sources", *(stage.name for stage in self.stages)]
         self.channels = [Channel(f"{names[0]}->{names[1] if len(names) > 1 else 'sinks'}",
-                                 capacity, producers=len(self.sources))]
+                                 capacity, producers=len(self.sources), lossless=lossless)]
         for index, stage in enumerate(self.stages):
             target = self.stages[index + 1].name if index + 1 < len(self.stages) else "sinks"
-            self.channels.append(Channel(f"{stage.name}->{target}", capacity))
+            self.channels.append(Channel(f"{stage.name}->{target}", capacity, lossless=lossless))
         self.report = PipelineReport()
         self.observers = list(observers)
         self._opened_sources: set[int] = set()

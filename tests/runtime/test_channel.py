@@ -81,3 +81,21 @@ async def test_channel_ends_only_when_every_producer_closed() -> None:
     assert len([item async for item in channel]) == 2
     with pytest.raises(ChannelClosed):
         await channel.put(chunk(2))
+
+
+async def test_a_lossless_channel_keeps_every_frame() -> None:
+    channel = Channel("replay", capacity=2, lossless=True)
+    received: list[int] = []
+
+    async def slow_consumer() -> None:
+        async for item in channel:
+            received.append(item.index)
+            await asyncio.sleep(0.001)
+
+    consumer = asyncio.create_task(slow_consumer())
+    for index in range(50):
+        await channel.put(frame(index))
+    await channel.close()
+    await consumer
+    assert received == list(range(50))
+    assert not channel.drops
