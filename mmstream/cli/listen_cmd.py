@@ -119,9 +119,10 @@ class Display:
         if self.live is None:
             typer.echo(describe(event))
             return
-        text = describe(event).split(f"#{event.seq}", 1)[-1].strip()
+        kind = event_type(event)
+        text = describe(event).split(f"#{event.seq}", 1)[-1].strip().removeprefix(kind).strip()
         self.rows.append((time.strftime("%H:%M:%S"), f"{event.device_id}/{event.stream_id}",
-                          event_type(event), str(event.seq), text))
+                          kind, str(event.seq), text))
         self.live.update(self._table(), refresh=True)
 
     def note(self, text: str) -> None:
