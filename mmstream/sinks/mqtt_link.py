@@ -1,9 +1,8 @@
 """The connection behind MqttSink: paho-mqtt driven from one thread of its own.
 
-Why paho directly and not aiomqtt: aiomqtt creates a future per publish and resolves it on the
-event loop; on a 2-core box that caps a QoS 1 publisher near 5,000 events/s even with 1,000 in
-flight, while the same paho client driven from its own thread keeps up with a bare paho loop
-(benchmarks/bench_mqtt.py measures all three). The event loop only appends to a deque here.
+Why paho directly, not aiomqtt: aiomqtt resolves a future on the event loop per publish, a
+third of a bare paho loop's rate on 2 cores; this thread keeps up with bare paho (measured by
+benchmarks/bench_mqtt.py). The event loop only appends to a deque here.
 
 The thread owns the paho client and the spool and runs one loop:
   take new events -> store them in the spool (one transaction) -> publish while fewer than
@@ -193,18 +192,15 @@ class BrokerLink:
         if shed:
             metrics.count_drop("mqtt:spool", "spool_full", shed)
         for item in batch:
-            if item.qos == 0:
-                self._publish_qos0(item)
+            if item.qos == 0:  # best effort: straight out, or counted as dropped when offline
+                if self.connected and self._client is not None:
+                    self._client.publish(item.topic, item.payload, qos=0, properties=self._props)
+                    self.stats.published += 1
+                else:
+                    self.stats.dropped_qos0 += 1
         callback, self._drained_callback = self._drained_callback, None
         if callback is not None:
             callback()
-
-    def _publish_qos0(self, item: Outgoing) -> None:
-        if self.connected and self._client is not None:
-            self._client.publish(item.topic, item.payload, qos=0, properties=self._props)
-            self.stats.published += 1
-        else:
-            self.stats.dropped_qos0 += 1
 
     def _publish_rows(self) -> None:
         client, queue, props = self._client, self._queue, self._props

@@ -133,3 +133,16 @@ async def test_clean_exit_says_offline(mosquitto: MosquittoBroker) -> None:
     async with MqttSink(MqttSinkConfig(url=mosquitto.url), "tidy") as sink:
         await sink.send(transcript(1, device="tidy"))
     assert await asyncio.to_thread(retained, mosquitto.port, "mmstream/tidy/status") == b"offline"
+
+
+async def test_qos_0_skips_the_spool(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    config = MqttSinkConfig(url=mosquitto.url, prefix="mm", qos=0,
+                            spool={"path": tmp_path / "spool.db"})
+    with Subscriber(mosquitto.port, "mm/dev/+/+", clean_session=True) as subscriber:
+        async with MqttSink(config, "dev") as sink:
+            for n in range(1, 21):
+                await sink.send(transcript(n))
+            assert sink.spool.depth == 0  # best effort: nothing is stored
+        assert await asyncio.to_thread(subscriber.wait_for, lambda m: len(m) >= 20, 10)
+    assert [seq for seq, _ in subscriber.events()] == list(range(1, 21))
+    assert sink.published == 20
