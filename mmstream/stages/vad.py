@@ -177,7 +177,7 @@ class UtteranceSegmenter:
             cut, resume = pause_from, pause_to
         else:  # no pause: the least speech-like frame of the second half (a word boundary)
             tail = np.asarray(self.probs[half - start:], dtype=np.float32)
-            smoothed = np.convolve(tail, np.ones(3) / 3, mode="same")
+            smoothed = np.convolve(np.pad(tail, 1, mode="edge"), [0.25, 0.5, 0.25], "valid")
             cut = resume = half + int(np.argmin(smoothed))
         self.start, self.silence_from = resume, None
         self.pauses = [p for p in self.pauses if p[0] >= resume]

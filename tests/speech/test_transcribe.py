@@ -1,0 +1,162 @@
+"""Streaming transcription on real speech: partials, finals, timing, guards, determinism."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mmstream.config import TranscribeConfig
+from mmstream.events import Transcript, TranscriptEvent
+from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
+from mmstream.models.whisper import collapse_repeats, normalise_word, word_error_rate
+from mmstream.stages.transcribe import LocalAgreement, TranscribeStage
+from tests.speech.clips import chunks, conversation, white_noise
+
+SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
+
+
+async def run_stage(items: list[Any], deterministic: bool = True,
+                    **config: Any) -> list[TranscriptEvent]:
+    stage = TranscribeStage(TranscribeConfig(**config), deterministic=deterministic)
+    await stage.open()
+    out: list[Any] = []
+    try:
+        for item in items:
+            out += [x async for x in stage.process(item)]
+        out += [x async for x in stage.flush()]
+    finally:
+        await stage.close()
+    passed = [x for x in out if isinstance(x, AudioChunk | EndOfStream)]
+    assert len(passed) == len(items), "audio and the end of stream pass on unchanged"
+    return [x for x in out if isinstance(x, TranscriptEvent)]
+
+
+def finals(events: list[TranscriptEvent]) -> list[Transcript]:
+    return [e.payload for e in events if e.payload.final]
+
+
+@pytest.fixture(scope="module")
+def two_sentences(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, list[Any]]:
+    return conversation(tmp_path_factory.mktemp("speech"), SENTENCES, gap_s=1.5)
+
+
+@pytest.mark.slow
+async def test_two_sentences_give_two_accurate_finals(two_sentences: Any) -> None:
+    audio, truth = two_sentences
+    events = await run_stage(chunks(audio))
+    got = finals(events)
+    assert len(got) == 2, [f.text for f in got]
+    for final, spoken in zip(got, truth, strict=True):
+        assert word_error_rate(spoken.text, final.text) <= 0.2, (spoken.text, final.text)
+        assert abs(final.start - spoken.start) <= 0.3 and abs(final.end - spoken.end) <= 0.3
+        assert final.words and final.language == "en" and 0.5 < final.confidence <= 1.0
+        assert all(final.start <= w.start <= w.end <= final.end for w in final.words)
+        assert final.stable_text == final.text
+    assert [f.utterance_id for f in got] == [0, 1]
+    for event in events:  # t_capture is the end of the audio the event covers
+        assert event.t_capture >= event.payload.end
+
+
+@pytest.mark.slow
+async def test_partials_precede_their_final_and_agree_with_it(two_sentences: Any) -> None:
+    audio, _ = two_sentences
+    events = await run_stage(chunks(audio), partial_interval_s=0.5)
+    for utterance in (0, 1):
+        mine = [e.payload for e in events if e.payload.utterance_id == utterance]
+        assert [p.final for p in mine][-1] is True and not any(p.final for p in mine[:-1])
+        partials = mine[:-1]
+        assert len(partials) >= 2, "a 2 s sentence with 0.5 s partials gets several"
+        stable = [p.stable_text.split() for p in partials]
+        assert any(stable), "consecutive passes agreed on some words"
+        for before, after in itertools.pairwise(stable):  # stable only grows
+            assert after[:len(before)] == before
+        final_words = [normalise_word(w) for w in mine[-1].text.split()]
+        last_stable = [normalise_word(w) for w in stable[-1]]
+        assert final_words[:len(last_stable)] == last_stable, (stable[-1], mine[-1].text)
+        assert all(p.text.startswith(p.stable_text) for p in partials)
+
+
+@pytest.mark.slow
+async def test_same_audio_gives_identical_events(two_sentences: Any) -> None:
+    audio, _ = two_sentences
+    first = await run_stage(chunks(audio))
+    second = await run_stage(chunks(audio))
+    assert first == second and len(first) > 2
+
+
+@pytest.mark.slow
+async def test_silence_and_noise_give_no_transcript() -> None:
+    quiet = np.zeros(4 * AUDIO_RATE, np.float32)
+    noise = white_noise(6.0, level=0.1)
+    loud = white_noise(4.0, level=0.4, seed=3)
+    events = await run_stage(chunks(np.concatenate([quiet, noise, quiet, loud])))
+    assert events == []
+
+
+@pytest.mark.slow
+async def test_live_mode_scheduler_gives_the_same_finals(two_sentences: Any) -> None:
+    audio, truth = two_sentences
+    got = finals(await run_stage(chunks(audio), deterministic=False))
+    assert [word_error_rate(s.text, f.text) <= 0.2 for s, f in zip(truth, got, strict=True)] \
+        == [True, True]
+
+
+@pytest.mark.slow
+async def test_a_new_timeline_closes_the_open_utterance(two_sentences: Any) -> None:
+    """A microphone that reopens jumps in capture time: the speech so far gets its final."""
+    audio, truth = two_sentences
+    cut = int((truth[0].end - 0.4) * AUDIO_RATE)  # mid-way through the last word
+    items = [*chunks(audio[:cut])[:-1], *chunks(audio[cut:], t0=100.0)]
+    got = finals(await run_stage(items))
+    assert len(got) == 3 and got[0].end <= truth[0].end and got[1].start >= 100.0
+
+
+@pytest.mark.slow
+async def test_long_speech_is_cut_at_a_pause_not_mid_word(tmp_path: Path) -> None:
+    text = ("The weather station on the roof reports wind from the north west at twelve "
+            "kilometres per hour. The temperature is falling slowly and rain is expected in "
+            "the evening. The garden sensors say the soil is dry and the tomatoes need water. "
+            "The solar panels produced eleven kilowatt hours today which is more than "
+            "yesterday. The battery in the garage is charged and the car is ready for the "
+            "morning drive to the city. The front door camera saw a delivery van at noon and "
+            "the parcel is on the porch. Nobody has opened the bedroom window since this "
+            "morning.")
+    audio, truth = conversation(tmp_path, [text], gap_s=1.0)
+    assert truth[0].end - truth[0].start > 30, "the clip must be longer than whisper's window"
+    got = finals(await run_stage(chunks(audio), partials=False))
+    assert len(got) >= 2
+    for final in got:
+        assert final.end - final.start <= 25.0 + 0.05
+    for a, b in itertools.pairwise(got):  # each cut is quiet: between words
+        edge = audio[int(a.end * AUDIO_RATE) - 160:int(a.end * AUDIO_RATE) + 160]
+        assert np.sqrt(np.mean(edge ** 2)) < 0.02, a.end
+        assert b.start >= a.end
+    assert word_error_rate(text, " ".join(f.text for f in got)) <= 0.25
+
+
+def test_local_agreement_commits_what_two_passes_agree_on() -> None:
+    agreement = LocalAgreement()
+    assert agreement.update("the cat".split()) == ("the cat", "")
+    assert agreement.update("the cat sat".split()) == ("the cat sat", "the cat")
+    assert agreement.update("the cat sat on".split()) == ("the cat sat on", "the cat sat")
+    # a pass that contradicts the stable words cannot take them back
+    assert agreement.update("a cat sat on the".split()) == ("the cat sat on the",
+                                                            "the cat sat")
+
+
+def test_repeated_phrases_are_collapsed_but_normal_repeats_stay() -> None:
+    words = "thank you. thank you. thank you. thank you. Bye".split()
+    assert [words[i] for i in collapse_repeats(words, 3)] == ["thank", "you.", "Bye"]
+    words = "no, no, no.".split()
+    assert collapse_repeats(words, 3) == [0, 1, 2]
+
+
+def test_bad_transcribe_settings_name_the_field() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="max_utterance_s"):
+        TranscribeConfig(max_utterance_s=45)
