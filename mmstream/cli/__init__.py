@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mmstream.cli import (  # noqa: F401  (registers commands)
+    devices_cmd,
     doctor_cmd,
     ha_cmd,
     inspect_cmds,
