@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, ClassVar, Self
 
 from mcap.writer import CompressionType, Writer
 
@@ -115,6 +115,8 @@ def _fsync_dir(folder: Path) -> None:
 class RecordingFiles:
     """The sequence of files of one recording session: naming, rotation, flushing."""
 
+    _claimed: ClassVar[set[Path]] = set()  # every file written by this process
+
     def __init__(self, config: RecordConfig, device_id: str) -> None:
         self.config = config
         self.device_id = device_id
@@ -124,15 +126,23 @@ class RecordingFiles:
         self._last_flush = time.monotonic()
 
     def _next_path(self) -> Path:
+        """The next file name no recorder of this process has used: a pipeline rebuilt by a
+        SIGHUP reload goes on in a new file instead of overwriting the recording so far."""
         number = len(self.written)
-        if self.config.path is not None:
-            base = self.config.path
-            rotating = self.config.rotate_mb is not None or self.config.rotate_s is not None
-            path = base.with_name(f"{base.stem}-{number:03d}.mcap") if rotating else base
-        else:
-            assert self.config.dir is not None
-            path = self.config.dir / f"rec-{self._started}-{number:04d}.mcap"
+        while (path := self._path_for(number)).resolve() in self._claimed:
+            number += 1
+        self._claimed.add(path.resolve())
         return path
+
+    def _path_for(self, number: int) -> Path:
+        cfg = self.config
+        if cfg.path is not None:
+            rotating = cfg.rotate_mb is not None or cfg.rotate_s is not None
+            if not rotating and number == 0:
+                return cfg.path
+            return cfg.path.with_name(f"{cfg.path.stem}-{number:03d}.mcap")
+        assert cfg.dir is not None
+        return cfg.dir / f"rec-{self._started}-{number:04d}.mcap"
 
     def open(self) -> McapFile:
         path = self._next_path()

@@ -179,3 +179,13 @@ def test_record_section_needs_exactly_one_target() -> None:
         validate_pipeline({"sources": [{"kind": "synthetic"}], "record": {}})
     with pytest.raises(ConfigError, match=r"sources\.0\.recording\.end_s"):
         validate_pipeline({"sources": [{"kind": "recording", "path": "r.mcap", "end_s": -1}]})
+
+
+def test_a_rebuilt_pipeline_continues_in_a_new_file(tmp_path: Path) -> None:
+    """A SIGHUP reload builds the pipeline again: the recording so far must survive."""
+    path = tmp_path / "live.mcap"
+    record_synthetic(path, streams=("first",), duration_s=0.5)
+    record_synthetic(path, streams=("second",), duration_s=0.5)
+    assert {c.stream_id for c in inspect_recording(path).channels} == {"first"}
+    reloaded = tmp_path / "live-001.mcap"
+    assert {c.stream_id for c in inspect_recording(reloaded).channels} == {"second"}
