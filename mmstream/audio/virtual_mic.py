@@ -38,6 +38,7 @@ class VirtualMic:
         self._thread: threading.Thread | None = None
         self.periods_written = 0
         self.periods_lost = 0  # written while nobody read and the FIFO was full
+        self.clip_started: list[float] = []  # wall time each played clip began to be written
         if period * 2 > 4096:
             raise ValueError("period must be <= 2048 frames (one atomic FIFO write)")
 
@@ -130,6 +131,7 @@ class VirtualMic:
             clip = self._clips.get_nowait()
         except queue.Empty:
             return np.zeros(0, dtype=np.int16)
+        self.clip_started.append(time.time())
         clip = np.clip(clip, -1.0, 1.0)
         whole = -(-len(clip) // self.period) * self.period  # end on a whole period
         return np.pad((clip * 32767).astype(np.int16), (0, whole - len(clip)))

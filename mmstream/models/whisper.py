@@ -115,6 +115,7 @@ class DecodeRequest:
     audio: np.ndarray
     offset: float
     final: bool = True  # finals get beam search and word timestamps; partials are greedy
+    context: str = ""  # what the stream said just before: whisper's prompt, as offline
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,11 @@ class WhisperDecoder:
         )
 
     def _decode_one(self, request: DecodeRequest) -> DecodeResult:
-        segments, info = self.model.transcribe(
-            request.audio, vad_filter=False, **self._common(request.final))
+        options = self._common(request.final)
+        if request.context:  # condition on the previous utterance, as whisper does offline
+            options["initial_prompt"] = " ".join(
+                x for x in (self.options.initial_prompt, request.context) if x)
+        segments, info = self.model.transcribe(request.audio, vad_filter=False, **options)
         return self._result(list(segments), request, info.language)
 
     def _decode_batched(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
@@ -238,11 +242,12 @@ class WhisperDecoder:
             s.no_speech_prob > opts.no_speech_threshold and s.avg_logprob < opts.logprob_threshold)]
         dropped = len(segments) - len(kept)
         if request.final:
+            raw = [w for s in kept for w in (s.words or []) if w.word.strip()]
+            raw = [raw[i] for i in collapse_repeats([w.word for w in raw], opts.max_repeats)]
             words = [Word(w.word.strip(), round(request.offset + float(w.start), 3),
                           round(request.offset + float(w.end), 3), round(float(w.probability), 3))
-                     for s in kept for w in (s.words or []) if w.word.strip()]
-            words = [words[i] for i in collapse_repeats([w.word for w in words], opts.max_repeats)]
-            text = " ".join(w.word for w in words)
+                     for w in raw]
+            text = "".join(w.word for w in raw).strip()  # whisper's own spacing: "o'clock"
             confidence = float(np.mean([w.probability for w in words])) if words else 0.0
         else:
             tokens = " ".join(s.text.strip() for s in kept).split()

@@ -38,8 +38,15 @@ from mmstream.models.whisper import (
     resolve_device,
 )
 from mmstream.runtime.stage import Stage
-from mmstream.stages.vad import SileroVad, Utterance, UtteranceSegmenter, VadSettings
+from mmstream.stages.vad import (
+    FRAME,
+    SileroVad,
+    Utterance,
+    UtteranceSegmenter,
+    VadSettings,
+)
 
+CONTEXT_CHARS = 200  # of previous finals given to whisper as its prompt
 GAP_TOLERANCE_S = 0.25  # a jump in capture time larger than this starts a new timeline
 
 
@@ -94,6 +101,12 @@ class _Job:
 
 
 @dataclass
+class _Ahead:
+    span: tuple[int, int, int, int]  # decoded audio [begin, end) and speech [start, end)
+    result: asyncio.Future[DecodeResult]
+
+
+@dataclass
 class _Stream:
     t0: float  # source time of sample 0
     vad: SileroVad
@@ -103,7 +116,9 @@ class _Stream:
     last_partial_at: int = 0  # sample index of the last partial's end
     partials_sent: int = 0  # partial events published for the current utterance
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    context: str = ""  # the stream's last final text(s): the prompt of the next decodes
     jobs: deque[_Job] = field(default_factory=deque)
+    speculative: _Ahead | None = None  # live: the final's decode, started early
 
     @property
     def next_sample(self) -> int:
@@ -222,6 +237,8 @@ class TranscribeStage(Stage):
         probs = await asyncio.to_thread(state.vad, chunk.samples)
         for utterance in state.segmenter.push(probs):
             await self._final(chunk.stream_id, state, utterance)
+        if not self.deterministic:
+            self._speculate(state)
         if self.config.partials and self._partial_due(state):
             await self._partial(chunk.stream_id, state)
         self._trim(state)
@@ -249,24 +266,65 @@ class TranscribeStage(Stage):
                            speech=(start, state.segmenter.speech_end_sample()))
 
     async def _final(self, stream_id: str, state: _Stream, utterance: Utterance) -> None:
-        for job in state.jobs:  # a partial still queued would only delay the final
-            if not job.final:
-                job.result.cancel()
+        self._cancel_partials(state)
         begin = max(utterance.start - self.pad, state.buffer.start)
         end = utterance.end if utterance.cut else min(utterance.end + self.pad, state.next_sample)
+        ahead, state.speculative, early = state.speculative, None, None
+        if ahead is not None:
+            if ahead.span == (begin, end, utterance.start, utterance.end):
+                early = ahead.result  # the very same audio, already decoding
+            else:
+                ahead.result.cancel()
         await self._submit(state, final=True, begin=begin, end=end,
-                           speech=(utterance.start, utterance.end))
+                           speech=(utterance.start, utterance.end), early=early)
         state.utterance_id += 1
         state.agreement = LocalAgreement()
         state.last_partial_at = utterance.end
 
-    async def _submit(self, state: _Stream, *, final: bool, begin: int, end: int,
-                      speech: tuple[int, int]) -> None:
+    def _speculate(self, state: _Stream) -> None:
+        """Live: start the final's decode once a silence holds its padding, not after all of
+        `min_silence_ms`. Its audio is exactly what the final would decode, so if the silence
+        does end the utterance the result is the same, just earlier; if speech resumes, it is
+        dropped."""
+        seg, ahead = state.segmenter, state.speculative
+        start = seg.speech_start_sample()
+        if start is None or seg.silence_from is None:
+            if ahead is not None:
+                ahead.result.cancel()
+                state.speculative = None
+            return
+        speech_end = seg.silence_from * FRAME
+        span = (max(start - self.pad, state.buffer.start), speech_end + self.pad, start,
+                speech_end)
+        too_short = speech_end - start < self.vad_settings.frames(
+            self.vad_settings.min_speech_ms) * FRAME
+        if (ahead is not None and ahead.span == span) or too_short or (
+                state.next_sample < speech_end + self.pad):
+            return
+        if ahead is not None:
+            ahead.result.cancel()
         assert self.scheduler is not None
-        request = DecodeRequest(state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE,
-                                final)
+        self._cancel_partials(state)
+        state.speculative = _Ahead(span, self.scheduler.submit(
+            self._request(state, span[0], span[1], final=True)))
+
+    @staticmethod
+    def _cancel_partials(state: _Stream) -> None:
+        for job in state.jobs:  # a partial still queued would only delay the final
+            if not job.final:
+                job.result.cancel()
+
+    def _request(self, state: _Stream, begin: int, end: int, final: bool) -> DecodeRequest:
+        return DecodeRequest(state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE,
+                             final, state.context)
+
+    async def _submit(self, state: _Stream, *, final: bool, begin: int, end: int,
+                      speech: tuple[int, int],
+                      early: asyncio.Future[DecodeResult] | None = None) -> None:
+        assert self.scheduler is not None
+        result = early or self.scheduler.submit(self._request(state, begin, end, final))
         job = _Job(final, state.utterance_id, state.time(speech[0]), state.time(speech[1]),
-                   state.time(end), self.scheduler.submit(request))
+                   state.time(end), result)
         state.jobs.append(job)
         if self.deterministic:
             await job.result
@@ -294,6 +352,7 @@ class TranscribeStage(Stage):
             if not result.text and not state.partials_sent:
                 return None  # silence or noise that whisper (rightly) found no words in
             state.partials_sent = 0
+            state.context = (state.context + " " + result.text).strip()[-CONTEXT_CHARS:]
             payload = Transcript(
                 final=True, text=result.text, start=job.start, end=job.end,
                 language=result.language, confidence=result.confidence,

@@ -34,6 +34,7 @@ def audible(samples: np.ndarray, rate: int = AUDIO_RATE) -> tuple[int, int]:
 def conversation(tmp: Path, sentences: list[str], gap_s: float = 1.5, lead_s: float = 1.0,
                  rate: int = AUDIO_RATE) -> tuple[np.ndarray, list[Spoken]]:
     """The sentences one after another, `gap_s` of silence between, and where each one is."""
+    tmp.mkdir(parents=True, exist_ok=True)
     parts, truth, at = [np.zeros(int(lead_s * rate), np.float32)], [], int(lead_s * rate)
     for index, text in enumerate(sentences):
         clip = read_wav(speak(text, tmp / f"sentence{index}.wav"), rate)
