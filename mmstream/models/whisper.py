@@ -230,8 +230,8 @@ class WhisperDecoder:
             batch_size=len(requests), **self._common(final))
         grouped: list[list[Any]] = [[] for _ in requests]
         for segment in segments:
-            start = segment.start * AUDIO_RATE
-            index = next((k for k, (a, b) in enumerate(bounds) if a - 1 <= start < b), -1)
+            middle = (segment.start + segment.end) / 2 * AUDIO_RATE  # times are rounded
+            index = next((k for k, (a, b) in enumerate(bounds) if middle < b), len(bounds) - 1)
             grouped[index].append(_shifted(segment, -bounds[index][0] / AUDIO_RATE))
         return [self._result(found, request, info.language)
                 for found, request in zip(grouped, requests, strict=True)]
@@ -262,6 +262,9 @@ def _shifted(segment: Any, delta: float) -> Any:
     """A batched segment with its times (and its words') moved to its own clip's clock."""
     from dataclasses import replace
 
-    words = [replace(w, start=w.start + delta, end=w.end + delta) for w in segment.words or []]
-    return replace(segment, start=segment.start + delta, end=segment.end + delta,
+    def moved(t: float) -> float:
+        return max(0.0, t + delta)
+
+    words = [replace(w, start=moved(w.start), end=moved(w.end)) for w in segment.words or []]
+    return replace(segment, start=moved(segment.start), end=moved(segment.end),
                    words=words or segment.words)

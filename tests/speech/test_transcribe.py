@@ -160,3 +160,21 @@ def test_bad_transcribe_settings_name_the_field() -> None:
 
     with pytest.raises(ValidationError, match="max_utterance_s"):
         TranscribeConfig(max_utterance_s=45)
+
+
+@pytest.mark.slow
+def test_batched_decoding_across_streams_matches_one_at_a_time(tmp_path: Path) -> None:
+    """The CUDA path (BatchedInferencePipeline over several streams' utterances), run on CPU."""
+    from mmstream.models.whisper import DecodeOptions, DecodeRequest, WhisperDecoder, load_whisper
+
+    model = load_whisper()
+    requests = []
+    for index, (text, offset) in enumerate(zip(SENTENCES, (10.0, 50.0), strict=True)):
+        audio, _ = conversation(tmp_path / str(index), [text], gap_s=0.3, lead_s=0.2)
+        requests.append(DecodeRequest(audio, offset, final=True))
+    alone = WhisperDecoder(model, DecodeOptions(beam_size=5), "cpu").decode(requests)
+    batched = WhisperDecoder(model, DecodeOptions(beam_size=5), "cuda").decode(requests)
+    assert [r.text for r in batched] == [r.text for r in alone]
+    for one, many, request in zip(alone, batched, requests, strict=True):
+        assert many.words[0].start >= request.offset  # on its own stream's clock
+        assert abs(many.words[-1].end - one.words[-1].end) < 0.1
