@@ -114,13 +114,19 @@ class InferStage(Stage):
     async def process(self, item: Any) -> AsyncIterator[Any]:
         if isinstance(item, Window):
             await self._start(item)
-            for event in self._finished():
+            if self.deterministic:
+                events = await self._full_batch(item.stream_id)
+            else:
+                events = self._finished()
+            for event in events:
                 yield event
             return
         if isinstance(item, EndOfStream):
             for event in await self._drain(item.stream_id):
                 yield event
-        else:
+        elif not self.deterministic:
+            # Deterministic mode never emits on a pass-through item: whether a result is in
+            # by then is timing, and would move events between replays.
             for event in self._finished():
                 yield event
         yield item
@@ -168,6 +174,23 @@ class InferStage(Stage):
         for queue in self.pending.values():
             while queue and queue[0].task is not None and queue[0].task.done():
                 events.extend(self.events_for(queue.popleft().task.result()))
+        return events
+
+    async def _full_batch(self, stream_id: str) -> list[Envelope]:
+        """Deterministic mode: once a stream has a whole batch queued, wait for it and emit it.
+
+        The batcher runs a stream's windows in groups of `max_batch`, so the queue holds exactly
+        one group here; its events then sit at the same place in the output on every replay.
+        """
+        queue = self.pending.get(stream_id)
+        if queue is None or len(queue) < self.config.max_batch:
+            return []
+        jobs = list(queue)
+        queue.clear()
+        events: list[Envelope] = []
+        for job in jobs:
+            assert job.task is not None
+            events.extend(self.events_for(await job.task))
         return events
 
     async def _drain(self, stream_id: str) -> list[Envelope]:
