@@ -3,96 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from mmstream.cli.app import app, user_errors
-
-SET_HELP = "Override a pipeline field: a.b=c (repeatable), e.g. sinks.mqtt.url=mqtt://h:1883."
-
-
-def stream_id_for(path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-") or "file0"
-
-
-def sample_clip() -> Path:
-    return Path(str(resources.files("mmstream") / "assets" / "sample.mp4"))
-
-
-# What --deterministic forces: media-time stamps, no shedding, batches that do not depend on
-# timing, and CPU maths (GPU kernels may pick different algorithms or reduction orders).
-DETERMINISTIC_SETS = (
-    "runtime.clock=media",
-    "runtime.overload.mode='off'",  # quoted: YAML reads a bare off as false
-    "stages.infer.batching=deterministic",
-    "stages.infer.device=cpu",
-    "stages.infer.precision=fp32",
-    "stages.transcribe.device=cpu",
+from mmstream.replay.setup import (  # noqa: F401  (re-exported for tests and tools)
+    DETERMINISTIC_SETS,
+    ReplayPlan,
+    replay_config,
+    replay_source,
+    sample_clip,
+    stream_id_for,
 )
 
-
-def replay_source(
-    media: Path,
-    *,
-    realtime: bool = False,
-    speed: float | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    streams: list[str] | None = None,
-) -> dict[str, Any]:
-    """The source section for one input: a recording (.mcap) or a media file."""
-    if media.suffix.lower() == ".mcap":
-        source: dict[str, Any] = {"kind": "recording", "id": stream_id_for(media),
-                                  "path": str(media)}
-        if speed is not None or realtime:
-            source["speed"] = speed or 1.0
-        for key, value in (("start_s", start), ("end_s", end), ("streams", streams)):
-            if value is not None:
-                source[key] = value
-        return source
-    if speed is not None or start is not None or end is not None or streams is not None:
-        from mmstream.errors import ConfigError
-
-        raise ConfigError(f"--speed, --start, --end and --streams work on .mcap recordings; "
-                          f"{media} is a media file (use --realtime to pace it)")
-    return {"kind": "file", "id": stream_id_for(media), "path": str(media), "realtime": realtime}
-
-
-def replay_config(
-    media: Path,
-    *,
-    pipeline: Path | None,
-    out: Path | None,
-    mqtt: str | None,
-    realtime: bool,
-    sets: list[str],
-    device_id: str | None = None,
-    source: dict[str, Any] | None = None,
-    deterministic: bool = False,
-    stdout_by_default: bool = True,
-) -> Any:
-    """The pipeline a replay runs: the given (or default) pipeline with `media` as its source."""
-    from mmstream.config import load_pipeline, read_yaml
-
-    base: dict[str, Any] = read_yaml(pipeline) if pipeline else {"device_id": "replay"}
-    base["sources"] = [source or replay_source(media, realtime=realtime)]
-    sinks = dict(base.get("sinks") or {})
-    if out is not None:
-        sinks["jsonl"] = {"path": str(out)}
-    if mqtt is not None:
-        sinks["mqtt"] = {**(sinks.get("mqtt") or {}), "url": mqtt}
-    if not sinks and stdout_by_default:
-        sinks["jsonl"] = {"path": "-"}
-    base["sinks"] = sinks
-    if device_id:
-        base["device_id"] = device_id
-    forced = list(DETERMINISTIC_SETS) if deterministic else []
-    return load_pipeline(None, base=base, sets=[*sets, *forced])
+SET_HELP = "Override a pipeline field: a.b=c (repeatable), e.g. sinks.mqtt.url=mqtt://h:1883."
 
 
 def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
@@ -145,6 +72,20 @@ def replay(
                                        "shedding, deterministic batches)."),
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="Batch: skip inputs whose output already exists."),
+    output_format: str = typer.Option("jsonl", "--format", help="Batch: jsonl or parquet "
+                                      "(parquet needs pyarrow, in mmstream[ray])."),
+    on_ray: bool = typer.Option(False, "--ray", help="Batch: process the files on a Ray "
+                                "cluster (pip install 'mmstream[ray]'); a local one unless "
+                                "--ray-address or RAY_ADDRESS names one."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --ray: the "
+                                           "cluster, e.g. auto or ray://head:10001."),
+    ray_workers: int | None = typer.Option(None, "--ray-workers", min=1, help="With --ray: "
+                                           "parallel workers (default: cluster CPUs / "
+                                           "threads)."),
+    ray_threads: int = typer.Option(1, "--ray-threads", min=1,
+                                    help="With --ray: CPU threads per worker."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus", min=0.0, help="With --ray: GPUs per "
+                                   "worker (0.5 = two workers share one); runs models on CUDA."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Run a recording or media file (or a folder/glob of them) through the analyses.
@@ -152,26 +93,40 @@ def replay(
     As fast as possible (the default), `t_capture` and `t_publish` are the input's own time,
     so the same input always gives the same events. A folder or glob is a batch: one JSONL
     per input in --out, a progress bar, a summary table; exit code 3 when some inputs failed.
+    With --ray the batch's files are spread over the workers of a Ray cluster.
     """
     with user_errors():
+        from mmstream.errors import ConfigError
         from mmstream.replay.batch import is_batch_input
 
+        if output_format not in ("jsonl", "parquet"):
+            raise ConfigError(f"--format {output_format}: use jsonl or parquet")
         picked = [s.strip() for s in streams.split(",") if s.strip()] if streams else None
         options = {"realtime": realtime, "speed": speed, "start": start, "end": end,
                    "streams": picked}
+        ray_options = None
+        if on_ray:
+            from mmstream.replay.on_ray import RayOptions
+
+            ray_options = RayOptions(ray_address, ray_workers, ray_threads, ray_gpus)
         if is_batch_input(source):
-            _replay_batch(source, pipeline=pipeline, out=out, mqtt=mqtt, options=options,
-                          deterministic=deterministic, resume=resume, sets=set_)
+            plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, deterministic)
+            _replay_batch(source, plan, out=out, resume=resume, fmt=output_format,
+                          ray_options=ray_options)
             return
+        if on_ray or output_format != "jsonl":
+            raise ConfigError(f"--ray and --format work on a folder or glob of inputs; "
+                              f"{source} is one file")
         media = Path(source)
         execute(replay_config(media, pipeline=pipeline, out=out, mqtt=mqtt, realtime=realtime,
                               sets=set_, source=replay_source(media, **options),
                               deterministic=deterministic))
 
 
-def _replay_batch(pattern: str, *, pipeline: Path | None, out: Path | None, mqtt: str | None,
-                  options: dict[str, Any], deterministic: bool, resume: bool,
-                  sets: list[str]) -> None:
+def _replay_batch(pattern: str, plan: ReplayPlan, *, out: Path | None, resume: bool,
+                  fmt: Any, ray_options: Any) -> None:
+    from rich.console import Console
+
     from mmstream.errors import ConfigError
     from mmstream.replay.batch import BatchRunner, exit_code, expand_inputs, summary_table
 
@@ -179,17 +134,14 @@ def _replay_batch(pattern: str, *, pipeline: Path | None, out: Path | None, mqtt
         raise ConfigError(f"replaying a folder or glob ({pattern}) needs --out DIR for the "
                           "results")
     inputs, base = expand_inputs(pattern)
+    if ray_options is not None:
+        from mmstream.replay.on_ray import RayBatchRunner
 
-    def config_for(media: Path, events: Path) -> Any:
-        return replay_config(media, pipeline=pipeline, out=events, mqtt=mqtt,
-                             realtime=bool(options["realtime"]), sets=sets,
-                             source=replay_source(media, **options),
-                             deterministic=deterministic)
-
-    runner = BatchRunner(inputs, base, out, config_for, resume=resume)
-    results = asyncio.run(_run_until_signal(runner.run))
-    from rich.console import Console
-
+        results = RayBatchRunner(inputs, base, out, plan, ray_options, resume=resume,
+                                 fmt=fmt).run()
+    else:
+        runner = BatchRunner(inputs, base, out, plan.config_for, resume=resume, fmt=fmt)
+        results = asyncio.run(_run_until_signal(runner.run))
     Console().print(summary_table(results, base))  # the result: stdout; progress: stderr
     code = exit_code(results)
     if code:

@@ -1,9 +1,12 @@
 """Batch reprocessing: many recordings or media files through one pipeline, one after another.
 
-Each input writes `<out>/<name>.jsonl` through a `.partial` file renamed only on success, so an
-interrupted batch resumes where it stopped (finished outputs are skipped) and a failed file
-never leaves an output that looks complete. A file that fails is reported and the batch goes
-on; `summary.json` in the output folder records every file's outcome.
+Each input writes `<out>/<name>.jsonl` (or `.parquet`) through a `.partial` file renamed only on
+success, so an interrupted batch resumes where it stopped (finished outputs are skipped) and a
+failed file never leaves an output that looks complete. A file that fails is reported and the
+batch goes on; `summary.json` in the output folder records every file's outcome.
+
+`replay_file` is the unit of work: the in-process runner here and the Ray workers
+(`mmstream.replay.on_ray`) both call it, so a file gives the same events either way.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ INPUT_SUFFIXES = frozenset({".mcap", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".
                             ".flac", ".mp3", ".ogg", ".opus", ".m4a"})
 EXIT_PARTIAL = 3  # some files failed, others finished
 Status = Literal["ok", "skipped", "failed", "not run"]
+OutputFormat = Literal["jsonl", "parquet"]
 ConfigFor = Callable[[Path, Path], PipelineConfig]  # (input, output jsonl) -> pipeline
 
 
@@ -78,13 +82,13 @@ def _common_folder(paths: list[Path]) -> Path:
     return common
 
 
-def output_name(path: Path, base: Path) -> str:
+def output_name(path: Path, base: Path, fmt: OutputFormat = "jsonl") -> str:
     """`sub/dir/cam0.mcap` -> `sub__dir__cam0.mcap.jsonl`: unique per input, readable."""
     try:
         relative = path.resolve().relative_to(base.resolve())
     except ValueError:
         relative = Path(path.name)
-    return "__".join(relative.parts) + ".jsonl"
+    return "__".join(relative.parts) + "." + fmt
 
 
 def probe_duration(path: Path) -> float | None:
@@ -141,19 +145,21 @@ class BatchRunner:
     """Runs every input in turn; `await runner.run(stop)` returns one result per input."""
 
     def __init__(self, inputs: list[Path], base: Path, out_dir: Path, config_for: ConfigFor,
-                 *, resume: bool = True, console: Console | None = None) -> None:
+                 *, resume: bool = True, fmt: OutputFormat = "jsonl",
+                 console: Console | None = None) -> None:
         self.inputs = inputs
         self.base = base
         self.out_dir = out_dir
         self.config_for = config_for
         self.resume = resume
+        self.fmt = fmt
         self.console = console or Console(stderr=True)
         self.results: list[FileResult] = []
 
     async def run(self, stop: asyncio.Event) -> list[FileResult]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         durations = await asyncio.to_thread(lambda: [probe_duration(p) for p in self.inputs])
-        with self._progress() as progress:
+        with batch_progress(self.console) as progress:
             task = progress.add_task("replay", total=sum(d or 0.0 for d in durations) or None,
                                      files=f"0/{len(self.inputs)} files", speed="-")
             started, done_media = time.monotonic(), 0.0
@@ -167,7 +173,11 @@ class BatchRunner:
                     progress.update(task, completed=before + media_s,
                                     speed=f"{(before + media_s) / elapsed:.1f}x realtime")
 
-                result = await self._run_one(path, advance, stop)
+                output = self.out_dir / output_name(path, self.base, self.fmt)
+                if self.resume and output.exists():
+                    result = FileResult(str(path), str(output), "skipped")
+                else:
+                    result = await replay_file(path, output, self.config_for, advance, stop)
                 done_media += result.media_s or (durations[index] or 0.0)
                 total = max(progress.tasks[0].total or 0.0, done_media)  # probes may miss
                 progress.update(task, completed=done_media, total=total,
@@ -175,54 +185,74 @@ class BatchRunner:
                 self._record(result)
         return self.results
 
-    def _progress(self) -> Progress:
-        return Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.fields[files]}"),
-                        TextColumn("{task.completed:.0f}/{task.total:.0f} media s"),
-                        TextColumn("{task.fields[speed]}"), TextColumn("ETA"),
-                        TimeRemainingColumn(), console=self.console, transient=False)
-
-    async def _run_one(self, path: Path, advance: Callable[[float], None],
-                       stop: asyncio.Event) -> FileResult:
-        output = self.out_dir / output_name(path, self.base)
-        if self.resume and output.exists():
-            return FileResult(str(path), str(output), "skipped")
-        partial = output.with_name(output.name + ".partial")
-        reached = 0.0
-
-        def seen(media_s: float) -> None:
-            nonlocal reached
-            reached = max(reached, media_s)
-            advance(reached)
-
-        started = time.monotonic()
-        try:
-            from mmstream.build import build_pipeline
-
-            pipeline = build_pipeline(self.config_for(path, partial))
-            pipeline.sources = [ProgressSource(s, seen) for s in pipeline.sources]
-            report = await pipeline.run(stop)
-        except Exception as exc:  # one bad file must not stop the batch
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            return FileResult(str(path), "", "failed", reached, time.monotonic() - started,
-                              error=_explain(exc))
-        wall = time.monotonic() - started
-        if stop.is_set():
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            return FileResult(str(path), "", "not run", reached, wall, error="interrupted")
-        partial.replace(output)
-        return FileResult(str(path), str(output), "ok", reached, wall,
-                          sum(report.events.values()))
-
     def _record(self, result: FileResult) -> None:
         self.results.append(result)
-        if result.status == "failed":
-            self.console.print(f"[red]failed[/red] {escape(result.path)}: "
-                               f"{escape(result.error)}", highlight=False)
-        summary = {"results": [asdict(r) for r in self.results]}
-        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        report_failure(self.console, result)
+        write_summary(self.out_dir, self.results)
+
+
+def batch_progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[files]}"),
+                    TextColumn("{task.completed:.0f}/{task.total:.0f} media s"),
+                    TextColumn("{task.fields[speed]}"), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def report_failure(console: Console, result: FileResult) -> None:
+    if result.status == "failed":
+        console.print(f"[red]failed[/red] {escape(result.path)}: {escape(result.error)}",
+                      highlight=False)
+
+
+def write_summary(out_dir: Path, results: list[FileResult]) -> None:
+    summary = {"results": [asdict(r) for r in results]}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+async def replay_file(path: Path, output: Path, config_for: ConfigFor,
+                      advance: Callable[[float], None], stop: asyncio.Event) -> FileResult:
+    """One input through its pipeline into `output` (.jsonl, or .parquet made from the JSONL);
+    never raises for a bad input: the error is in the result."""
+    partial = output.with_name(output.name + ".partial")
+    events_file = partial if output.suffix == ".jsonl" else output.with_name(
+        output.name + ".jsonl.partial")
+    reached = 0.0
+
+    def seen(media_s: float) -> None:
+        nonlocal reached
+        reached = max(reached, media_s)
+        advance(reached)
+
+    started = time.monotonic()
+    try:
+        from mmstream.build import build_pipeline
+
+        pipeline = build_pipeline(config_for(path, events_file))
+        pipeline.sources = [ProgressSource(s, seen) for s in pipeline.sources]
+        report = await pipeline.run(stop)
+        if events_file != partial and not stop.is_set():
+            from mmstream.replay.parquet import jsonl_to_parquet
+
+            await asyncio.to_thread(jsonl_to_parquet, events_file, partial)
+    except Exception as exc:  # one bad file must not stop the batch
+        _remove(partial, events_file)
+        return FileResult(str(path), "", "failed", reached, time.monotonic() - started,
+                          error=_explain(exc))
+    wall = time.monotonic() - started
+    if stop.is_set():
+        _remove(partial, events_file)
+        return FileResult(str(path), "", "not run", reached, wall, error="interrupted")
+    if events_file != partial:
+        _remove(events_file)
+    partial.replace(output)
+    return FileResult(str(path), str(output), "ok", reached, wall, sum(report.events.values()))
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _explain(exc: BaseException) -> str:
