@@ -11,6 +11,7 @@ import hashlib
 import os
 import platform
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -239,8 +240,16 @@ def check_broker(config: PipelineConfig | None, timeout_s: float = 5.0) -> Check
         except OSError as exc:
             return Check("mqtt broker", False, f"password_file {password_file}: {exc.strerror}",
                          True, "make the password file readable by the service user")
+    from mmstream.errors import ConfigError
+    from mmstream.sinks.mqtt import tls_context
+
+    try:  # the sink's own TLS settings: CA file, client certificate, insecure
+        context = tls_context(mqtt, address)
+    except ConfigError as exc:
+        return Check("mqtt broker", False, str(exc), True,
+                     "make the TLS files readable by the service user")
     started = time.monotonic()
-    reason = _mqtt_connect(address.host, address.port, address.tls, username, password, timeout_s)
+    reason = _mqtt_connect(address.host, address.port, context, username, password, timeout_s)
     who = f"{address} as {username}" if username else f"{address} (anonymous)"
     if reason is None:
         return Check("mqtt broker", True, f"{who}: connected in "
@@ -250,7 +259,7 @@ def check_broker(config: PipelineConfig | None, timeout_s: float = 5.0) -> Check
                  "env file (MMSTREAM_SINKS__MQTT__URL)")
 
 
-def _mqtt_connect(host: str, port: int, tls: bool, username: str | None,
+def _mqtt_connect(host: str, port: int, tls: ssl.SSLContext | None, username: str | None,
                   password: str | None, timeout_s: float) -> str | None:
     """None when the broker accepted the connection, else why not (refused, bad credentials)."""
     import paho.mqtt.client as paho
@@ -266,15 +275,15 @@ def _mqtt_connect(host: str, port: int, tls: bool, username: str | None,
     client.on_connect = lambda _c, _u, _f, code, _p=None: result.setdefault("code", code)
     if username:
         client.username_pw_set(username, password)
-    if tls:
-        client.tls_set()
+    if tls is not None:
+        client.tls_set_context(tls)
     try:
         client.connect(host, port, keepalive=10)
         deadline = time.monotonic() + timeout_s
         while "code" not in result and time.monotonic() < deadline:
             client.loop(timeout=0.1)
         client.disconnect()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ssl.SSLError (a bad certificate) is an OSError
         return f"connect failed: {exc}"
     code = result.get("code")
     if code is None:

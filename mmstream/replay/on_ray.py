@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ from mmstream.replay.batch import (
 from mmstream.replay.setup import ReplayPlan
 
 RESULT_FIELDS = ("path", "status", "media_s", "wall_s", "events", "error")
+# A file that kills its worker twice is failed, not retried forever (Ray Data's default); the
+# worker is restarted for the next file. Ray 2.60 has no named parameter for these yet.
+RESTART_POLICY = {"max_restarts": -1, "max_task_retries": 1}
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class RayOptions:
 
     def worker_sets(self) -> tuple[str, ...]:
         sets = [f"stages.infer.cpu_threads={self.threads}",
+                f"stages.infer.prepare_threads={self.threads}",
                 f"stages.transcribe.cpu_threads={self.threads}"]
         if self.gpus > 0:
             sets += ["stages.infer.device=cuda", "stages.transcribe.device=cuda"]
@@ -177,15 +182,15 @@ class RayBatchRunner:
         dataset = ray.data.read_binary_files(
             [str(p.resolve()) for p in todo], include_paths=True, override_num_blocks=len(todo),
             num_cpus=0)
-        events = dataset.map_batches(
-            self.worker, fn_constructor_kwargs={"plan": self.plan, "fmt": self.fmt,
-                                               "threads": self.options.threads},
-            batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=self.options.threads, num_gpus=self.options.gpus or None,
-            # A file that kills its worker twice is failed (not retried forever); the worker
-            # is restarted for the next file.
-            max_restarts=-1, max_task_retries=1)
+        with warnings.catch_warnings():  # "ray_remote_args is deprecated": see RESTART_POLICY
+            warnings.simplefilter("ignore", DeprecationWarning)
+            events = dataset.map_batches(
+                self.worker, fn_constructor_kwargs={"plan": self.plan, "fmt": self.fmt,
+                                                   "threads": self.options.threads},
+                batch_size=1, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=workers),
+                num_cpus=self.options.threads, num_gpus=self.options.gpus or None,
+                **RESTART_POLICY)
         by_resolved = {str(p.resolve()): p for p in todo}
         total_media = sum(durations.values())
         with _progress(self.console) as progress:

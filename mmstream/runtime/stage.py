@@ -34,7 +34,22 @@ class Stage:
         """Release resources."""
 
 
-class Source(ABC):
+class AsyncResource:
+    """Opened and closed with `async with`; nothing to do unless a subclass says so."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class Source(AsyncResource, ABC):
     """An async context manager that yields media items: `async with src: async for x in src`."""
 
     name: str = "source"
@@ -42,38 +57,16 @@ class Source(ABC):
     #: restart on failure (live devices) instead of stopping the pipeline (files)
     restartable: bool = False
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[Any]: ...
 
 
-class Sink(ABC):
+class Sink(AsyncResource, ABC):
     """Delivers stamped events; an async context manager whose exit flushes everything."""
 
     name: str = "sink"
     #: receive raw media items too (recorders); others get events only
     wants_media: bool = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     @abstractmethod
     async def send(self, event: Event) -> None: ...

@@ -22,7 +22,8 @@ from mmstream.replay.on_ray import RayBatchRunner, RayOptions  # noqa: E402
 from mmstream.replay.parquet import read_parquet_events  # noqa: E402
 from tests.fleet.ray_faults import CrashingWorker  # noqa: E402
 
-ONE_THREAD = ("stages.infer.cpu_threads=1", "stages.transcribe.cpu_threads=1")
+ONE_THREAD = ("stages.infer.cpu_threads=1", "stages.infer.prepare_threads=1",
+              "stages.transcribe.cpu_threads=1")  # what RayOptions(threads=1) sets
 
 
 @pytest.fixture(scope="module")

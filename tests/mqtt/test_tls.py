@@ -142,3 +142,26 @@ async def test_client_certificate_authenticates(tmp_path: Path, authority: Autho
             await without.__aenter__()
     finally:
         secured.stop()
+
+
+def test_doctor_checks_the_broker_with_the_sinks_tls_settings(
+        broker: MosquittoBroker, authority: Authority, tmp_path: Path) -> None:
+    from mmstream.config import load_pipeline
+    from mmstream.doctor import check_broker
+
+    secret = tmp_path / "mqtt-password"
+    secret.write_text(PASSWORD + "\n")
+    base = {"device_id": "secure", "sources": [{"kind": "synthetic", "id": "cam0"}],
+            "sinks": {"mqtt": {"url": f"mqtts://127.0.0.1:{broker.port}", "username": "edge",
+                               "password_file": str(secret),
+                               "tls": {"ca_file": str(authority.ca_file)}}}}
+    good = check_broker(load_pipeline(None, base=base), timeout_s=5)
+    assert good is not None and good.ok, good
+    # Without our CA, the same broker's certificate is not trusted: said, not "connected".
+    base["sinks"]["mqtt"]["tls"] = {}
+    untrusted = check_broker(load_pipeline(None, base=base), timeout_s=5)
+    assert untrusted is not None and not untrusted.ok
+    assert "certificate verify failed" in untrusted.detail
+    base["sinks"]["mqtt"]["tls"] = {"ca_file": str(tmp_path / "missing-ca.pem")}
+    missing = check_broker(load_pipeline(None, base=base), timeout_s=5)
+    assert missing is not None and not missing.ok and "missing-ca.pem" in missing.detail
