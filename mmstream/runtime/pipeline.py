@@ -132,6 +132,10 @@ class Pipeline:
                 except SourceError as exc:
                     if not source.restartable:
                         raise
+                    # A live device that is not there at start must not hold the daemon out
+                    # of READY (systemd would kill it at its start timeout and restart it in a
+                    # loop): the pipeline is up and says the device is reconnecting.
+                    self._source_opened(source)
                     attempt += 1
                     delay = backoff_delay(attempt, *self.restart_backoff)
                     log.warning("%s failed (%s); reopening in %.1fs", source.name, exc, delay)
@@ -174,7 +178,8 @@ class Pipeline:
         return last_t
 
     def _source_opened(self, source: Source) -> None:
-        """Tell observers the pipeline is up once every source has opened (sinks open first)."""
+        """Tell observers the pipeline is up once every source has opened, or (a restartable
+        one) failed its first try and is retrying (sinks open first)."""
         first_time = id(source) not in self._opened_sources
         self._opened_sources.add(id(source))
         if first_time and len(self._opened_sources) == len(self.sources):

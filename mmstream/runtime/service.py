@@ -4,7 +4,8 @@
 - SIGHUP: re-read the pipeline file. An invalid file is reported (log + STATUS=) and the
   running pipeline keeps going; a valid one drains the running pipeline (nothing queued is
   lost, sinks flush) and starts the new one, with RELOADING=1 … READY=1 around it.
-- READY=1 once every sink is open and every source has opened; WATCHDOG=1 from a task on
+- READY=1 once every sink is open and every source has opened (or, a live device, failed its
+  first try and is reconnecting); WATCHDOG=1 from a task on
   this event loop, so a blocked loop stops the pings and systemd restarts the daemon.
 - Metrics served only when `runtime.metrics.enabled`, on 127.0.0.1 unless configured.
 """

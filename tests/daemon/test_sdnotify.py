@@ -162,3 +162,29 @@ async def test_a_blocked_loop_stops_the_watchdog_pings(
     gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
     assert len(pings) >= 5
     assert max(gaps) >= 0.5  # no ping while the loop was blocked: systemd would restart us
+
+
+async def test_ready_with_an_unplugged_camera_and_reconnecting_status(
+        tmp_path: Path, listener: tuple[NotifyListener, str]) -> None:
+    """An absent camera at boot must not keep systemd waiting for READY (it would kill and
+    restart the daemon in a loop): the daemon is up and says the camera is reconnecting."""
+    received, path = listener
+    out = tmp_path / "out.jsonl"
+    config = validate_pipeline({
+        "device_id": "t2",
+        "sources": [{"kind": "camera", "id": "door", "url": str(tmp_path / "video99"),
+                     "open_timeout_s": 1},
+                    {"kind": "synthetic", "id": "synth0", "duration_s": 30.0,
+                     "realtime": True, "width": 32, "height": 24}],
+        "stages": NO_ANALYSIS,
+        "sinks": {"jsonl": {"path": str(out)}},
+    })
+    service = Service(config, notifier=Notifier({"NOTIFY_SOCKET": path}))
+    running = asyncio.create_task(service.run())
+    try:
+        await asyncio.to_thread(received.wait_for, "READY=1")
+    finally:
+        service.stop()
+        await asyncio.wait_for(running, 20)
+    statuses = [line for line in out.read_text().splitlines() if '"reconnecting"' in line]
+    assert statuses and '"door"' in statuses[0] and "cannot open" in statuses[0]
