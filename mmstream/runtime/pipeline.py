@@ -188,13 +188,23 @@ class Pipeline:
 
     async def _run_stage(self, stage: Stage, index: int) -> None:
         inbox, outbox = self.channels[index], self.channels[index + 1]
+        collector = (asyncio.create_task(self._collect_ready(stage, outbox))
+                     if stage.ready_signal is not None else None)
         try:
             async for item in inbox:
+                if collector is not None and collector.done():
+                    collector.result()  # a background result failed: the stage fails
                 if self.observers:
                     await self._observed_step(stage, item, outbox)
                     continue
                 async for produced in stage.process(item):
                     await outbox.put(produced)
+            if collector is not None:
+                if collector.done():
+                    collector.result()
+                collector.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await collector
             async for produced in stage.flush():
                 await outbox.put(produced)
         except MmstreamError:
@@ -202,8 +212,22 @@ class Pipeline:
         except Exception as exc:
             raise StageError(f"stage '{stage.name}' failed: {type(exc).__name__}: {exc}") from exc
         finally:
+            if collector is not None:
+                collector.cancel()
             await outbox.close()
             await stage.close()
+
+    @staticmethod
+    async def _collect_ready(stage: Stage, outbox: Channel) -> None:
+        """Hand on a stage's background results as soon as they are in: a live camera's
+        window events must not wait for its next frame to push them out."""
+        signal = stage.ready_signal
+        assert signal is not None
+        while True:
+            await signal.wait()
+            signal.clear()
+            async for produced in stage.ready():
+                await outbox.put(produced)
 
     async def _observed_step(self, stage: Stage, item: Any, outbox: Channel) -> None:
         """One item through a stage, timing the stage's own work (not waits on the outbox)."""

@@ -6,6 +6,7 @@ cares about and passes the rest through unchanged, so a pipeline is a plain list
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -27,6 +28,15 @@ class Stage:
 
     async def flush(self) -> AsyncIterator[Any]:
         """Emit what is still buffered once every source has ended."""
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    #: Set by a stage whose work finishes in the background (a model batch): the pipeline
+    #: then collects `ready()` at once instead of waiting for the next item to arrive.
+    ready_signal: asyncio.Event | None = None
+
+    async def ready(self) -> AsyncIterator[Any]:
+        """What finished in the background since the last call (see `ready_signal`)."""
         return
         yield  # pragma: no cover - makes this an async generator
 

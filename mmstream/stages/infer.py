@@ -82,6 +82,9 @@ class InferStage(Stage):
         self.pending: dict[str, deque[_Job]] = {}
         self.max_pending_per_stream = 2 * self.config.max_batch
         self._prepare_pool: ThreadPoolExecutor | None = None
+        # Latency mode: results go out when they are in (the pipeline collects `ready()`);
+        # deterministic mode emits at fixed places in the input instead.
+        self.ready_signal = None if self.deterministic else asyncio.Event()
 
     async def open(self) -> None:
         cfg = self.config
@@ -166,7 +169,15 @@ class InferStage(Stage):
             future = self.batcher.submit(prepared, key=job.window.stream_id)
         finally:
             job.submitted.set()  # also on failure, so the stream's next window is not stuck
-        return await future
+        try:
+            return await future
+        finally:
+            if self.ready_signal is not None:
+                self.ready_signal.set()
+
+    async def ready(self) -> AsyncIterator[Any]:
+        for event in self._finished():
+            yield event
 
     def _finished(self) -> list[Envelope]:
         """Events of the windows whose results are in, stopping at each stream's first gap."""

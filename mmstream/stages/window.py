@@ -5,8 +5,8 @@ timestamps, never arrival time, so a replay cuts the same windows every time). A
 the latest analysed frame at or before its end (no older than `max_frame_age_s` before its
 start), the audio inside it, and the transcripts overlapping it.
 
-A window goes out once the stream's media has passed its end (+ a small grace for frames that
-arrive a little after the audio of the same moment). Transcripts come later than the audio
+A window goes out once the stream's media has passed its end (+ a small grace, on streams with
+audio, for frames that arrive a little after the audio of the same moment). Transcripts come later than the audio
 they describe, so on a stream with audio the window also waits until a final transcript covers
 its end or `text_wait_s` more seconds of media have passed. At the end of a stream, windows
 that are at least half full are flushed. Every item passes on unchanged.
@@ -124,8 +124,11 @@ class WindowStage(Stage):
         windows = []
         while True:
             _, end = self._bounds(state, state.next_index)
+            # Frames come in order, so on a video-only stream a frame at or past the end
+            # closes the window; next to audio (which leads) a frame may still be on its way.
             has_video = state.frame_end > -math.inf
-            media_done = state.watermark >= end + (ALIGN_GRACE_S if has_video else 0.0)
+            grace = ALIGN_GRACE_S if has_video and state.has_audio else 0.0
+            media_done = state.watermark >= end + grace
             text_done = (not state.has_audio or self.text_wait_s <= 0
                          or state.final_coverage >= end
                          or state.watermark >= end + self.text_wait_s)

@@ -4,14 +4,17 @@ never on how fast the model answered (replays must be byte-identical, whatever t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 from mmstream.config import InferConfig
-from mmstream.events import FusedEvent
+from mmstream.events import Event, FusedEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, Window
+from mmstream.runtime.pipeline import Pipeline
+from mmstream.runtime.stage import Sink, Source
 from mmstream.stages.infer import InferStage
 
 
@@ -61,3 +64,45 @@ async def test_deterministic_event_order_does_not_depend_on_timing() -> None:
     assert fast.index("fused a 2.0") < fast.index("AudioChunk a 2.0")
     # ... and the odd last window on its end of stream.
     assert fast.index("EndOfStream a 5.0") == fast.index("fused a 5.0") + 1
+
+
+class OneWindowThenWait(Source):
+    """A live camera between two windows: one window, then nothing until released."""
+
+    name = "live"
+    stream_id = "cam0"
+
+    def __init__(self, release: asyncio.Event) -> None:
+        self.release = release
+
+    async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
+        yield Window(stream_id="cam0", t_capture=2.0, t_start=0.0)
+        await self.release.wait()
+
+
+class FirstFused(Sink):
+    name = "first-fused"
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+
+    async def send(self, event: Event) -> None:
+        if isinstance(event, FusedEvent):
+            self.arrived.set()
+
+
+@pytest.mark.slow
+async def test_live_results_do_not_wait_for_the_next_item() -> None:
+    """In latency mode a window's events go out when its batch is done, not when the camera's
+    next frame happens to push them out (at 2 fps that added up to half a second)."""
+    release = asyncio.Event()
+    sink = FirstFused()
+    pipeline = Pipeline([OneWindowThenWait(release)],
+                        [InferStage(InferConfig(batching="latency"))], [sink],
+                        device_id="live")
+    running = asyncio.create_task(pipeline.run())
+    try:
+        await asyncio.wait_for(sink.arrived.wait(), 60)  # model load + one forward pass
+    finally:
+        release.set()
+        await asyncio.wait_for(running, 60)
