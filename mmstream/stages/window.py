@@ -6,10 +6,10 @@ the latest analysed frame at or before its end (no older than `max_frame_age_s` 
 start), the audio inside it, and the transcripts overlapping it.
 
 A window goes out once the stream's media has passed its end (+ a small grace, on streams with
-audio, for frames that arrive a little after the audio of the same moment). Transcripts come later than the audio
-they describe, so on a stream with audio the window also waits until a final transcript covers
-its end or `text_wait_s` more seconds of media have passed. At the end of a stream, windows
-that are at least half full are flushed. Every item passes on unchanged.
+audio, for frames that arrive a little after the audio of the same moment). Transcripts come
+later than the audio they describe, so on a stream with audio the window also waits until a
+final transcript covers its end or `text_wait_s` more seconds of media have passed. At the end
+of a stream, windows that are at least half full are flushed. Every item passes on unchanged.
 """
 
 from __future__ import annotations
