@@ -93,3 +93,16 @@ def test_sigterm_mid_stream_drains_and_exits_zero(sample_clip: Path, tmp_path: P
                       if isinstance(e, TranscriptEvent) and e.payload.final)
     assert "kitchen camera" in finals.lower(), "audio read before SIGTERM is transcribed"
     assert "done:" in stderr
+
+
+@pytest.mark.slow
+def test_readme_demo_shows_what_a_subscriber_received(cli) -> None:
+    """The README's first command: bundled clip -> every analysis -> embedded broker -> shown."""
+    result = cli("demo", "--fast")
+    assert result.returncode == 0, result.stderr
+    assert "embedded mosquitto broker on mqtt://127.0.0.1:" in result.stderr
+    assert "transcript final" in result.stdout and "kitchen camera" in result.stdout
+    assert "scene person" in result.stdout and "emotion happy" in result.stdout
+    published = int(result.stderr.split("demo done: ")[1].split(" events")[0])
+    shown = [line for line in result.stdout.splitlines() if "demo/sample #" in line]
+    assert published == len(shown) >= 20  # everything published came back through the broker
