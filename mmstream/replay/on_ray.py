@@ -77,8 +77,7 @@ class FileWorker:
     def __init__(self, plan: ReplayPlan, fmt: OutputFormat, threads: int) -> None:
         import torch
 
-        torch.set_num_threads(threads)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        torch.set_num_threads(threads)  # Ray also sets OMP_NUM_THREADS to the actor's CPUs
         self.plan = plan
         self.fmt = fmt
         logging.basicConfig(level=logging.WARNING)
