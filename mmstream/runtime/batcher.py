@@ -4,7 +4,10 @@
 oldest has waited `max_wait_ms`, then runs `run_batch(items)` once in a worker thread (the event
 loop never blocks) and resolves each caller's future with its own result, in submission order.
 While one batch runs, the next fills up, so a busy model gets full batches and a quiet one
-answers within `max_wait_ms`.
+answers within `max_wait_ms`. Items submitted with a `key` (a camera's stream id) do not wait
+longer than needed: once every key seen in the last `active_key_s` has an item waiting, the
+batch goes at once — a single camera never waits for company that cannot come (its next
+window is a hop away), and four cameras go as soon as the fourth window is in.
 
 `deterministic=True` is for fast replays, where the same input must give the same output: the
 batches a window lands in then depend only on the submission order per key (stream) — a key's
@@ -45,7 +48,8 @@ class MicroBatcher(Generic[T, R]):
 
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R]], *, max_batch: int = 16,
                  max_wait_ms: float = 20.0, deterministic: bool = False,
-                 name: str = "batcher", executor: ThreadPoolExecutor | None = None) -> None:
+                 name: str = "batcher", executor: ThreadPoolExecutor | None = None,
+                 active_key_s: float = 5.0) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.run_batch = run_batch
@@ -56,6 +60,8 @@ class MicroBatcher(Generic[T, R]):
         self.batch_sizes: Counter[int] = Counter()
         self._waiting: deque[_Pending[T, R]] = deque()  # latency mode: one FIFO for all keys
         self._by_key: dict[str, list[_Pending[T, R]]] = {}  # deterministic mode
+        self.active_key_s = active_key_s  # longer than a stream's gap between items
+        self._last_seen: dict[str, float] = {}  # latency mode: key -> its latest submission
         self._ready: deque[list[_Pending[T, R]]] = deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -104,6 +110,8 @@ class MicroBatcher(Generic[T, R]):
                 queue.clear()
         else:
             self._waiting.append(pending)
+            if key:
+                self._last_seen[key] = pending.submitted
         self._wake.set()
         return pending.future
 
@@ -147,7 +155,7 @@ class MicroBatcher(Generic[T, R]):
             if self._waiting:
                 due = self._waiting[0].submitted + self.max_wait_s
                 if (len(self._waiting) >= self.max_batch or loop.time() >= due
-                        or self._flush_now or self._closing):
+                        or self._flush_now or self._closing or self._all_keys_in(loop.time())):
                     count = min(self.max_batch, len(self._waiting))
                     batch = [self._waiting.popleft() for _ in range(count)]
                     self._flush_now = self._flush_now and bool(self._waiting)
@@ -158,6 +166,16 @@ class MicroBatcher(Generic[T, R]):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _all_keys_in(self, now: float) -> bool:
+        """Every recently active key has an item waiting (and every waiting item has a key)."""
+        waiting = {p.key for p in self._waiting}
+        if "" in waiting:
+            return False
+        for key, seen in list(self._last_seen.items()):
+            if now - seen > self.active_key_s:
+                del self._last_seen[key]  # a stream that went quiet is not waited for
+        return set(self._last_seen) <= waiting
 
     async def _run(self, batch: list[_Pending[T, R]]) -> None:
         loop = asyncio.get_running_loop()

@@ -91,3 +91,19 @@ async def test_call_runs_in_the_batch_worker_thread() -> None:
         builder = await batcher.call(lambda: threading.current_thread().name)
         await batcher.submit(("a", 1))
     assert run.threads == {builder}  # the model is built where it will run
+
+
+async def test_keyed_items_go_once_every_active_stream_has_one_waiting() -> None:
+    run = Recorder()
+    # max_wait is a minute: anything that finishes here did not wait for it
+    async with MicroBatcher(run, max_batch=16, max_wait_ms=60_000) as batcher:
+        # A lone camera: nothing else can come, so its window goes at once.
+        assert await asyncio.wait_for(batcher.submit(("a", 1), key="a"), 30) == "a:10"
+        # A second camera appears: its window waits for a's (a is active, its window is due
+        # too), then both go in one batch.
+        second = batcher.submit(("b", 2), key="b")
+        await asyncio.sleep(0.2)
+        assert not second.done(), "waits for a's window"
+        first = batcher.submit(("a", 3), key="a")
+        assert await asyncio.wait_for(asyncio.gather(first, second), 30) == ["a:30", "b:20"]
+    assert run.batches == [[("a", 1)], [("b", 2), ("a", 3)]]
