@@ -37,6 +37,8 @@ class TranscribeConfig(Section):
         0.6, ge=0, le=1, description="drop a segment whisper thinks is not speech (with logprob)")
     logprob_threshold: float = Field(-1.0, description="... and whose avg log-prob is below this")
     max_repeats: int = Field(3, ge=1, description="a phrase repeated more often is collapsed")
+    compression_ratio_threshold: float = Field(
+        2.4, gt=0, description="drop a segment whose text compresses better (a repetition loop)")
 
 
 class WindowConfig(Section):

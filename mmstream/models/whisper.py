@@ -106,6 +106,7 @@ class DecodeOptions:
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     max_repeats: int = 3
+    compression_ratio_threshold: float = 2.4
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,12 @@ class WhisperDecoder:
 
     def _result(self, segments: list[Any], request: DecodeRequest, language: str) -> DecodeResult:
         opts = self.options
+        # Whisper's own hallucination tests, per segment: silence it is confident is silence,
+        # and text that compresses too well ("see you in the next video, see you in the next
+        # video, ..." after the speech ended: a loop, confident but made up).
         kept = [s for s in segments if s.text.strip() and not (
-            s.no_speech_prob > opts.no_speech_threshold and s.avg_logprob < opts.logprob_threshold)]
+            s.no_speech_prob > opts.no_speech_threshold and s.avg_logprob < opts.logprob_threshold)
+            and s.compression_ratio <= opts.compression_ratio_threshold]
         dropped = len(segments) - len(kept)
         if request.final:
             raw = [w for s in kept for w in (s.words or []) if w.word.strip()]

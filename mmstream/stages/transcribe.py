@@ -199,7 +199,8 @@ class TranscribeStage(Stage):
         options = DecodeOptions(
             language=cfg.language, beam_size=cfg.beam_size, initial_prompt=cfg.initial_prompt,
             hotwords=cfg.hotwords, no_speech_threshold=cfg.no_speech_threshold,
-            logprob_threshold=cfg.logprob_threshold, max_repeats=cfg.max_repeats)
+            logprob_threshold=cfg.logprob_threshold, max_repeats=cfg.max_repeats,
+            compression_ratio_threshold=cfg.compression_ratio_threshold)
         decoder = WhisperDecoder(self.model, options, resolve_device(cfg.device))
         self.scheduler = DecodeScheduler(decoder, cfg.max_batch)
         await asyncio.to_thread(SileroVad)  # load the VAD session before audio arrives

@@ -178,3 +178,27 @@ def test_batched_decoding_across_streams_matches_one_at_a_time(tmp_path: Path) -
     for one, many, request in zip(alone, batched, requests, strict=True):
         assert many.words[0].start >= request.offset  # on its own stream's clock
         assert abs(many.words[-1].end - one.words[-1].end) < 0.1
+
+
+def test_a_repetition_loop_after_the_speech_is_dropped() -> None:
+    """What whisper tiny.en produced on one machine after "... a moment ago." (bench_asr):
+    a confident, made-up loop stamped at the end of the audio. Its compression ratio gives it
+    away; the real segment before it stays."""
+    from faster_whisper.transcribe import Segment, Word
+
+    from mmstream.models.whisper import DecodeOptions, DecodeRequest, WhisperDecoder
+
+    def segment(start: float, end: float, text: str, ratio: float, no_speech: float,
+                ) -> Segment:
+        words = [Word(start, end, f" {w}", 0.9) for w in text.split()]
+        return Segment(0, 0, start, end, f" {text}", [], -0.2, ratio, no_speech, words, 0.0)
+
+    speech = segment(0.0, 3.3, "The washing machine finished its cycle a moment ago.", 0.9,
+                     0.01)
+    loop = segment(3.3, 3.6, "Thank you so much for watching and I'll see you in the next "
+                   + "video, see you in the next video, " * 12, 10.94, 0.71)
+    decoder = WhisperDecoder(None, DecodeOptions())  # type: ignore[arg-type]
+    request = DecodeRequest(np.zeros(58_000, dtype=np.float32), offset=5.0)
+    result = decoder._result([speech, loop], request, "en")
+    assert result.text == "The washing machine finished its cycle a moment ago."
+    assert result.dropped_segments == 1 and all(w.end <= 8.3 for w in result.words)
