@@ -134,6 +134,10 @@ def _replay_batch(pattern: str, plan: ReplayPlan, *, out: Path | None, resume: b
         raise ConfigError(f"replaying a folder or glob ({pattern}) needs --out DIR for the "
                           "results")
     inputs, base = expand_inputs(pattern)
+    if fmt == "parquet":  # say so before the first file, not once per file
+        from mmstream.replay.parquet import require_pyarrow
+
+        require_pyarrow()
     if ray_options is not None:
         from mmstream.replay.on_ray import RayBatchRunner
 

@@ -15,7 +15,7 @@ from mmstream.errors import ConfigError
 COLUMNS = ("schema", "type", "device_id", "stream_id", "seq", "t_capture", "t_publish")
 
 
-def _pyarrow() -> Any:
+def require_pyarrow() -> Any:
     try:
         import pyarrow
         import pyarrow.parquet
@@ -27,7 +27,7 @@ def _pyarrow() -> Any:
 
 def jsonl_to_parquet(jsonl: Path, parquet: Path) -> int:
     """Convert an events JSONL file; returns the number of rows written."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     columns: dict[str, list[Any]] = {name: [] for name in (*COLUMNS, "payload")}
     with jsonl.open("rb") as file:
         for line in file:
@@ -48,7 +48,7 @@ def jsonl_to_parquet(jsonl: Path, parquet: Path) -> int:
 
 def read_parquet_events(parquet: Path) -> list[dict[str, Any]]:
     """The events of a Parquet result as the same dicts their JSONL lines decode to."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     rows = pa.parquet.read_table(parquet).to_pylist()
     return [{**{k: row[k] for k in COLUMNS}, "payload": json.loads(row["payload"])}
             for row in rows]
