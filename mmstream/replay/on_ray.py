@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ RESTART_POLICY = {"max_restarts": -1, "max_task_retries": 1}
 
 @dataclass(frozen=True)
 class RayOptions:
-    address: str | None = None  # None: RAY_ADDRESS, else a new local Ray (or the one running)
+    address: str | None = None  # None: RAY_ADDRESS, else a new local Ray just for this run
     workers: int | None = None  # None: one per `threads` CPUs of the cluster
     threads: int = 1  # CPU threads (and Ray CPUs) per worker
     gpus: float = 0.0  # GPUs per worker (fractions share a GPU); > 0 runs the models on CUDA
@@ -120,8 +120,8 @@ class RayBatchRunner:
         self.inputs = inputs
         self.base = base
         self.out_dir = out_dir
-        self.plan = ReplayPlan(plan.pipeline, plan.mqtt, (*options.worker_sets(), *plan.sets),
-                               plan.options, plan.deterministic)
+        # the worker's thread settings first, so the user's --set still wins
+        self.plan = replace(plan, sets=(*options.worker_sets(), *plan.sets))
         self.options = options
         self.resume = resume
         self.fmt = fmt

@@ -188,7 +188,8 @@ class Pipeline:
 
     async def _run_stage(self, stage: Stage, index: int) -> None:
         inbox, outbox = self.channels[index], self.channels[index + 1]
-        collector = (asyncio.create_task(self._collect_ready(stage, outbox))
+        inbox_done = asyncio.Event()
+        collector = (asyncio.create_task(self._collect_ready(stage, outbox, inbox_done))
                      if stage.ready_signal is not None else None)
         try:
             async for item in inbox:
@@ -200,11 +201,12 @@ class Pipeline:
                 async for produced in stage.process(item):
                     await outbox.put(produced)
             if collector is not None:
-                if collector.done():
-                    collector.result()
-                collector.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await collector
+                # Let it finish what it holds: cancelling it inside `outbox.put` would lose
+                # the events it has already taken from the stage.
+                inbox_done.set()
+                assert stage.ready_signal is not None
+                stage.ready_signal.set()
+                await collector  # and raises what failed in the background
             async for produced in stage.flush():
                 await outbox.put(produced)
         except MmstreamError:
@@ -212,15 +214,16 @@ class Pipeline:
         except Exception as exc:
             raise StageError(f"stage '{stage.name}' failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            if collector is not None:
+            if collector is not None and not collector.done():  # the stage failed
                 collector.cancel()
             await outbox.close()
             await stage.close()
 
     @staticmethod
-    async def _collect_ready(stage: Stage, outbox: Channel) -> None:
+    async def _collect_ready(stage: Stage, outbox: Channel, inbox_done: asyncio.Event) -> None:
         """Hand on a stage's background results as soon as they are in: a live camera's
-        window events must not wait for its next frame to push them out."""
+        window events must not wait for its next frame to push them out. Returns once the
+        inbox has ended and what was ready is handed on (the stage's flush does the rest)."""
         signal = stage.ready_signal
         assert signal is not None
         while True:
@@ -228,6 +231,8 @@ class Pipeline:
             signal.clear()
             async for produced in stage.ready():
                 await outbox.put(produced)
+            if inbox_done.is_set():
+                return
 
     async def _observed_step(self, stage: Stage, item: Any, outbox: Channel) -> None:
         """One item through a stage, timing the stage's own work (not waits on the outbox)."""
