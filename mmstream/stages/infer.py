@@ -47,6 +47,7 @@ from mmstream.models.fused_model import (
     WindowResult,
     plan_for,
 )
+from mmstream.models.numerics import pin_math_threads
 from mmstream.models.speedups import keep_freed_memory
 from mmstream.runtime import metrics
 from mmstream.runtime.batcher import MicroBatcher
@@ -88,6 +89,7 @@ class InferStage(Stage):
 
     async def open(self) -> None:
         cfg = self.config
+        pin_math_threads()
         if cfg.cpu_threads:
             torch.set_num_threads(cfg.cpu_threads)
         plan = plan_for(cfg.device, cfg.precision, cfg.compile)

@@ -28,6 +28,7 @@ from mmstream.audio.buffer import SampleBuffer
 from mmstream.config import TranscribeConfig
 from mmstream.events import Transcript, TranscriptEvent, Word
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
+from mmstream.models.numerics import pin_math_threads
 from mmstream.models.whisper import (
     DecodeOptions,
     DecodeRequest,
@@ -194,6 +195,7 @@ class TranscribeStage(Stage):
 
     async def open(self) -> None:
         cfg = self.config
+        pin_math_threads()
         self.model = await asyncio.to_thread(
             load_whisper, cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads)
         options = DecodeOptions(
