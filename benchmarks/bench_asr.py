@@ -49,6 +49,7 @@ from mmstream.config import TranscribeConfig  # noqa: E402
 from mmstream.events import TranscriptEvent  # noqa: E402
 from mmstream.media import AUDIO_RATE  # noqa: E402
 from mmstream.models.whisper import load_whisper, word_error_rate  # noqa: E402
+from mmstream.runtime.harness import StageHarness  # noqa: E402
 from mmstream.stages.transcribe import TranscribeStage  # noqa: E402
 
 SENTENCES = [
@@ -91,21 +92,20 @@ def offline(clips: list[tuple[np.ndarray, list[Any]]]) -> dict[str, float]:
 
 
 async def streaming(clips: list[tuple[np.ndarray, list[Any]]], partials: bool) -> dict[str, float]:
-    stage = TranscribeStage(TranscribeConfig(partials=partials), deterministic=True)
-    await stage.open()
+    stage = TranscribeStage(TranscribeConfig(partials=partials), mode="fast")
     seconds, errors, words = 0.0, 0.0, 0
-    for index, (audio, truth) in enumerate(clips):
-        started = time.perf_counter()
-        out = []
-        for item in chunks(audio, stream_id=f"clip{index}"):
-            out += [x async for x in stage.process(item)]
-        seconds += time.perf_counter() - started
-        finals = [e.payload.text for e in out
-                  if isinstance(e, TranscriptEvent) and e.payload.final]
-        reference = " ".join(s.text for s in truth)
-        errors += word_error_rate(reference, " ".join(finals)) * len(reference.split())
-        words += len(reference.split())
-    await stage.close()
+    async with StageHarness(stage) as harness:
+        for index, (audio, truth) in enumerate(clips):
+            started = time.perf_counter()
+            out = []
+            for item in chunks(audio, stream_id=f"clip{index}"):
+                out += await harness.feed(item)
+            seconds += time.perf_counter() - started
+            finals = [e.payload.text for e in out
+                      if isinstance(e, TranscriptEvent) and e.payload.final]
+            reference = " ".join(s.text for s in truth)
+            errors += word_error_rate(reference, " ".join(finals)) * len(reference.split())
+            words += len(reference.split())
     duration = sum(len(a) for a, _ in clips) / AUDIO_RATE
     return {"rtf": seconds / duration, "wer": errors / words}
 

@@ -44,6 +44,7 @@ from mmstream.models.fused_model import (
 )
 from mmstream.models.speedups import keep_freed_memory
 from mmstream.runtime.batcher import MicroBatcher
+from mmstream.runtime.harness import StageHarness
 from mmstream.sources.media_file import decode_media
 from mmstream.stages.infer import InferStage
 
@@ -120,15 +121,13 @@ async def batched(model: FusedModel, prepared: list[PreparedWindow], batch: int,
 async def through_stage(model: FusedModel, windows: list[Window], threads: int
                         ) -> dict[str, Any]:
     stage = InferStage(InferConfig(max_batch=16, max_wait_ms=20, prepare_threads=threads),
-                       model=model)
-    await stage.open()
-    events = 0
-    started = time.perf_counter()
-    for window in windows:
-        events += len([e async for e in stage.process(window)])
-    events += len([e async for e in stage.flush()])
+                       mode="live", model=model)
+    async with StageHarness(stage) as harness:
+        started = time.perf_counter()
+        for window in windows:
+            await harness.feed(window)
     elapsed = time.perf_counter() - started
-    await stage.close()
+    events = len(harness.emitted)
     return {"windows": len(windows), "windows_per_s": round(len(windows) / elapsed, 2),
             "events": events, "prepare_threads": threads}
 

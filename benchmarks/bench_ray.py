@@ -44,8 +44,6 @@ from mmstream.replay.on_ray import RayBatchRunner, RayOptions
 from mmstream.replay.setup import ReplayPlan
 
 RESULTS = Path(__file__).parent / "results"
-ONE_THREAD = ("stages.infer.cpu_threads=1", "stages.infer.prepare_threads=1",
-              "stages.transcribe.cpu_threads=1")  # what RayOptions(threads=1) sets
 
 
 def make_archive(folder: Path, files: int, seconds: float) -> list[Path]:
@@ -76,7 +74,7 @@ def summarise(name: str, results: list[FileResult], wall: float) -> dict[str, An
 
 def run_single(paths: list[Path], base: Path, out: Path) -> dict[str, Any]:
     runner = BatchRunner(paths, base, out,
-                         ReplayPlan(sets=ONE_THREAD, deterministic=True).config_for)
+                         ReplayPlan(deterministic=True, threads=1).config_for)
     started, cpu = time.perf_counter(), time.process_time()
     results = asyncio.run(runner.run(asyncio.Event()))
     wall = time.perf_counter() - started

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from mmstream.build import build_pipeline
-from mmstream.cli.run_cmds import replay_config, replay_source, sample_clip
-from mmstream.config import FileSourceConfig, RecordConfig
+from mmstream.config import FileSourceConfig, PipelineConfig, RecordConfig
+from mmstream.replay.setup import ReplayOptions, replay_config, sample_clip
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.sinks.recorder import RecorderSink, RecordingFiles
 from mmstream.sources.media_file import decode_media
@@ -40,8 +40,6 @@ SENTENCES = ["Good morning, the coffee machine is warming up in the kitchen.",
              "I think somebody left the back door open again.",
              "The delivery should arrive before noon, please keep an eye on the porch.",
              "That was a wonderful dinner, thank you all for coming."]
-NO_ANALYSIS = ["stages.transcribe.enabled=false", "stages.window.enabled=false",
-               "stages.infer.enabled=false"]
 
 
 def make_clip(seconds: float, folder: Path) -> Path:
@@ -88,28 +86,26 @@ def timed_run(config: Any) -> tuple[float, float, Any, float]:
     return ended - wall, time.process_time() - cpu, report, ended - (ready.at or wall)
 
 
-def config_for(media: Path, out: Path | None, *, sets: list[str], realtime: bool = False,
-               record: Path | None = None) -> Any:
-    extra = [f"record.path={record}"] if record else []
-    return replay_config(media, pipeline=None, out=out, mqtt=None, realtime=realtime,
-                         sets=[*sets, *extra], source=replay_source(media, realtime=realtime),
-                         stdout_by_default=False)
+def config_for(media: Path, out: Path | None, *, analysis: bool = True,
+               realtime: bool = False, record: Path | None = None) -> PipelineConfig:
+    return replay_config(media, out=out, options=ReplayOptions(realtime=realtime),
+                         record_to=record, analysis=analysis, stdout_by_default=False)
 
 
 def bench_replay(clip: Path, seconds: float, folder: Path) -> dict[str, Any]:
     recording = folder / "rec.mcap"
-    record_wall, *_ = timed_run(config_for(clip, None, sets=NO_ANALYSIS, record=recording))
+    record_wall, *_ = timed_run(config_for(clip, None, analysis=False, record=recording))
     runs = []
     for run in range(2):
         out = folder / f"replay{run}.jsonl"
-        wall, cpu, report, running = timed_run(config_for(recording, out, sets=[]))
+        wall, cpu, report, running = timed_run(config_for(recording, out))
         runs.append({"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                      "startup_s": round(wall - running, 2),
                      "x_realtime": round(seconds / wall, 2),
                      "x_realtime_after_startup": round(seconds / running, 2),
                      "events": dict(report.events)})
     identical = (folder / "replay0.jsonl").read_bytes() == (folder / "replay1.jsonl").read_bytes()
-    media_wall, *_ = timed_run(config_for(clip, folder / "media.jsonl", sets=[]))
+    media_wall, *_ = timed_run(config_for(clip, folder / "media.jsonl"))
     best = min(r["wall_s"] for r in runs)
     return {"clip_s": seconds, "recording_mb": round(recording.stat().st_size / 1e6, 2),
             "record_no_analysis_x_realtime": round(seconds / record_wall, 1),
@@ -126,7 +122,7 @@ def bench_live_overhead(clip: Path, folder: Path) -> dict[str, Any]:
     for attempt in range(2):
         for mode in ("without", "with"):
             record = folder / f"live{attempt}.mcap" if mode == "with" else None
-            _, used, *_ = timed_run(config_for(clip, folder / "live.jsonl", sets=[],
+            _, used, *_ = timed_run(config_for(clip, folder / "live.jsonl",
                                                realtime=True, record=record))
             cpu[mode].append(used)
     base, rec = min(cpu["without"]), min(cpu["with"])

@@ -46,9 +46,9 @@ from mmstream.events import Scene, SceneEvent, Tag, decode
 from mmstream.media import AudioChunk, VideoFrame
 from mmstream.replay.batch import ProgressSource
 from mmstream.runtime.metrics import PipelineMetrics
-from mmstream.runtime.overload import OverloadStage
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source, Stage
+from mmstream.stages.overload import OverloadStage
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = 5
@@ -91,9 +91,9 @@ class MarkingStage(Stage):
         self.name = f"stage{index}"
         self.index, self.marks = index, marks
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Any) -> None:
         self.marks[self.index, int(item.t_capture)] = time.perf_counter()
-        yield item
+        await self.emit(item)
 
 
 class CountingSink(Sink):
@@ -111,9 +111,8 @@ async def throughput(count: int, with_metrics: bool) -> float:
     stages = [Stage() for _ in range(STAGES)]
     for index, stage in enumerate(stages):
         stage.name = f"stage{index}"
-    pipeline = Pipeline([EventSource(count)], stages, [sink], device_id="bench")
-    if with_metrics:
-        pipeline.observers.append(PipelineMetrics(pipeline))
+    pipeline = Pipeline([EventSource(count)], stages, [sink], device_id="bench",
+                        observers=[PipelineMetrics()] if with_metrics else [])
     started = time.perf_counter()
     await pipeline.run()
     elapsed = time.perf_counter() - started
@@ -168,11 +167,9 @@ async def soak(seconds: float) -> dict[str, Any]:
     for index, stage in enumerate(stages[1:]):
         stage.name = f"stage{index}"
     sink = CountingSink()
+    observer = PipelineMetrics()
     pipeline = Pipeline([LiveSource(seconds, fps=10, event_rate=500)], stages, [sink],
-                        device_id="bench")
-    governor.watch(pipeline.channels[1:])
-    observer = PipelineMetrics(pipeline)
-    pipeline.observers.append(observer)
+                        device_id="bench", observers=[observer])
     samples: list[tuple[float, float]] = []
 
     async def sample_rss() -> None:
@@ -197,13 +194,14 @@ class FrameToEvent(Stage):
 
     name = "frame-to-event"
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Any) -> None:
         if isinstance(item, VideoFrame):
             level = float(item.image[::16, ::16].mean()) / 255
-            yield SceneEvent(stream_id=item.stream_id, t_capture=item.t_capture,
-                             payload=Scene(tags=[Tag("brightness", level)], model="bench"))
+            await self.emit(SceneEvent(stream_id=item.stream_id, t_capture=item.t_capture,
+                                       payload=Scene(tags=[Tag("brightness", level)],
+                                                     model="bench")))
         elif not isinstance(item, AudioChunk):
-            yield item
+            await self.emit(item)
 
 
 async def capture_to_mqtt(seconds: float, fps: float) -> dict[str, Any]:

@@ -1,7 +1,13 @@
-"""Turns a validated PipelineConfig into sources, stages and sinks.
+"""Turns a validated PipelineConfig into its pipeline: sources, stages in order, sinks.
 
-Each part is imported only when a pipeline uses it, so `mmstream schema` or `config validate`
-never pays for loading torch or whisper.
+Declarative: every part is constructed with everything it needs (the run mode, the shared
+control state, the recorder the tap feeds) and nothing is wired after construction. The
+stage order is the data path:
+
+    record tap -> overload -> control -> transcribe -> window -> infer -> coalesce
+
+(each only when the config asks for it). Parts are imported only when a pipeline uses them,
+so `mmstream schema` or `config validate` never pay for loading torch or whisper.
 """
 
 from __future__ import annotations
@@ -9,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mmstream.config import PipelineConfig
-from mmstream.runtime.clock import ClockMode, make_clock
+from mmstream.config import LIVE_KINDS, PipelineConfig
+from mmstream.runtime.control import PipelineControl
+from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source, Stage
-
-LIVE_KINDS = {"camera", "microphone"}
 
 
 def _file_source(cfg: Any) -> Source:
@@ -60,29 +65,53 @@ def build_sources(config: PipelineConfig) -> list[Source]:
     return [SOURCE_FACTORIES[source.kind](source) for source in config.sources]
 
 
-def build_stages(config: PipelineConfig) -> list[Stage]:
-    stages: list[Stage] = []
-    if config.stages.transcribe.enabled:
-        from mmstream.stages.transcribe import TranscribeStage
+def build_control(config: PipelineConfig) -> PipelineControl | None:
+    """The run-time control state, when the MQTT sink takes commands."""
+    mqtt = config.sinks.mqtt
+    return PipelineControl() if mqtt is not None and mqtt.control else None
 
-        stages.append(TranscribeStage(config.stages.transcribe,
-                                      deterministic=clock_mode(config) == "media"))
-    stages.extend(_fusion_stages(config))
+
+def build_stages(config: PipelineConfig, *, control: PipelineControl | None = None,
+                 recorder: Any = None) -> list[Stage]:
+    """The stages in data-path order (see the module docstring)."""
+    stages: list[Stage] = []
+    if recorder is not None:  # first: every raw input, before anything can shed it
+        from mmstream.stages.record_tap import RecordTap
+
+        stages.append(RecordTap(recorder.send_media))
+    if overload_active(config):
+        from mmstream.stages.overload import OverloadStage
+
+        stages.append(OverloadStage(config.runtime.overload))
+    if control is not None:
+        from mmstream.stages.control import ControlStage
+
+        stages.append(ControlStage(control))
+    stages.extend(_analysis_stages(config))
+    mqtt = config.sinks.mqtt
+    if mqtt is not None and mqtt.coalesce.enabled:  # last: before seq is stamped
+        from mmstream.stages.coalesce import CoalesceStage
+
+        stages.append(CoalesceStage(mqtt.coalesce))
     return stages
 
 
-def _fusion_stages(config: PipelineConfig) -> list[Stage]:
-    """Windowing + fused inference (scene, emotion, fused events), after transcription."""
-    window, infer = config.stages.window, config.stages.infer
-    if not (window.enabled and infer.enabled):
-        return []
-    from mmstream.stages.infer import InferStage
-    from mmstream.stages.window import WindowStage
+def _analysis_stages(config: PipelineConfig) -> list[Stage]:
+    """Transcription, then windowing + fused inference (scene, emotion, fused events)."""
+    analyses, mode = config.stages, config.mode
+    stages: list[Stage] = []
+    if analyses.transcribe.enabled:
+        from mmstream.stages.transcribe import TranscribeStage
 
-    fast_replay = clock_mode(config) == "media"
-    text_wait = None if config.stages.transcribe.enabled else 0.0  # no transcripts to wait for
-    return [WindowStage(window, text_wait_s=text_wait, fast_replay=fast_replay),
-            InferStage(infer, deterministic=fast_replay)]
+        stages.append(TranscribeStage(analyses.transcribe, mode=mode))
+    if analyses.window.enabled and analyses.infer.enabled:
+        from mmstream.stages.infer import InferStage
+        from mmstream.stages.window import WindowStage
+
+        text_wait = None if analyses.transcribe.enabled else 0.0  # no transcripts to wait for
+        stages += [WindowStage(analyses.window, mode=mode, text_wait_s=text_wait),
+                   InferStage(analyses.infer, mode=mode)]
+    return stages
 
 
 def build_sinks(config: PipelineConfig) -> list[Sink]:
@@ -99,78 +128,37 @@ def build_sinks(config: PipelineConfig) -> list[Sink]:
     return sinks
 
 
-def is_paced(config: PipelineConfig) -> bool:
-    """Live devices and --realtime replays run against the clock; fast replays do not."""
-    return any(s.kind in LIVE_KINDS or getattr(s, "realtime", False) for s in config.sources)
-
-
-def clock_mode(config: PipelineConfig) -> ClockMode:
-    """Fast replays stamp media time (deterministic output); live or paced runs wall time."""
-    if config.runtime.clock != "auto":
-        return config.runtime.clock
-    return "wall" if is_paced(config) else "media"
-
-
 def overload_active(config: PipelineConfig) -> bool:
     """Shedding is for live/paced input; a fast replay must stay deterministic, so never there."""
-    mode = config.runtime.overload.mode
-    return mode == "on" or (mode == "auto" and clock_mode(config) == "wall")
+    return config.runtime.overload.enabled and config.mode != "fast"
 
 
 def restart_backoff(config: PipelineConfig) -> tuple[float, float]:
     """Reconnect delays (first, longest) for failed live sources: their own settings."""
-    cameras = [s for s in config.sources if s.kind in LIVE_KINDS]
-    if not cameras:
+    devices = [s for s in config.sources if s.kind in LIVE_KINDS]
+    if not devices:
         return (0.5, 30.0)
-    return (min(c.reconnect_min_s for c in cameras), max(c.reconnect_max_s for c in cameras))
+    return (min(d.reconnect_min_s for d in devices),  # type: ignore[union-attr]
+            max(d.reconnect_max_s for d in devices))  # type: ignore[union-attr]
 
 
-def _mqtt_stages(config: PipelineConfig, stages: list[Stage]) -> Any:
-    """MQTT control at the head of the analysis, coalescing at its tail (before seq)."""
-    mqtt = config.sinks.mqtt
-    control = None
-    if mqtt is not None and mqtt.control:
-        from mmstream.runtime.control import ControlStage, PipelineControl
-
-        control = PipelineControl()
-        stages.insert(0, ControlStage(control))
-    if mqtt is not None and mqtt.coalesce.enabled:
-        from mmstream.sinks.coalesce import CoalesceStage
-
-        stages.append(CoalesceStage(mqtt.coalesce))
-    return control
-
-
-def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
-    stages = build_stages(config)
-    control = _mqtt_stages(config, stages)
-    governor = None
-    if overload_active(config):
-        from mmstream.runtime.overload import OverloadStage
-
-        governor = OverloadStage(config.runtime.overload)
-        stages.insert(0, governor)
-    sinks = [*build_sinks(config), *extra_sinks]
-    if config.record is not None:  # its tap goes first: every raw input, before any shedding
+def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = (),
+                   observers: Sequence[PipelineObserver] = ()) -> Pipeline:
+    control = build_control(config)
+    recorder = None
+    if config.record is not None:
         from mmstream.sinks.recorder import RecorderSink
 
-        recorder = RecorderSink(config.record, config.device_id)
-        sinks.append(recorder)
-        stages.insert(0, recorder.tap())
-    pipeline = Pipeline(
+        recorder = RecorderSink(config.record, config.device_id, inputs_from_tap=True)
+    sinks = [*build_sinks(config), *extra_sinks, *([recorder] if recorder else [])]
+    return Pipeline(
         build_sources(config),
-        stages,
+        build_stages(config, control=control, recorder=recorder),
         sinks,
         device_id=config.device_id,
-        clock=make_clock(clock_mode(config)),
+        mode=config.mode,
         capacity=config.runtime.channel_capacity,
         restart_backoff=restart_backoff(config),
-        lossless=not is_paced(config),  # a fast replay waits instead of shedding frames
+        observers=observers,
+        control=control,
     )
-    if governor is not None:
-        governor.watch(pipeline.channels[stages.index(governor) + 1:])
-    if config.sinks.mqtt is not None:  # health payload and control topic need the pipeline
-        from mmstream.sinks.mqtt import attach_to_pipeline
-
-        attach_to_pipeline(pipeline, control)
-    return pipeline

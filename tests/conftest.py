@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from mmstream.broker import AmqttBroker, MosquittoBroker
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "mmstream" / "assets" / "sample.mp4"
 SAMPLE_SENTENCES = (
     "Hello from the kitchen camera. I am very happy today.",
     "The coffee is ready on the table.",
 )
+
+
+def wait_until(condition: Callable[[], T], limit_s: float = 30.0, what: str = "the condition",
+               poll_s: float = 0.02) -> T:
+    """Wait for a real signal: `condition()` returning something truthy (which is returned).
+
+    Fails after `limit_s` seconds naming `what`: a bound on a hang, not a speed check.
+    """
+    deadline = time.monotonic() + limit_s
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+    return found
+
+
+async def async_wait_until(condition: Callable[[], T], limit_s: float = 30.0,
+                           what: str = "the condition", poll_s: float = 0.02) -> T:
+    """`wait_until` for coroutines: yields to the event loop between checks."""
+    deadline = time.monotonic() + limit_s
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
+        await asyncio.sleep(poll_s)
+    return found
 
 
 @pytest.fixture

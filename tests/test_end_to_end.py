@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiomqtt
@@ -78,17 +77,24 @@ def test_replay_is_deterministic(cli, sample_clip: Path, tmp_path: Path) -> None
     assert all(line["t_publish"] == line["t_capture"] for line in lines)
 
 
-def test_sigterm_mid_stream_drains_and_exits_zero(sample_clip: Path, tmp_path: Path) -> None:
-    out = tmp_path / "events.jsonl"
+def test_sigterm_mid_stream_drains_and_exits_zero(sample_clip: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "mmstream", "replay", str(sample_clip), "--realtime",
-         "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True,
+         "--out", "-"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    time.sleep(6.0)  # the first sentence ends at 3.8 s of media time; the clip lasts 8.2 s
+    assert process.stdout is not None
+    lines: list[bytes] = []
+    # The first sentence ends at 3.8 s of media time and the clip lasts 8.2 s: stop once an
+    # event says the media is past 5 s (each line is written as the event is delivered).
+    while not lines or decode(lines[-1]).t_capture < 5.0:
+        line = process.stdout.readline()
+        assert line, "the replay ended before 5 s of media"
+        lines.append(line)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    rest, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
-    transcripts = [decode(line) for line in out.read_bytes().splitlines()]
+    transcripts = [decode(line) for line in [*lines, *rest.splitlines()]]
+    stderr = stderr.decode()
     finals = " ".join(e.payload.text for e in transcripts
                       if isinstance(e, TranscriptEvent) and e.payload.final)
     assert "kitchen camera" in finals.lower(), "audio read before SIGTERM is transcribed"

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiomqtt
 import typer
 
+from mmstream.config import PipelineConfig
 from mmstream.display import describe
 from mmstream.events import decode
 from mmstream.sinks.mqtt import parse_mqtt_url
@@ -40,18 +41,20 @@ async def _show_events(url: str, prefix: str, subscribed: asyncio.Event) -> None
             typer.echo(describe(decode(message.payload)))  # type: ignore[arg-type]
 
 
-async def _demo(config: object, url: str) -> None:
+async def _demo(config: PipelineConfig, url: str) -> None:
     from mmstream.build import build_pipeline
-    from mmstream.runtime.signals import run_until_signalled
+    from mmstream.runtime.signals import stop_on_signals
 
+    assert config.sinks.mqtt is not None
     subscribed = asyncio.Event()
-    viewer = asyncio.create_task(_show_events(url, config.sinks.mqtt.prefix, subscribed))  # type: ignore[attr-defined]
+    viewer = asyncio.create_task(_show_events(url, config.sinks.mqtt.prefix, subscribed))
     await asyncio.wait({viewer, asyncio.create_task(subscribed.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
     if viewer.done():
         viewer.result()  # raises the subscriber's connection error
     try:
-        report = await run_until_signalled(build_pipeline(config))  # type: ignore[arg-type]
+        with stop_on_signals() as signals:
+            report = await build_pipeline(config).run(signals.stop)
         await asyncio.sleep(SETTLE_S)
     finally:
         viewer.cancel()
@@ -62,11 +65,12 @@ async def _demo(config: object, url: str) -> None:
 
 
 def run_demo(clip: Path, *, mqtt: str | None, realtime: bool, sets: list[str]) -> None:
-    from mmstream.cli.run_cmds import replay_config
+    from mmstream.replay.setup import ReplayOptions, replay_config
 
     with broker_url(mqtt) as url:
-        config = replay_config(clip, pipeline=None, out=None, mqtt=url, realtime=realtime,
+        config = replay_config(clip, mqtt=url, options=ReplayOptions(realtime=realtime),
                                sets=sets, device_id=DEMO_DEVICE)
+        assert config.sinks.mqtt is not None
         typer.echo(f"playing {clip.name} ({'real time' if realtime else 'fast'}); "
                    f"events on {config.sinks.mqtt.prefix}/{DEMO_DEVICE}/#", err=True)
         asyncio.run(_demo(config, url))

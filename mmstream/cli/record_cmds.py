@@ -4,38 +4,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from mmstream.cli.app import app, user_errors
-from mmstream.cli.run_cmds import SET_HELP, execute, replay_config
+from mmstream.cli.run_cmds import SET_HELP, execute
+
+if TYPE_CHECKING:
+    from mmstream.config import PipelineConfig
 
 PIPELINE_SUFFIXES = (".yaml", ".yml")
-NO_ANALYSIS_SETS = ("stages.transcribe.enabled=false", "stages.window.enabled=false",
-                    "stages.infer.enabled=false")
-
-
-def record_target_sets(out: Path) -> list[str]:
-    """`--out x.mcap` records to one file; `--out folder` to rec-<start>-<n>.mcap files there."""
-    if out.suffix.lower() == ".mcap" and not out.is_dir():
-        return [f"record.path={out}", "record.dir=null"]
-    return [f"record.dir={out}", "record.path=null"]
 
 
 def record_config(source: Path, out: Path, *, pipeline: Path | None, events: Path | None,
-                  realtime: bool, analysis: bool, sets: list[str]) -> Any:
+                  realtime: bool, analysis: bool, sets: list[str]) -> PipelineConfig:
     """A pipeline file as it is, or a media file through the (given or default) pipeline,
     with the recorder on."""
     from mmstream.config import load_pipeline
+    from mmstream.replay.setup import NO_ANALYSIS, ReplayOptions, record_target, replay_config
 
-    extra = [*record_target_sets(out), *([] if analysis else NO_ANALYSIS_SETS)]
-    if source.suffix.lower() in PIPELINE_SUFFIXES:
-        if events is not None:
-            extra.append(f"sinks.jsonl.path={events}")
-        return load_pipeline(source, sets=[*sets, *extra])
-    return replay_config(source, pipeline=pipeline, out=events, mqtt=None, realtime=realtime,
-                         sets=[*sets, *extra], stdout_by_default=False)
+    if source.suffix.lower() not in PIPELINE_SUFFIXES:
+        return replay_config(source, pipeline=pipeline, out=events, sets=sets,
+                             options=ReplayOptions(realtime=realtime), record_to=out,
+                             analysis=analysis, stdout_by_default=False)
+    updates = record_target(out)
+    if events is not None:
+        updates.append((["sinks", "jsonl"], {"path": str(events)}))
+    if not analysis:
+        updates += NO_ANALYSIS
+    return load_pipeline(source, updates=updates, sets=sets)
 
 
 @app.command()

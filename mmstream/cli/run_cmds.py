@@ -10,14 +10,6 @@ from typing import Any
 import typer
 
 from mmstream.cli.app import app, user_errors
-from mmstream.replay.setup import (  # noqa: F401  (re-exported for tests and tools)
-    DETERMINISTIC_SETS,
-    ReplayPlan,
-    replay_config,
-    replay_source,
-    sample_clip,
-    stream_id_for,
-)
 
 SET_HELP = "Override a pipeline field: a.b=c (repeatable), e.g. sinks.mqtt.url=mqtt://h:1883."
 
@@ -101,9 +93,10 @@ def replay(
 
         if output_format not in ("jsonl", "parquet"):
             raise ConfigError(f"--format {output_format}: use jsonl or parquet")
-        picked = [s.strip() for s in streams.split(",") if s.strip()] if streams else None
-        options = {"realtime": realtime, "speed": speed, "start": start, "end": end,
-                   "streams": picked}
+        from mmstream.replay.setup import ReplayOptions, ReplayPlan, replay_config
+
+        picked = tuple(s.strip() for s in streams.split(",") if s.strip()) if streams else None
+        options = ReplayOptions(realtime, speed, start, end, picked)
         ray_options = None
         if on_ray:
             from mmstream.replay.on_ray import RayOptions
@@ -117,13 +110,11 @@ def replay(
         if on_ray or output_format != "jsonl":
             raise ConfigError(f"--ray and --format work on a folder or glob of inputs; "
                               f"{source} is one file")
-        media = Path(source)
-        execute(replay_config(media, pipeline=pipeline, out=out, mqtt=mqtt, realtime=realtime,
-                              sets=set_, source=replay_source(media, **options),
-                              deterministic=deterministic))
+        execute(replay_config(Path(source), pipeline=pipeline, out=out, mqtt=mqtt,
+                              options=options, sets=set_, deterministic=deterministic))
 
 
-def _replay_batch(pattern: str, plan: ReplayPlan, *, out: Path | None, resume: bool,
+def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
                   fmt: Any, ray_options: Any) -> None:
     from rich.console import Console
 
@@ -157,17 +148,10 @@ def _replay_batch(pattern: str, plan: ReplayPlan, *, out: Path | None, resume: b
 
 async def _run_until_signal(work: Callable[[asyncio.Event], Any]) -> Any:
     """SIGINT/SIGTERM stop the current input cleanly and end the batch."""
-    import signal
+    from mmstream.runtime.signals import stop_on_signals
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        return await work(stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    with stop_on_signals() as signals:
+        return await work(signals.stop)
 
 
 @app.command()
@@ -183,6 +167,7 @@ def demo(
     amqtt) and the events shown are the ones a subscriber received from it.
     """
     from mmstream.cli.demo import run_demo
+    from mmstream.replay.setup import sample_clip
 
     with user_errors():
         run_demo(sample_clip(), mqtt=mqtt, realtime=not fast, sets=set_)

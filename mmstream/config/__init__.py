@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from mmstream.config.overrides import apply_overrides, env_overrides, parse_set_options
 from mmstream.config.record import RecordConfig
@@ -21,6 +21,7 @@ from mmstream.config.runtime import (
     LoggingConfig,
     MetricsConfig,
     OverloadConfig,
+    RunMode,
     WatchdogConfig,
 )
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
@@ -46,22 +47,27 @@ __all__ = [
     "PipelineConfig",
     "RecordConfig",
     "RecordingSourceConfig",
+    "RunMode",
     "RuntimeConfig",
     "SinksConfig",
     "StagesConfig",
     "SyntheticSourceConfig",
     "TranscribeConfig",
+    "Update",
     "WindowConfig",
     "load_pipeline",
     "validate_pipeline",
 ]
 
 
+LIVE_KINDS = frozenset({"camera", "microphone"})
+
+
 class RuntimeConfig(Section):
+    mode: Literal["auto", "live", "paced", "fast"] = Field(
+        "auto", description="auto: live for cameras/microphones, paced for files played in "
+        "real time, fast otherwise (media-time stamps, lossless, reproducible)")
     channel_capacity: int = Field(64, ge=1, description="items buffered between two stages")
-    clock: Literal["auto", "wall", "media"] = Field(
-        "auto", description="t_publish source: auto = media time for fast replays, else wall"
-    )
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     overload: OverloadConfig = OverloadConfig()
@@ -75,6 +81,28 @@ class PipelineConfig(Section):
     sinks: SinksConfig = SinksConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     record: RecordConfig | None = None
+
+    @model_validator(mode="after")
+    def _resolve_mode(self) -> PipelineConfig:
+        """The run mode follows from the sources; an explicit one must agree with them."""
+        if any(s.kind in LIVE_KINDS for s in self.sources):
+            found: RunMode = "live"
+        elif any(s.realtime for s in self.sources):
+            found = "paced"
+        else:
+            found = "fast"
+        if self.runtime.mode not in ("auto", found):
+            raise ValueError(f"runtime.mode is {self.runtime.mode!r} but the sources make this "
+                             f"a {found!r} pipeline (cameras and microphones are live, files "
+                             "with realtime/speed are paced, other files fast)")
+        if self.runtime.mode == "auto":
+            self.runtime = self.runtime.model_copy(update={"mode": found})
+        return self
+
+    @property
+    def mode(self) -> RunMode:
+        """The resolved run mode (runtime/clock.py, stages and channels follow it)."""
+        return self.runtime.mode  # type: ignore[return-value]  # resolved above
 
 
 def _format_errors(error: ValidationError, origin: str) -> str:
@@ -111,20 +139,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+Update = tuple[list[str], Any]  # (["sinks", "jsonl", "path"], "events.jsonl")
+
+
 def load_pipeline(
     path: Path | None = None,
     *,
     base: Mapping[str, Any] | None = None,
+    updates: Sequence[Update] = (),
     sets: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> PipelineConfig:
-    """Read a pipeline file (or start from `base`), apply env and --set overrides, validate."""
+    """Read a pipeline file (or start from `base`), apply overrides, validate once.
+
+    Priority, lowest first: the file, `MMSTREAM_…` environment variables, the command's own
+    choices (`updates`: a replay's source, `--out`, `--mqtt`), `--set`.
+    """
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         data = read_yaml(path)
         _resolve_relative_paths(data, path.parent)
     fields = set(PipelineConfig.model_fields)
     data = apply_overrides(data, env_overrides(environ, fields))
+    data = apply_overrides(data, updates)
     data = apply_overrides(data, parse_set_options(sets))
     return validate_pipeline(data, str(path) if path else "<built-in pipeline>")
 

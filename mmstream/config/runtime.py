@@ -1,4 +1,4 @@
-"""Daemon sections of `runtime:` — metrics endpoint, logging, overload policy, systemd watchdog."""
+"""Daemon sections of `runtime:`: run mode, metrics endpoint, logging, overload, watchdog."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from pydantic import Field, model_validator
 from mmstream.config.sources import Section
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+
+#: How a pipeline runs, resolved once from its sources (PipelineConfig) and handed to stages:
+#: - live: devices (camera, microphone) on the wall clock; video may be shed to keep up;
+#: - paced: files or recordings played at their own rate, behaving as live;
+#: - fast: as fast as possible, lossless, stamped with media time, giving the same events on
+#:   every run (and those a paced run of the same media gives).
+RunMode = Literal["live", "paced", "fast"]
 
 
 class MetricsConfig(Section):
@@ -34,9 +41,9 @@ class LoggingConfig(Section):
 
 
 class OverloadConfig(Section):
-    mode: Literal["auto", "on", "off"] = Field(
-        "auto", description="auto: on for live/paced sources, off for fast (deterministic) replays"
-    )
+    enabled: bool = Field(
+        True, description="shed video when analysis falls behind (live and paced runs; a fast "
+        "replay never sheds)")
     high_watermark: float = Field(0.75, gt=0, le=1, description="queue fill that means overload")
     low_watermark: float = Field(0.25, ge=0, lt=1, description="queue fill that means keeping up")
     check_interval_s: float = Field(1.0, gt=0, description="how often the policy decides")

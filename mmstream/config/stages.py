@@ -67,9 +67,6 @@ class InferConfig(Section):
     max_batch: int = Field(16, ge=1, description="windows per forward pass, from all streams")
     max_wait_ms: float = Field(20.0, ge=0, description="how long a partial batch waits")
     prepare_threads: int = Field(2, ge=1, description="threads for face detection + features")
-    batching: Literal["auto", "latency", "deterministic"] = Field(
-        "auto", description="deterministic: batches by stream and count only (fast replays)"
-    )
     compile: bool = Field(False, description="torch.compile the encoders (CUDA; slow start)")
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU")
     keep_freed_memory: bool = Field(

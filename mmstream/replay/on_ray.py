@@ -53,14 +53,6 @@ class RayOptions:
     threads: int = 1  # CPU threads (and Ray CPUs) per worker
     gpus: float = 0.0  # GPUs per worker (fractions share a GPU); > 0 runs the models on CUDA
 
-    def worker_sets(self) -> tuple[str, ...]:
-        sets = [f"stages.infer.cpu_threads={self.threads}",
-                f"stages.infer.prepare_threads={self.threads}",
-                f"stages.transcribe.cpu_threads={self.threads}"]
-        if self.gpus > 0:
-            sets += ["stages.infer.device=cuda", "stages.transcribe.device=cuda"]
-        return tuple(sets)
-
 
 def _ray() -> Any:
     try:
@@ -120,8 +112,8 @@ class RayBatchRunner:
         self.inputs = inputs
         self.base = base
         self.out_dir = out_dir
-        # the worker's thread settings first, so the user's --set still wins
-        self.plan = replace(plan, sets=(*options.worker_sets(), *plan.sets))
+        # the worker's threads and device (the user's --set still wins over them)
+        self.plan = replace(plan, threads=options.threads, cuda=options.gpus > 0)
         self.options = options
         self.resume = resume
         self.fmt = fmt

@@ -1,18 +1,31 @@
 """What a replay runs: one input (recording or media file) as the source of a pipeline.
 
 Shared by `mmstream replay` (one file or a batch), `record`, `demo` and the Ray reprocessing
-workers, so every path builds exactly the same pipeline for the same input and options.
+workers, so every path builds exactly the same typed `PipelineConfig` for the same input and
+options. The user's pipeline file and `--set` overrides apply on top of the replay's own
+choices (source, sinks, threads), and the result is validated once.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mmstream.config import PipelineConfig
+from pydantic import ValidationError
+
+from mmstream.config import (
+    FileSourceConfig,
+    PipelineConfig,
+    RecordingSourceConfig,
+    Update,
+    load_pipeline,
+    read_yaml,
+)
+from mmstream.errors import ConfigError
 
 
 def stream_id_for(path: Path) -> str:
@@ -23,75 +36,123 @@ def sample_clip() -> Path:
     return Path(str(resources.files("mmstream") / "assets" / "sample.mp4"))
 
 
-# What --deterministic forces: media-time stamps, no shedding, batches that do not depend on
-# timing, and CPU maths (GPU kernels may pick different algorithms or reduction orders).
-DETERMINISTIC_SETS = (
-    "runtime.clock=media",
-    "runtime.overload.mode='off'",  # quoted: YAML reads a bare off as false
-    "stages.infer.batching=deterministic",
-    "stages.infer.device=cpu",
-    "stages.infer.precision=fp32",
-    "stages.transcribe.device=cpu",
-)
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to play an input: `--realtime`, `--speed`, `--start`, `--end`, `--streams`."""
+
+    realtime: bool = False
+    speed: float | None = None
+    start: float | None = None
+    end: float | None = None
+    streams: tuple[str, ...] | None = None
+
+    @property
+    def for_recordings_only(self) -> bool:
+        return any(v is not None for v in (self.speed, self.start, self.end, self.streams))
 
 
-def replay_source(
-    media: Path,
-    *,
-    realtime: bool = False,
-    speed: float | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    streams: list[str] | None = None,
-) -> dict[str, Any]:
-    """The source section for one input: a recording (.mcap) or a media file."""
-    if media.suffix.lower() == ".mcap":
-        source: dict[str, Any] = {"kind": "recording", "id": stream_id_for(media),
-                                  "path": str(media)}
-        if speed is not None or realtime:
-            source["speed"] = speed or 1.0
-        for key, value in (("start_s", start), ("end_s", end), ("streams", streams)):
-            if value is not None:
-                source[key] = value
-        return source
-    if speed is not None or start is not None or end is not None or streams is not None:
-        from mmstream.errors import ConfigError
+def replay_source(media: Path, options: ReplayOptions = ReplayOptions()
+                  ) -> FileSourceConfig | RecordingSourceConfig:
+    """The source for one input: a recording (.mcap) or a media file."""
+    if media.suffix.lower() != ".mcap":
+        if options.for_recordings_only:
+            raise ConfigError(f"--speed, --start, --end and --streams work on .mcap recordings; "
+                              f"{media} is a media file (use --realtime to pace it)")
+        return FileSourceConfig(id=stream_id_for(media), path=media, realtime=options.realtime)
+    speed = options.speed or (1.0 if options.realtime else None)
+    try:
+        return RecordingSourceConfig(
+            id=stream_id_for(media), path=media, speed=speed, start_s=options.start,
+            end_s=options.end, streams=list(options.streams) if options.streams else None)
+    except ValidationError as exc:  # name the flag the user typed, not the config field
+        problems = "; ".join(_flag_error(error) for error in exc.errors())
+        raise ConfigError(f"{media}: {problems}") from None
 
-        raise ConfigError(f"--speed, --start, --end and --streams work on .mcap recordings; "
-                          f"{media} is a media file (use --realtime to pace it)")
-    return {"kind": "file", "id": stream_id_for(media), "path": str(media), "realtime": realtime}
+
+FLAGS = {"start_s": "--start", "end_s": "--end", "speed": "--speed", "streams": "--streams"}
+
+
+def _flag_error(error: Any) -> str:
+    field_name = str(error["loc"][-1]) if error["loc"] else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if field_name in FLAGS:
+        return f"{FLAGS[field_name]} {error['input']}: {message}"
+    for name, flag in FLAGS.items():  # a check across fields names them in its message
+        message = message.replace(name, flag)
+    return message
+
+
+NO_ANALYSIS: list[Update] = [(["stages", stage, "enabled"], False)
+                             for stage in ("transcribe", "window", "infer")]
+
+
+def record_target(out: Path) -> list[Update]:
+    """`x.mcap` records to one file; a folder to rec-<start>-<n>.mcap files there (the
+    record section's other settings stay as the pipeline file has them)."""
+    if out.suffix.lower() == ".mcap" and not out.is_dir():
+        return [(["record", "path"], str(out)), (["record", "dir"], None)]
+    return [(["record", "dir"], str(out)), (["record", "path"], None)]
+
+
+def reproducible(config: PipelineConfig) -> PipelineConfig:
+    """What `--deterministic` forces on top of a fast replay (media-time stamps, no shedding,
+    batches that do not depend on timing): CPU maths in fp32, since GPU kernels pick
+    algorithms per shape and may reduce in a different order."""
+    if config.mode != "fast":
+        raise ConfigError("--deterministic replays as fast as possible: it cannot be combined "
+                          "with --realtime or --speed")
+    stages = config.stages
+    cpu_stages = stages.model_copy(update={
+        "infer": stages.infer.model_copy(update={"device": "cpu", "precision": "fp32"}),
+        "transcribe": stages.transcribe.model_copy(update={"device": "cpu"})})
+    return config.model_copy(update={"stages": cpu_stages})
 
 
 def replay_config(
     media: Path,
     *,
-    pipeline: Path | None,
-    out: Path | None,
-    mqtt: str | None,
-    realtime: bool,
-    sets: list[str],
+    pipeline: Path | None = None,
+    out: Path | None = None,
+    mqtt: str | None = None,
+    options: ReplayOptions = ReplayOptions(),
+    sets: Sequence[str] = (),
     device_id: str | None = None,
-    source: dict[str, Any] | None = None,
     deterministic: bool = False,
+    threads: int | None = None,
+    cuda: bool = False,
+    record_to: Path | None = None,
+    analysis: bool = True,
     stdout_by_default: bool = True,
-) -> Any:
-    """The pipeline a replay runs: the given (or default) pipeline with `media` as its source."""
-    from mmstream.config import load_pipeline, read_yaml
+) -> PipelineConfig:
+    """The pipeline a replay runs: the given (or default) pipeline with `media` as its source.
 
-    base: dict[str, Any] = read_yaml(pipeline) if pipeline else {"device_id": "replay"}
-    base["sources"] = [source or replay_source(media, realtime=realtime)]
-    sinks = dict(base.get("sinks") or {})
+    `threads`/`cuda` (a Ray worker's settings), `record_to` and `analysis=False` are the
+    command's own choices: the user's `--set` still wins over them.
+    """
+    updates: list[Update] = [(["sources"], [replay_source(media, options).model_dump()])]
+    file_sinks = (read_yaml(pipeline).get("sinks") if pipeline else None) or {}
     if out is not None:
-        sinks["jsonl"] = {"path": str(out)}
+        updates.append((["sinks", "jsonl"], {"path": str(out)}))
     if mqtt is not None:
-        sinks["mqtt"] = {**(sinks.get("mqtt") or {}), "url": mqtt}
-    if not sinks and stdout_by_default:
-        sinks["jsonl"] = {"path": "-"}
-    base["sinks"] = sinks
+        updates.append((["sinks", "mqtt", "url"], mqtt))
+    if not (file_sinks or out or mqtt) and stdout_by_default:
+        updates.append((["sinks", "jsonl"], {"path": "-"}))
     if device_id:
-        base["device_id"] = device_id
-    forced = list(DETERMINISTIC_SETS) if deterministic else []
-    return load_pipeline(None, base=base, sets=[*sets, *forced])
+        updates.append((["device_id"], device_id))
+    if threads is not None:
+        updates += [(["stages", "infer", "cpu_threads"], threads),
+                    (["stages", "infer", "prepare_threads"], threads),
+                    (["stages", "transcribe", "cpu_threads"], threads)]
+    if cuda:
+        updates += [(["stages", "infer", "device"], "cuda"),
+                    (["stages", "transcribe", "device"], "cuda")]
+    if record_to is not None:
+        updates += record_target(record_to)
+    if not analysis:
+        updates += NO_ANALYSIS
+    config = load_pipeline(pipeline, base=None if pipeline else {"device_id": "replay"},
+                           updates=updates, sets=sets)
+    return reproducible(config) if deterministic else config
 
 
 @dataclass(frozen=True)
@@ -102,12 +163,13 @@ class ReplayPlan:
     pipeline: Path | None = None
     mqtt: str | None = None
     sets: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)  # replay_source's keyword options
+    options: ReplayOptions = field(default_factory=ReplayOptions)
     deterministic: bool = False
+    threads: int | None = None  # CPU threads of torch, CTranslate2 and the prepare pool
+    cuda: bool = False
 
     def config_for(self, media: Path, events: Path) -> PipelineConfig:
-        options = dict(self.options)
         return replay_config(media, pipeline=self.pipeline, out=events, mqtt=self.mqtt,
-                             realtime=bool(options.get("realtime")), sets=list(self.sets),
-                             source=replay_source(media, **options),
-                             deterministic=self.deterministic)
+                             options=self.options, sets=self.sets,
+                             deterministic=self.deterministic, threads=self.threads,
+                             cuda=self.cuda)

@@ -1,15 +1,15 @@
-"""Where `t_publish` comes from.
+"""Where `t_publish` comes from, by run mode.
 
-Live pipelines stamp wall-clock time. Replays that run as fast as possible stamp the event's
-own capture time, so replaying the same input twice yields byte-identical events.
+Live and paced runs stamp wall-clock time. Fast replays stamp the event's own capture time,
+so replaying the same input twice yields byte-identical events.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Literal, Protocol
+from typing import Protocol
 
-ClockMode = Literal["wall", "media"]
+from mmstream.config.runtime import RunMode
 
 
 class Clock(Protocol):
@@ -26,5 +26,5 @@ class MediaClock:
         return t_capture
 
 
-def make_clock(mode: ClockMode) -> Clock:
-    return WallClock() if mode == "wall" else MediaClock()
+def clock_for(mode: RunMode) -> Clock:
+    return MediaClock() if mode == "fast" else WallClock()

@@ -1,9 +1,9 @@
-"""Pause/resume analysis and change its frame rate at run time.
+"""Run-time control of a pipeline: pause/resume analysis and change its frame rate.
 
-`PipelineControl` is a small shared state that sources and stages may read; the MQTT sink
-updates it from `<prefix>/<device>/control` (opt-in, only over an authenticated connection).
-`ControlStage` applies it at the head of the pipeline: while paused, media is dropped (and
-counted) instead of analysed; with `fps` set, video frames are thinned to that rate.
+`PipelineControl` is a small shared state: the pipeline holds it (observers read it through
+their `PipelineView`), the MQTT sink updates it from `<prefix>/<device>/control` (opt-in, only
+over an authenticated connection), and `stages/control.py` applies it at the head of the
+analysis.
 
 Commands (JSON): {"command": "pause"}, {"command": "resume"},
 {"command": "set_fps", "fps": 1.0} ({"fps": null} goes back to every frame).
@@ -12,13 +12,8 @@ Commands (JSON): {"command": "pause"}, {"command": "resume"},
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-
-from mmstream.media import AudioChunk, VideoFrame
-from mmstream.runtime.stage import Stage
 
 MAX_FPS = 120.0
 
@@ -59,26 +54,3 @@ class PipelineControl:
         if not 0 < value <= MAX_FPS:
             raise ValueError(f"fps must be in (0, {MAX_FPS:g}], got {value}")
         return float(value)
-
-
-class ControlStage(Stage):
-    """Drops media while paused and thins video to `control.fps`; everything else passes."""
-
-    name = "control"
-
-    def __init__(self, control: PipelineControl) -> None:
-        self.control = control
-        self.drops: Counter[str] = Counter()
-        self._last_frame: dict[str, float] = {}
-
-    async def process(self, item: Any) -> AsyncIterator[Any]:
-        if isinstance(item, VideoFrame | AudioChunk) and self.control.paused:
-            self.drops[f"paused:{type(item).__name__}"] += 1
-            return
-        if isinstance(item, VideoFrame) and self.control.fps is not None:
-            last = self._last_frame.get(item.stream_id)
-            if last is not None and item.t_capture - last < 1.0 / self.control.fps - 1e-6:
-                self.drops["rate:VideoFrame"] += 1
-                return
-            self._last_frame[item.stream_id] = item.t_capture
-        yield item

@@ -24,14 +24,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from mmstream.runtime.observer import PipelineObserver
-
-if TYPE_CHECKING:
-    from mmstream.runtime.pipeline import Pipeline
+from mmstream.runtime.observer import PipelineObserver, PipelineView
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +111,14 @@ def set_overload(degraded: bool, stride: int) -> None:
 class PipelineMetrics(PipelineObserver):
     """Feeds the runner-level metrics: stage timing per item, and a sampler of the channels."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self) -> None:
+        self.pipeline: PipelineView | None = None
         self._stage_children: dict[str, Any] = {}
-        self._seen_drops: dict[tuple[str, str], int] = {}
+        self._seen_drops: dict[str, int] = {}
         self._seen_events: dict[str, int] = {}
+
+    def attached(self, pipeline: PipelineView) -> None:
+        self.pipeline = pipeline
 
     def stage_item(self, stage: str, seconds: float, produced: int) -> None:
         child = self._stage_children.get(stage)
@@ -131,25 +131,23 @@ class PipelineMetrics(PipelineObserver):
 
     def sample(self) -> None:
         """Copy queue depths, new drops and new events into the metrics (cheap, loop-only)."""
-        for channel in self.pipeline.channels:
-            QUEUE_DEPTH.labels(channel=channel.name).set(len(channel))
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        for channel in pipeline.channels():
+            QUEUE_DEPTH.labels(channel=channel.name).set(channel.depth)
             QUEUE_CAPACITY.labels(channel=channel.name).set(channel.capacity)
-            self._add_new_drops(channel.name, channel.drops)
-        for stage in self.pipeline.stages:
-            self._add_new_drops(stage.name, getattr(stage, "drops", {}))
-        for kind, total in self.pipeline.report.events.items():
+        for key, total in pipeline.drops().items():  # "<channel or stage>:<reason>"
+            new = total - self._seen_drops.get(key, 0)
+            if new > 0:
+                where, _, reason = key.partition(":")
+                count_drop(where, reason, new)
+                self._seen_drops[key] = total
+        for kind, total in pipeline.event_counts().items():
             new = total - self._seen_events.get(kind, 0)
             if new > 0:
                 EVENTS.labels(type=kind).inc(new)
                 self._seen_events[kind] = total
-
-    def _add_new_drops(self, where: str, drops: Any) -> None:
-        for reason, total in drops.items():
-            key = (where, reason)
-            new = total - self._seen_drops.get(key, 0)
-            if new > 0:
-                count_drop(where, reason, new)
-                self._seen_drops[key] = total
 
     async def run_sampler(self, interval_s: float = 1.0) -> None:
         """Sample until cancelled; the heartbeat and lag show whether the loop is responsive."""

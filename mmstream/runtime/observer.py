@@ -1,12 +1,54 @@
-"""What the runner tells whoever watches it (metrics, systemd readiness); all no-ops by default.
+"""What the runner tells whoever watches it, and what they may read of it.
 
-The runner calls these from the event loop, so an observer must be quick and never block.
+Observers (metrics, systemd readiness, and every sink — the MQTT sink's health payload and
+control topic) are told the pipeline they watch through `attached(view)`, then each event of
+its life. The runner calls them from the event loop, so an observer must be quick and never
+block. `PipelineView` is all an observer (or a stage) may read of the running pipeline.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mmstream.runtime.control import PipelineControl
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    name: str  # "<stage>-><next stage>"
+    depth: int  # items waiting
+    capacity: int
+    dropped: int  # items shed by the channel so far (video frames when full)
+
+
+class PipelineView(Protocol):
+    """A read-only view of a running pipeline."""
+
+    @property
+    def control(self) -> PipelineControl | None:
+        """Run-time control (pause, frame rate), when the pipeline takes commands."""
+
+    def drops(self) -> dict[str, int]:
+        """Items dropped so far, by `<where>:<reason>`."""
+
+    def models(self) -> dict[str, str]:
+        """The model behind each analysis stage that has one, by stage name."""
+
+    def event_counts(self) -> dict[str, int]:
+        """Events delivered to the sinks so far, by type."""
+
+    def channels(self, after: str | None = None) -> list[ChannelState]:
+        """Every channel, or those downstream of the stage named `after`."""
+
 
 class PipelineObserver:
+    """All hooks are no-ops; override what you need."""
+
+    def attached(self, pipeline: PipelineView) -> None:
+        """The pipeline this observer watches, before anything runs."""
+
     def ready(self) -> None:
         """Every sink is open and every source has opened once: the pipeline is up."""
 

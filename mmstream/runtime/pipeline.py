@@ -1,9 +1,10 @@
 """Runs sources -> stages -> sinks as supervised asyncio tasks joined by bounded channels.
 
-The runner stays thin: behaviour lives in stages. It owns four things only: wiring channels,
-supervising tasks (a restartable source is reopened with backoff, anything else that fails
-stops the pipeline with an error naming the part), stamping `seq`/`t_publish` just before
-the sinks, and an orderly drain when asked to stop.
+The runner stays thin: behaviour lives in stages. It owns five things only: wiring channels
+(each stage's `emit` puts into the channel to the next), supervising tasks (a restartable
+source is reopened with backoff; anything else that fails, a stage's background work
+included, stops the pipeline with an error naming the part), stamping `seq`/`t_publish` just
+before the sinks, telling observers what happens, and an orderly drain when asked to stop.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmstream.config.runtime import RunMode
 from mmstream.errors import MmstreamError, SinkError, SourceError, StageError
 from mmstream.events import Envelope, Event, Status, StatusEvent, event_type, stamped
 from mmstream.media import EndOfStream
 from mmstream.runtime.channel import Channel
-from mmstream.runtime.clock import Clock, WallClock
-from mmstream.runtime.observer import PipelineObserver
-from mmstream.runtime.stage import Sink, Source, Stage
+from mmstream.runtime.clock import Clock, clock_for
+from mmstream.runtime.control import PipelineControl
+from mmstream.runtime.observer import ChannelState, PipelineObserver
+from mmstream.runtime.stage import Item, Sink, Source, Stage, StageLink
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,17 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
 
 
+@dataclass
+class _StageTiming:
+    """Per stage: time spent waiting on the next channel, and items emitted (for observers)."""
+
+    waited: float = 0.0
+    emitted: int = 0
+
+
 class Pipeline:
+    """`await Pipeline(sources, stages, sinks, device_id=..., mode=...).run(stop)`"""
+
     def __init__(
         self,
         sources: Sequence[Source],
@@ -71,54 +84,89 @@ class Pipeline:
         sinks: Sequence[Sink],
         *,
         device_id: str,
-        clock: Clock | None = None,
+        mode: RunMode = "live",
         capacity: int = 64,
         restart_backoff: tuple[float, float] = (0.5, 30.0),
         observers: Sequence[PipelineObserver] = (),
-        lossless: bool = False,
+        control: PipelineControl | None = None,
     ) -> None:
         if not sources:
             raise MmstreamError("the pipeline has no source")
         self.sources = list(sources)
         self.stages = list(stages)
         self.sinks = list(sinks)
-        self.sequencer = Sequencer(device_id, clock or WallClock())
+        self.mode = mode
+        self.sequencer = Sequencer(device_id, clock_for(mode))
         self.restart_backoff = restart_backoff
-        names = ["sources", *(stage.name for stage in self.stages)]
-        self.channels = [Channel(f"{names[0]}->{names[1] if len(names) > 1 else 'sinks'}",
-                                 capacity, producers=len(self.sources), lossless=lossless)]
-        for index, stage in enumerate(self.stages):
-            target = self.stages[index + 1].name if index + 1 < len(self.stages) else "sinks"
-            self.channels.append(Channel(f"{stage.name}->{target}", capacity, lossless=lossless))
+        self._control = control
+        # A fast replay has no clock to keep up with: even frames wait for space, since
+        # which frame a full channel sheds depends on timing.
+        lossless = mode == "fast"
+        names = [stage.name for stage in self.stages] + ["sinks"]
+        self.channels = [Channel(f"sources->{names[0]}", capacity,
+                                 producers=len(self.sources), lossless=lossless)]
+        self.channels += [Channel(f"{stage.name}->{names[i + 1]}", capacity, lossless=lossless)
+                          for i, stage in enumerate(self.stages)]
         self.report = PipelineReport()
         self.observers = list(observers)
         self._opened_sources: set[int] = set()
+        self._timing = {stage.name: _StageTiming() for stage in self.stages}
+
+    # ---- what observers and stages may read (runtime/observer.py PipelineView) ---------------
+
+    @property
+    def control(self) -> PipelineControl | None:
+        return self._control
 
     def drops(self) -> dict[str, int]:
         found = {f"{ch.name}:{reason}": n for ch in self.channels for reason, n in ch.drops.items()}
         for stage in self.stages:  # stages that shed by policy count their own drops
-            found.update({f"{stage.name}:{reason}": n
-                          for reason, n in getattr(stage, "drops", {}).items()})
+            found.update({f"{stage.name}:{reason}": n for reason, n in stage.drops().items()})
         return found
+
+    def models(self) -> dict[str, str]:
+        return {stage.name: stage.model_version for stage in self.stages
+                if stage.model_version is not None}
+
+    def event_counts(self) -> dict[str, int]:
+        return dict(self.report.events)
+
+    def channels_after(self, stage_name: str | None) -> list[Channel]:
+        if stage_name is None:
+            return list(self.channels)
+        names = [stage.name for stage in self.stages]
+        return self.channels[names.index(stage_name) + 1:] if stage_name in names else []
+
+    def channels_state(self, after: str | None = None) -> list[ChannelState]:
+        return [ChannelState(ch.name, len(ch), ch.capacity, sum(ch.drops.values()))
+                for ch in self.channels_after(after)]
+
+    # ---- running -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event | None = None) -> PipelineReport:
         """Run until every source ends (or `stop` is set), then drain and flush everything."""
         stop = stop or asyncio.Event()
+        for watcher in self._watchers():
+            watcher.attached(_View(self))
         for stage in self.stages:
             await stage.open()
         async with contextlib.AsyncExitStack() as opened_sinks:
             for sink in self.sinks:
                 await opened_sinks.enter_async_context(sink)
-                self.sequencer.resume(getattr(sink, "last_seqs", dict)())
+                self.sequencer.resume(dict(sink.resume_seqs()))
             async with asyncio.TaskGroup() as group:
                 for source in self.sources:
                     group.create_task(self._run_source(source, stop), name=source.name)
                 for index, stage in enumerate(self.stages):
+                    stage.attach(self._link(stage, index, group))
                     group.create_task(self._run_stage(stage, index), name=stage.name)
                 group.create_task(self._deliver(), name="sinks")
         self.report.drops = self.drops()
         self.report.last_seq = dict(self.sequencer.last_seq)
         return self.report
+
+    def _watchers(self) -> list[PipelineObserver]:
+        return [*self.observers, *self.sinks]
 
     async def _run_source(self, source: Source, stop: asyncio.Event) -> None:
         out = self.channels[0]
@@ -139,8 +187,8 @@ class Pipeline:
                     attempt += 1
                     delay = backoff_delay(attempt, *self.restart_backoff)
                     log.warning("%s failed (%s); reopening in %.1fs", source.name, exc, delay)
-                    for observer in self.observers:
-                        observer.source_restart(source.name, str(exc))
+                    for watcher in self._watchers():
+                        watcher.source_restart(source.name, str(exc))
                     await out.put(self._status(source.stream_id, "reconnecting", str(exc),
                                                attempt=attempt, retry_in_s=round(delay, 2)))
                     with contextlib.suppress(TimeoutError):
@@ -160,7 +208,7 @@ class Pipeline:
             async with source:
                 self._source_opened(source)
                 async for item in source:
-                    last_t = getattr(item, "t_capture", last_t)
+                    last_t = item.t_capture
                     await self.channels[0].put(item)
 
         pump_task = asyncio.create_task(pump())
@@ -183,70 +231,47 @@ class Pipeline:
         first_time = id(source) not in self._opened_sources
         self._opened_sources.add(id(source))
         if first_time and len(self._opened_sources) == len(self.sources):
-            for observer in self.observers:
-                observer.ready()
+            for watcher in self._watchers():
+                watcher.ready()
+
+    def _link(self, stage: Stage, index: int, group: asyncio.TaskGroup) -> StageLink:
+        outbox, timing = self.channels[index + 1], self._timing[stage.name]
+
+        async def emit(item: Item) -> None:
+            started = time.perf_counter()
+            await outbox.put(item)
+            timing.waited += time.perf_counter() - started
+            timing.emitted += 1
+
+        def spawn(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+            return group.create_task(_named_failure(stage.name, work),
+                                     name=f"{stage.name}-background")
+
+        return StageLink(emit, spawn, _View(self))
 
     async def _run_stage(self, stage: Stage, index: int) -> None:
-        inbox, outbox = self.channels[index], self.channels[index + 1]
-        inbox_done = asyncio.Event()
-        collector = (asyncio.create_task(self._collect_ready(stage, outbox, inbox_done))
-                     if stage.ready_signal is not None else None)
         try:
-            async for item in inbox:
-                if collector is not None and collector.done():
-                    collector.result()  # a background result failed: the stage fails
-                if self.observers:
-                    await self._observed_step(stage, item, outbox)
-                    continue
-                async for produced in stage.process(item):
-                    await outbox.put(produced)
-            if collector is not None:
-                # Let it finish what it holds: cancelling it inside `outbox.put` would lose
-                # the events it has already taken from the stage.
-                inbox_done.set()
-                assert stage.ready_signal is not None
-                stage.ready_signal.set()
-                await collector  # and raises what failed in the background
-            async for produced in stage.flush():
-                await outbox.put(produced)
-        except MmstreamError:
-            raise
-        except Exception as exc:
-            raise StageError(f"stage '{stage.name}' failed: {type(exc).__name__}: {exc}") from exc
+            await _named_failure(stage.name, self._consume(stage, self.channels[index]))
         finally:
-            if collector is not None and not collector.done():  # the stage failed
-                collector.cancel()
-            await outbox.close()
+            await self.channels[index + 1].close()
             await stage.close()
 
-    @staticmethod
-    async def _collect_ready(stage: Stage, outbox: Channel, inbox_done: asyncio.Event) -> None:
-        """Hand on a stage's background results as soon as they are in: a live camera's
-        window events must not wait for its next frame to push them out. Returns once the
-        inbox has ended and what was ready is handed on (the stage's flush does the rest)."""
-        signal = stage.ready_signal
-        assert signal is not None
-        while True:
-            await signal.wait()
-            signal.clear()
-            async for produced in stage.ready():
-                await outbox.put(produced)
-            if inbox_done.is_set():
-                return
+    async def _consume(self, stage: Stage, inbox: Channel) -> None:
+        async for item in inbox:
+            if not self.observers:
+                await stage.process(item)
+                continue
+            await self._observed_step(stage, item)
+        await stage.finish()
 
-    async def _observed_step(self, stage: Stage, item: Any, outbox: Channel) -> None:
+    async def _observed_step(self, stage: Stage, item: Item) -> None:
         """One item through a stage, timing the stage's own work (not waits on the outbox)."""
-        started = time.perf_counter()
-        waited = 0.0
-        produced_count = 0
-        async for produced in stage.process(item):
-            put_started = time.perf_counter()
-            await outbox.put(produced)
-            waited += time.perf_counter() - put_started
-            produced_count += 1
-        seconds = time.perf_counter() - started - waited
+        timing = self._timing[stage.name]
+        started, waited, emitted = time.perf_counter(), timing.waited, timing.emitted
+        await stage.process(item)
+        seconds = time.perf_counter() - started - (timing.waited - waited)
         for observer in self.observers:
-            observer.stage_item(stage.name, seconds, produced_count)
+            observer.stage_item(stage.name, seconds, timing.emitted - emitted)
 
     async def _deliver(self) -> None:
         media_sinks = [sink for sink in self.sinks if sink.wants_media]
@@ -255,21 +280,54 @@ class Pipeline:
                 event = self.sequencer.stamp(item)  # type: ignore[arg-type]
                 self.report.events[event_type(event)] += 1
                 for sink in self.sinks:
-                    await self._guarded(sink, sink.send(event))
+                    await _delivered(sink, sink.send(event))
             else:
                 for sink in media_sinks:
-                    await self._guarded(sink, sink.send_media(item))
-
-    @staticmethod
-    async def _guarded(sink: Sink, delivery: Awaitable[None]) -> None:
-        try:
-            await delivery
-        except MmstreamError:
-            raise
-        except Exception as exc:
-            raise SinkError(f"sink '{sink.name}' failed: {type(exc).__name__}: {exc}") from exc
+                    await _delivered(sink, sink.send_media(item))
 
     @staticmethod
     def _status(stream_id: str, state: Any, message: str, **details: Any) -> StatusEvent:
         return StatusEvent(stream_id=stream_id, t_capture=time.time(),
                            payload=Status(state=state, message=message, details=details))
+
+
+class _View:
+    """The read-only face of a pipeline that observers and stages get (PipelineView)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    @property
+    def control(self) -> PipelineControl | None:
+        return self._pipeline.control
+
+    def drops(self) -> dict[str, int]:
+        return self._pipeline.drops()
+
+    def models(self) -> dict[str, str]:
+        return self._pipeline.models()
+
+    def event_counts(self) -> dict[str, int]:
+        return self._pipeline.event_counts()
+
+    def channels(self, after: str | None = None) -> list[ChannelState]:
+        return self._pipeline.channels_state(after)
+
+
+async def _named_failure(stage: str, work: Awaitable[None]) -> None:
+    """Await a stage's work; an unexpected error becomes `stage '<name>' failed: ...`."""
+    try:
+        await work
+    except MmstreamError:
+        raise
+    except Exception as exc:
+        raise StageError(f"stage '{stage}' failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def _delivered(sink: Sink, delivery: Awaitable[None]) -> None:
+    try:
+        await delivery
+    except MmstreamError:
+        raise
+    except Exception as exc:
+        raise SinkError(f"sink '{sink.name}' failed: {type(exc).__name__}: {exc}") from exc

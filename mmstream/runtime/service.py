@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -26,11 +25,12 @@ from mmstream.runtime import metrics
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline, PipelineReport
 from mmstream.runtime.sdnotify import Notifier
+from mmstream.runtime.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], PipelineConfig]
-Builder = Callable[[PipelineConfig], Pipeline]
+Builder = Callable[[PipelineConfig, list[PipelineObserver]], Pipeline]
 
 
 class ReadyNotifier(PipelineObserver):
@@ -52,10 +52,10 @@ def describe(config: PipelineConfig) -> str:
     return f"device {config.device_id}; sources {sources}"
 
 
-def _default_builder(config: PipelineConfig) -> Pipeline:
+def _default_builder(config: PipelineConfig, observers: list[PipelineObserver]) -> Pipeline:
     from mmstream.build import build_pipeline
 
-    return build_pipeline(config)
+    return build_pipeline(config, observers=observers)
 
 
 class Service:
@@ -126,21 +126,24 @@ class Service:
         if not rt.watchdog.notify:
             self.notifier.address = None
         self._apply_metrics_server(config)
-        pipeline = self.pipeline = self.builder(config)
         self.up.clear()
-        pipeline.observers.append(ReadyNotifier(self.notifier, describe(config), self.up))
-        if self._metrics_server is None:
+        observers: list[PipelineObserver] = [
+            ReadyNotifier(self.notifier, describe(config), self.up)]
+        sampler: metrics.PipelineMetrics | None = None
+        if self._metrics_server is not None:
+            sampler = metrics.PipelineMetrics()
+            observers.append(sampler)
+        pipeline = self.pipeline = self.builder(config, observers)
+        if sampler is None:
             return await pipeline.run(self._stop_current)
-        observer = metrics.PipelineMetrics(pipeline)
-        pipeline.observers.append(observer)
-        sampler = asyncio.create_task(observer.run_sampler(rt.metrics.sample_interval_s))
+        sampling = asyncio.create_task(sampler.run_sampler(rt.metrics.sample_interval_s))
         try:
             return await pipeline.run(self._stop_current)
         finally:
-            sampler.cancel()
+            sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sampler
-            observer.sample()
+                await sampling
+            sampler.sample()
 
     def _apply_metrics_server(self, config: PipelineConfig) -> None:
         """Start, keep or move the endpoint to what this config asks (port 0: any port)."""
@@ -167,19 +170,5 @@ async def run_service(config: PipelineConfig, loader: Loader | None = None,
                       **kwargs: Any) -> PipelineReport:
     """Run with signal handling: TERM/INT drain (twice: stop now), HUP reloads the file."""
     service = Service(config, loader=loader, **kwargs)
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-
-    def on_stop() -> None:
-        if service.stopping and main is not None:
-            main.cancel()
-        service.stop()
-
-    handled = [(signal.SIGINT, on_stop), (signal.SIGTERM, on_stop), (signal.SIGHUP, service.reload)]
-    for sig, handler in handled:
-        loop.add_signal_handler(sig, handler)
-    try:
+    with stop_on_signals(on_stop=service.stop, on_reload=service.reload):
         return await service.run()
-    finally:
-        for sig, _ in handled:
-            loop.remove_signal_handler(sig)

@@ -33,8 +33,10 @@ class JsonlSink(Sink):
 
     async def send(self, event: Event) -> None:
         assert self._file is not None
-        # small writes to a buffered file: cheap enough to stay on the loop
+        # one line out as each event is delivered (a reader tails it live); small writes,
+        # cheap enough to stay on the loop
         self._file.write(encode(event) + b"\n")
+        self._file.flush()
 
     async def __aexit__(
         self,

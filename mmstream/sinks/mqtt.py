@@ -19,24 +19,22 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import ConfigError, SinkError
 from mmstream.events import Event, Status, StatusEvent, encode, event_type
 from mmstream.runtime.control import PipelineControl
+from mmstream.runtime.observer import PipelineView
 from mmstream.runtime.stage import Sink
 from mmstream.sinks.mqtt_client import ConnectFailure, LinkSettings, LinkStats
 from mmstream.sinks.mqtt_link import BrokerLink
 from mmstream.sinks.spool import Outgoing, Spool, SpoolLimits, shed_priority
-
-if TYPE_CHECKING:
-    from mmstream.runtime.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -149,46 +147,18 @@ def link_settings(config: MqttSinkConfig, device_id: str, broker: BrokerAddress,
         will_topic=availability_topic(config.prefix, device_id), subscriptions=subscriptions)
 
 
-def model_versions(stages: Sequence[Any]) -> dict[str, str]:
-    """The model behind each analysis stage that has one (for the health payload)."""
-    found = {}
-    for stage in stages:
-        model = getattr(stage, "model", None)
-        version = getattr(model, "version", None) or getattr(stage, "model_version", None)
-        if version is None and stage.name == "transcribe":
-            version = getattr(getattr(stage, "config", None), "model", None)
-        if version:
-            found[stage.name] = str(version)
-    return found
-
-
-def attach_to_pipeline(pipeline: Pipeline, control: PipelineControl | None) -> None:
-    """Give the pipeline's MQTT sinks its drops and models for health, and the control."""
-
-    def details() -> dict[str, Any]:
-        return {"drops": pipeline.drops(), "models": model_versions(pipeline.stages),
-                "events": dict(pipeline.report.events)}
-
-    for sink in pipeline.sinks:
-        if isinstance(sink, MqttSink):
-            sink.health_details = details
-            sink.control = control
-
-
 class MqttSink(Sink):
     name = "mqtt"
 
-    def __init__(self, config: MqttSinkConfig, device_id: str, *, streams: Sequence[str] = (),
-                 control: PipelineControl | None = None) -> None:
+    def __init__(self, config: MqttSinkConfig, device_id: str, *,
+                 streams: Sequence[str] = ()) -> None:
         self.config = config
         self.device_id = device_id
         self.broker = parse_mqtt_url(config.url)
         self.status_topic = availability_topic(config.prefix, device_id)
         self.health_topic = health_topic(config.prefix, device_id)
         self.streams = list(streams)
-        self.control = control
-        #: extra health details (pipeline drops, model versions); set by the builder
-        self.health_details: Callable[[], dict[str, Any]] | None = None
+        self.pipeline: PipelineView | None = None  # drops, models, control: for health
         spool = config.spool
         self.spool = Spool(spool.path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
                                                    spool.max_age_s), spool.synchronous)
@@ -206,7 +176,14 @@ class MqttSink(Sink):
         """Events the broker has acknowledged (QoS 1/2) or taken (QoS 0), this run."""
         return self.stats.acked + (self.stats.published if self.config.qos == 0 else 0)
 
-    def last_seqs(self) -> dict[str, int]:
+    @property
+    def control(self) -> PipelineControl | None:
+        return self.pipeline.control if self.pipeline is not None else None
+
+    def attached(self, pipeline: PipelineView) -> None:
+        self.pipeline = pipeline
+
+    def resume_seqs(self) -> Mapping[str, int]:
         """The last seq per stream of the previous run (durable spool only): the pipeline
         continues from there so subscribers that dedupe by (stream_id, seq) keep working."""
         return dict(self._resume)
@@ -311,17 +288,18 @@ class MqttSink(Sink):
         link.set_retained(self.health_topic, encode(self.health_event(link)))
 
     def health_event(self, link: BrokerLink) -> StatusEvent:
-        stats = link.stats
-        extra = self.health_details() if self.health_details else {}
+        stats, pipeline = link.stats, self.pipeline
         drops = {f"mqtt:{reason}": n for reason, n in self.spool.dropped.items()}
         if stats.dropped_qos0:
             drops["mqtt:qos0_offline"] = stats.dropped_qos0
-        drops.update(extra.pop("drops", {}))
         details: dict[str, Any] = {
             "uptime_s": round(time.monotonic() - self._started, 1),
             "spool_depth": self.spool.depth, "published": stats.acked,
-            "rejected": stats.rejected, "connects": stats.connects, **extra,
+            "rejected": stats.rejected, "connects": stats.connects,
         }
+        if pipeline is not None:
+            drops.update(pipeline.drops())
+            details.update(models=pipeline.models(), events=pipeline.event_counts())
         if self.control is not None:
             details["control"] = self.control.snapshot()
         return StatusEvent(

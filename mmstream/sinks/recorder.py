@@ -1,10 +1,10 @@
 """MCAP recorder: raw inputs and every published event, in files Foxglove Studio opens.
 
-Where raw inputs come from: the recorder's `tap()` is a stage that the pipeline builder puts
+Where raw inputs come from: the pipeline builder puts a `RecordTap` stage (stages/record_tap.py)
 first, before anything that may thin the input out (the overload governor sheds frames,
-analysis stages may consume items), so the recording holds every frame and audio chunk the
-analysis could have seen. Without a tap (a recorder added as a plain sink) it records the media
-items that reach the sinks instead (`wants_media`).
+analysis stages may consume items), and it hands every frame and audio chunk to `send_media`.
+A recorder built with `inputs_from_tap=False` (a plain sink) records the media items that reach
+the sinks instead (`wants_media`).
 
 All encoding (JPEG/PNG) and file I/O runs on one writer thread, in arrival order; the event
 loop only queues work and waits when too much is queued (backpressure, never loss). Files are
@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from mmstream.errors import SinkError
 from mmstream.events import SCHEMA_VERSION, Event, encode, event_type
 from mmstream.media import AudioChunk, VideoFrame
 from mmstream.replay import format as fmt
-from mmstream.runtime.stage import Sink, Stage
+from mmstream.runtime.stage import Sink
 
 log = logging.getLogger(__name__)
 
@@ -188,20 +188,16 @@ class RecorderSink(Sink):
     """`record:` in a pipeline file. Events arrive through `send`, raw inputs through the tap."""
 
     name = "recorder"
-    wants_media = True
 
-    def __init__(self, config: RecordConfig, device_id: str = "mmstream") -> None:
+    def __init__(self, config: RecordConfig, device_id: str = "mmstream", *,
+                 inputs_from_tap: bool = False) -> None:
         self.config = config
+        self.wants_media = not inputs_from_tap
         self.files = RecordingFiles(config, device_id)
         self.streams = set(config.streams) if config.streams is not None else None
         self._executor: ThreadPoolExecutor | None = None
         self._queued: deque[asyncio.Future[None]] = deque()
         self._flusher: asyncio.Task[None] | None = None
-
-    def tap(self) -> RecordTap:
-        """A first stage that hands raw inputs over before anything can shed them."""
-        self.wants_media = False  # inputs come from the tap, not from the pipeline's end
-        return RecordTap(self)
 
     async def __aenter__(self) -> Self:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mmstream-recorder")
@@ -285,16 +281,3 @@ class RecorderSink(Sink):
             self._executor = None
         log.info("recording written: %s", ", ".join(str(p) for p in self.files.written))
 
-
-class RecordTap(Stage):
-    """Passes everything on; hands each raw input to the recorder on the way."""
-
-    name = "record"
-
-    def __init__(self, recorder: RecorderSink) -> None:
-        self.recorder = recorder
-
-    async def process(self, item: Any) -> AsyncIterator[Any]:
-        if isinstance(item, VideoFrame | AudioChunk):
-            await self.recorder.send_media(item)
-        yield item

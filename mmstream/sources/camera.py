@@ -139,12 +139,11 @@ def to_rgb(frame: np.ndarray, width: int | None, height: int | None) -> np.ndarr
 class CameraSource(Source):
     """`async with CameraSource(cfg) as cam: async for frame in cam: ...`"""
 
+    kind = "camera"
     restartable = True
 
     def __init__(self, config: CameraSourceConfig) -> None:
-        self.config = config
-        self.stream_id = config.id
-        self.name = f"camera:{config.id}"
+        super().__init__(config)
         self.grabber: FrameGrabber | None = None
         self.frames_yielded = 0
 

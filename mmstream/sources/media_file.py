@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -101,16 +102,16 @@ def _demux(
 class MediaFileSource(Source):
     """`async with MediaFileSource(cfg) as src: async for item in src: ...`"""
 
+    kind = "file"
+
     def __init__(self, config: FileSourceConfig) -> None:
-        self.config = config
-        self.stream_id = config.id
-        self.name = f"file:{config.id}"
+        super().__init__(config)
 
     async def __aiter__(self) -> AsyncIterator[MediaItem]:  # type: ignore[override]
         decoder = decode_media(self.config)
         started = time.monotonic()
         while True:
-            batch = await asyncio.to_thread(_take, decoder, ITEMS_PER_HOP)
+            batch = await asyncio.to_thread(lambda: list(islice(decoder, ITEMS_PER_HOP)))
             for item in batch:
                 if self.config.realtime:
                     delay = started + item.t_capture - time.monotonic()
@@ -120,11 +121,3 @@ class MediaFileSource(Source):
             if len(batch) < ITEMS_PER_HOP:
                 return
 
-
-def _take(iterator: Iterator[MediaItem], count: int) -> list[MediaItem]:
-    batch: list[MediaItem] = []
-    for item in iterator:
-        batch.append(item)
-        if len(batch) == count:
-            break
-    return batch

@@ -183,12 +183,11 @@ class Capture:
 class MicrophoneSource(Source):
     """`async with MicrophoneSource(cfg) as mic: async for chunk in mic: ...`"""
 
+    kind = "microphone"
     restartable = True
 
     def __init__(self, config: MicrophoneSourceConfig) -> None:
-        self.config = config
-        self.stream_id = config.id
-        self.name = f"microphone:{config.id}"
+        super().__init__(config)
         self.capture: Capture | None = None
         self.opened = 0
         self.overflows_reported = 0

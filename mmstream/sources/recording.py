@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, ClassVar
 
 from mmstream.config import RecordingSourceConfig
@@ -54,10 +55,10 @@ class _Progress:
 class RecordingSource(Source):
     """`async with RecordingSource(cfg) as src: async for item in src: ...`"""
 
+    kind = "recording"
+
     def __init__(self, config: RecordingSourceConfig) -> None:
-        self.config = config
-        self.name = f"recording:{config.id}"
-        self.stream_id = config.id  # becomes the last stream to end (see __aiter__)
+        super().__init__(config)  # stream_id becomes the last stream to end (see __aiter__)
         self.reader: RecordingReader | None = None
         self.progress = _Progress(last={})
 
@@ -77,7 +78,7 @@ class RecordingSource(Source):
         started = time.monotonic()
         first_t: float | None = None
         while True:
-            batch = await asyncio.to_thread(_take, items, ITEMS_PER_HOP)
+            batch = await asyncio.to_thread(_take, items)
             for item in batch:
                 if self.config.speed is not None:
                     first_t = item.t_capture if first_t is None else first_t
@@ -157,10 +158,5 @@ class RecordingSource(Source):
                               f"(recorded: {', '.join(recorded) or 'none'})")
 
 
-def _take(iterator: Iterator[Any], count: int) -> list[Any]:
-    batch: list[Any] = []
-    for item in iterator:
-        batch.append(item)
-        if len(batch) == count:
-            break
-    return batch
+def _take(iterator: Iterator[Any]) -> list[Any]:
+    return list(islice(iterator, ITEMS_PER_HOP))

@@ -24,10 +24,9 @@ def test_pattern(width: int, height: int, index: int) -> np.ndarray:
 
 
 class SyntheticSource(Source):
+    kind = "synthetic"
     def __init__(self, config: SyntheticSourceConfig) -> None:
-        self.config = config
-        self.stream_id = config.id
-        self.name = f"synthetic:{config.id}"
+        super().__init__(config)
 
     def items(self) -> list[MediaItem]:
         """All items in capture-time order (video frames and 100 ms audio chunks)."""

@@ -20,14 +20,13 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
-from mmstream.config import InferConfig
+from mmstream.config import InferConfig, RunMode
 from mmstream.events import Emotion as EmotionPayload
 from mmstream.events import (
     EmotionEvent,
@@ -51,7 +50,7 @@ from mmstream.models.numerics import pin_math_threads
 from mmstream.models.speedups import keep_freed_memory
 from mmstream.runtime import metrics
 from mmstream.runtime.batcher import MicroBatcher
-from mmstream.runtime.stage import Stage
+from mmstream.runtime.stage import Item, Stage
 
 log = logging.getLogger(__name__)
 EMOTION_SOURCES = ("face", "voice", "text")
@@ -66,26 +65,29 @@ class _Job:
     """One window on its way: prepared in a thread pool, then batched, then turned to events."""
 
     window: Window
+    result: asyncio.Future[WindowResult]
     submitted: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[WindowResult] | None = None
 
 
 class InferStage(Stage):
     name = "infer"
 
-    def __init__(self, config: InferConfig | None = None, *, deterministic: bool = False,
+    def __init__(self, config: InferConfig | None = None, *, mode: RunMode = "live",
                  model: FusedModel | None = None) -> None:
         self.config = config or InferConfig()
-        mode = self.config.batching
-        self.deterministic = mode == "deterministic" or (mode == "auto" and deterministic)
+        # A fast replay batches by stream and count and emits at fixed places in its input, so
+        # its output never depends on timing; live, results go out the moment they are in.
+        self.deterministic = mode == "fast"
         self.model = model
         self.batcher: MicroBatcher[PreparedWindow, WindowResult] | None = None
         self.pending: dict[str, deque[_Job]] = {}
         self.max_pending_per_stream = 2 * self.config.max_batch
         self._prepare_pool: ThreadPoolExecutor | None = None
-        # Latency mode: results go out when they are in (the pipeline collects `ready()`);
-        # deterministic mode emits at fixed places in the input instead.
-        self.ready_signal = None if self.deterministic else asyncio.Event()
+        self._emitting = asyncio.Lock()  # results of one stream go out in window order
+
+    @property
+    def model_version(self) -> str | None:
+        return self.model.version if self.model is not None else None
 
     async def open(self) -> None:
         cfg = self.config
@@ -116,36 +118,24 @@ class InferStage(Stage):
         assert self.model is not None
         return self.model.forward(batch)
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Item) -> None:
         if isinstance(item, Window):
             await self._start(item)
             if self.deterministic:
-                events = await self._full_batch(item.stream_id)
-            else:
-                events = self._finished()
-            for event in events:
-                yield event
+                await self._emit_full_batch(item.stream_id)
             return
-        if isinstance(item, EndOfStream):
-            for event in await self._drain(item.stream_id):
-                yield event
-        elif not self.deterministic:
-            # Deterministic mode never emits on a pass-through item: whether a result is in
-            # by then is timing, and would move events between replays.
-            for event in self._finished():
-                yield event
-        yield item
+        if isinstance(item, EndOfStream):  # a stream ends after all of its windows' events
+            await self._drain(item.stream_id)
+        await self.emit(item)
 
-    async def flush(self) -> AsyncIterator[Any]:
+    async def finish(self) -> None:
         for stream_id in list(self.pending):
-            for event in await self._drain(stream_id):
-                yield event
+            await self._drain(stream_id)
 
     async def close(self) -> None:
         for queue in self.pending.values():  # only left when the pipeline was cancelled
             for job in queue:
-                if job.task is not None:
-                    job.task.cancel()
+                job.result.cancel()
         if self.batcher is not None:
             await self.batcher.close()
         if self._prepare_pool is not None:
@@ -154,69 +144,69 @@ class InferStage(Stage):
     async def _start(self, window: Window) -> None:
         """Start preparing the window at once (windows of all streams prepare in parallel)."""
         queue = self.pending.setdefault(window.stream_id, deque())
-        job = _Job(window)
-        job.task = asyncio.create_task(self._run(job, queue[-1] if queue else None))
+        job = _Job(window, asyncio.get_running_loop().create_future())
+        self.in_background(self._run(job, queue[-1] if queue else None))
         queue.append(job)
         if len(queue) > self.max_pending_per_stream:
-            await asyncio.wait([queue[0].task])  # backpressure: wait for the oldest window
+            await asyncio.wait([queue[0].result])  # backpressure: wait for the oldest window
 
-    async def _run(self, job: _Job, previous: _Job | None) -> WindowResult:
+    async def _run(self, job: _Job, previous: _Job | None) -> None:
+        """Background: prepare, batch, infer; live, emit what is finished right away."""
         assert self.model is not None and self.batcher is not None
         loop = asyncio.get_running_loop()
         try:
-            prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
-                                                  job.window)
-            if previous is not None:  # a stream's windows enter the batcher in their order
-                await previous.submitted.wait()
-            future = self.batcher.submit(prepared, key=job.window.stream_id)
-        finally:
-            job.submitted.set()  # also on failure, so the stream's next window is not stuck
-        try:
-            return await future
-        finally:
-            if self.ready_signal is not None:
-                self.ready_signal.set()
+            try:
+                prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
+                                                      job.window)
+                if previous is not None:  # a stream's windows enter the batcher in their order
+                    await previous.submitted.wait()
+                future = self.batcher.submit(prepared, key=job.window.stream_id)
+            finally:
+                job.submitted.set()  # also on failure, so the stream's next window is not stuck
+            job.result.set_result(await future)
+        except BaseException:
+            job.result.cancel()  # whoever waits for it stops; the pipeline stops with the error
+            raise
+        if not self.deterministic:
+            await self._emit_finished()
 
-    async def ready(self) -> AsyncIterator[Any]:
-        for event in self._finished():
-            yield event
+    async def _emit_finished(self) -> None:
+        """Live: events of the windows whose results are in, up to each stream's first gap."""
+        async with self._emitting:
+            for queue in list(self.pending.values()):
+                while queue and queue[0].result.done():
+                    await self._emit_events(queue.popleft())
 
-    def _finished(self) -> list[Envelope]:
-        """Events of the windows whose results are in, stopping at each stream's first gap."""
-        events: list[Envelope] = []
-        for queue in self.pending.values():
-            while queue and queue[0].task is not None and queue[0].task.done():
-                events.extend(self.events_for(queue.popleft().task.result()))
-        return events
-
-    async def _full_batch(self, stream_id: str) -> list[Envelope]:
-        """Deterministic mode: once a stream has a whole batch queued, wait for it and emit it.
+    async def _emit_full_batch(self, stream_id: str) -> None:
+        """Fast replay: once a stream has a whole batch queued, wait for it and emit it.
 
         The batcher runs a stream's windows in groups of `max_batch`, so the queue holds exactly
         one group here; its events then sit at the same place in the output on every replay.
         """
         queue = self.pending.get(stream_id)
         if queue is None or len(queue) < self.config.max_batch:
-            return []
+            return
         jobs = list(queue)
         queue.clear()
-        events: list[Envelope] = []
         for job in jobs:
-            assert job.task is not None
-            events.extend(self.events_for(await job.task))
-        return events
+            await job.result
+            await self._emit_events(job)
 
-    async def _drain(self, stream_id: str) -> list[Envelope]:
+    async def _drain(self, stream_id: str) -> None:
+        """Every window of the stream inferred and its events emitted, in order."""
         assert self.batcher is not None
-        queue = self.pending.pop(stream_id, deque())
+        queue = self.pending.get(stream_id)
         if queue:
             await queue[-1].submitted.wait()
         self.batcher.flush(stream_id)
-        events: list[Envelope] = []
-        for job in queue:
-            assert job.task is not None
-            events.extend(self.events_for(await job.task))
-        return events
+        async with self._emitting:
+            for job in self.pending.pop(stream_id, deque()):
+                await job.result
+                await self._emit_events(job)
+
+    async def _emit_events(self, job: _Job) -> None:
+        for event in self.events_for(job.result.result()):
+            await self.emit(event)
 
     # ---- results -> events ------------------------------------------------------------------
     def events_for(self, result: WindowResult) -> list[Envelope]:

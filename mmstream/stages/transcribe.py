@@ -8,11 +8,12 @@ for being too long) it is decoded once more, with word timestamps, and published
 `final`. Everything is driven by source time, so a file replayed as fast as possible gives
 the same events every time.
 
-Whisper runs in a worker thread on one model shared by every stream of the stage. In a
-deterministic (fast replay) run each decode is awaited before the next item; live, decodes
-queue on a scheduler that batches what is waiting (across microphones, batched on CUDA) and a
-stream that still has a partial in flight skips the next one, so a slow CPU sheds partials,
-never finals. Audio chunks pass on unchanged for later stages.
+Whisper runs in a worker thread on one model shared by every stream of the stage. In a fast
+replay each decode is awaited before the next item, so transcripts sit at the same place in
+the output every time; live (and paced), decodes queue on a scheduler that batches what is
+waiting (across microphones, batched on CUDA), each transcript is emitted the moment its
+decode is done, and a stream that still has a partial in flight skips the next one, so a slow
+CPU sheds partials, never finals. Audio chunks pass on unchanged for later stages.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mmstream.audio.buffer import SampleBuffer
-from mmstream.config import TranscribeConfig
+from mmstream.config import RunMode, TranscribeConfig
 from mmstream.events import Transcript, TranscriptEvent, Word
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
 from mmstream.models.numerics import pin_math_threads
@@ -38,7 +39,7 @@ from mmstream.models.whisper import (
     normalise_word,
     resolve_device,
 )
-from mmstream.runtime.stage import Stage
+from mmstream.runtime.stage import Item, Stage
 from mmstream.stages.vad import (
     FRAME,
     SileroVad,
@@ -180,9 +181,9 @@ class DecodeScheduler:
 class TranscribeStage(Stage):
     name = "transcribe"
 
-    def __init__(self, config: TranscribeConfig, *, deterministic: bool = True) -> None:
+    def __init__(self, config: TranscribeConfig, *, mode: RunMode = "fast") -> None:
         self.config = config
-        self.deterministic = deterministic
+        self.deterministic = mode == "fast"
         self.vad_settings = VadSettings(
             threshold=config.vad_threshold, neg_threshold=config.vad_neg_threshold,
             min_speech_ms=config.min_speech_ms, min_silence_ms=config.min_silence_ms,
@@ -191,7 +192,15 @@ class TranscribeStage(Stage):
         self.model: Any = None
         self.scheduler: DecodeScheduler | None = None
         self.streams: dict[str, _Stream] = {}
-        self.drops: Counter[str] = Counter()  # partials skipped while the decoder was busy
+        self.skipped: Counter[str] = Counter()  # partials skipped while the decoder was busy
+        self._emitting = asyncio.Lock()  # a stream's transcripts go out in decode order
+
+    def drops(self) -> Mapping[str, int]:
+        return self.skipped
+
+    @property
+    def model_version(self) -> str | None:
+        return f"whisper:{self.config.model}"
 
     async def open(self) -> None:
         cfg = self.config
@@ -211,28 +220,23 @@ class TranscribeStage(Stage):
         if self.scheduler is not None:
             await self.scheduler.close()
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Item) -> None:
         if isinstance(item, AudioChunk):
-            async for event in self._audio(item):
-                yield event
+            await self._audio(item)
         elif isinstance(item, EndOfStream):
-            async for event in self._finish(item.stream_id):
-                yield event
-        for event in self._ready_events():
-            yield event
-        yield item
+            await self._finish(item.stream_id)
+        await self._emit_ready()
+        await self.emit(item)
 
-    async def flush(self) -> AsyncIterator[Any]:
+    async def finish(self) -> None:
         for stream_id in list(self.streams):
-            async for event in self._finish(stream_id):
-                yield event
+            await self._finish(stream_id)
 
-    async def _audio(self, chunk: AudioChunk) -> AsyncIterator[TranscriptEvent]:
+    async def _audio(self, chunk: AudioChunk) -> None:
         state = self.streams.get(chunk.stream_id)
         if state is not None and abs(
                 state.time(state.next_sample) - chunk.t_capture) > GAP_TOLERANCE_S:
-            async for event in self._finish(chunk.stream_id):  # e.g. a microphone reopened
-                yield event
+            await self._finish(chunk.stream_id)  # e.g. a microphone reopened
             state = None
         if state is None:
             state = self._new_stream(chunk)
@@ -262,7 +266,7 @@ class TranscribeStage(Stage):
         assert start is not None
         state.last_partial_at = state.next_sample
         if not self.deterministic and any(not job.final for job in state.jobs):
-            self.drops["partial_skipped_busy"] += 1
+            self.skipped["partial_skipped_busy"] += 1
             return
         begin = max(start - self.pad, state.buffer.start)
         await self._submit(state, final=False, begin=begin, end=state.next_sample,
@@ -331,6 +335,18 @@ class TranscribeStage(Stage):
         state.jobs.append(job)
         if self.deterministic:
             await job.result
+        else:
+            self.in_background(self._emit_when_decoded(job))
+
+    async def _emit_when_decoded(self, job: _Job) -> None:
+        """Live: a transcript goes out the moment its decode is done, not with the next chunk."""
+        await asyncio.wait({job.result})  # (a partial overtaken by its final is cancelled)
+        await self._emit_ready()
+
+    async def _emit_ready(self) -> None:
+        async with self._emitting:
+            for event in self._ready_events():
+                await self.emit(event)
 
     def _trim(self, state: _Stream) -> None:
         start = state.segmenter.speech_start_sample()
@@ -373,7 +389,7 @@ class TranscribeStage(Stage):
                 utterance_id=job.utterance_id)
         return TranscriptEvent(stream_id=stream_id, t_capture=job.covered_to, payload=payload)
 
-    async def _finish(self, stream_id: str) -> AsyncIterator[TranscriptEvent]:
+    async def _finish(self, stream_id: str) -> None:
         """End of a stream's timeline: close the utterance, wait for its decodes, emit all."""
         state = self.streams.get(stream_id)
         if state is None:
@@ -383,6 +399,5 @@ class TranscribeStage(Stage):
             await self._final(stream_id, state, utterance)
         for job in list(state.jobs):
             await asyncio.wait({job.result})
-        for event in self._ready_events():
-            yield event
+        await self._emit_ready()
         del self.streams[stream_id]

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from mmstream.config import WindowConfig
+from mmstream.config import RunMode, WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, VideoFrame, Window
-from mmstream.runtime.stage import Stage
+from mmstream.runtime.stage import Item, Stage
 
 ALIGN_GRACE_S = 0.25  # a frame may arrive this much (source time) after audio of its moment
 LIVE_TEXT_WAIT_S = 2.0
@@ -57,31 +55,32 @@ class _Stream:
 class WindowStage(Stage):
     name = "window"
 
-    def __init__(self, config: WindowConfig | None = None, *, text_wait_s: float | None = None,
-                 fast_replay: bool = False) -> None:
+    def __init__(self, config: WindowConfig | None = None, *, mode: RunMode = "live",
+                 text_wait_s: float | None = None) -> None:
         self.config = config or WindowConfig()
         wait = self.config.text_wait_s if self.config.text_wait_s is not None else text_wait_s
         if wait is None:
-            wait = REPLAY_TEXT_WAIT_S if fast_replay else LIVE_TEXT_WAIT_S
+            wait = REPLAY_TEXT_WAIT_S if mode == "fast" else LIVE_TEXT_WAIT_S
         self.text_wait_s = wait
         self.max_frame_age_s = self.config.max_frame_age_s or self.config.length_s
         self.streams: dict[str, _Stream] = {}
         self.windows_emitted = 0
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
-        stream_id = getattr(item, "stream_id", None)
+    async def process(self, item: Item) -> None:
         if isinstance(item, EndOfStream):
-            for window in self._finish(item.stream_id):
-                yield window
-        elif stream_id is not None and self._take(item):
-            for window in self._ready_windows(self.streams[stream_id], stream_id):
-                yield window
-        yield item
+            windows = self._finish(item.stream_id)
+        elif self._take(item):
+            windows = self._ready_windows(self.streams[item.stream_id], item.stream_id)
+        else:
+            windows = []
+        for window in windows:
+            await self.emit(window)
+        await self.emit(item)
 
-    async def flush(self) -> AsyncIterator[Any]:
+    async def finish(self) -> None:
         for stream_id in list(self.streams):
             for window in self._finish(stream_id):
-                yield window
+                await self.emit(window)
 
     def _stream(self, stream_id: str, t: float) -> _Stream:
         state = self.streams.get(stream_id)
@@ -90,7 +89,7 @@ class WindowStage(Stage):
             state = self.streams[stream_id] = _Stream(origin=math.floor(t / hop) * hop)
         return state
 
-    def _take(self, item: Any) -> bool:
+    def _take(self, item: Item) -> bool:
         """Remember what a window needs from `item`; True when the stream moved on."""
         if isinstance(item, VideoFrame):
             state = self._stream(item.stream_id, item.t_capture)

@@ -14,9 +14,11 @@ from mmstream.build import build_pipeline, overload_active
 from mmstream.config import OverloadConfig, validate_pipeline
 from mmstream.events import Event, StatusEvent
 from mmstream.media import AudioChunk, VideoFrame
-from mmstream.runtime.overload import OverloadStage
+from mmstream.runtime.harness import AloneView
+from mmstream.runtime.observer import ChannelState
 from mmstream.runtime.pipeline import Pipeline
-from mmstream.runtime.stage import Sink, Source, Stage
+from mmstream.runtime.stage import Sink, Source, Stage, StageLink
+from mmstream.stages.overload import OverloadStage
 from tests.daemon.test_sdnotify import NO_ANALYSIS
 
 FRAME_SHAPE = (240, 320, 3)  # 230 KB a frame: keeping every frame of the burst would need ~460 MB
@@ -59,10 +61,10 @@ class BurstSource(Source):
 class SlowVision(Stage):
     name = "vision"
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Any) -> None:
         if isinstance(item, VideoFrame):
             await asyncio.sleep(SLOW_FRAME_S)  # stands in for a model forward pass
-        yield item
+        await self.emit(item)
 
 
 class CountingSink(Sink):
@@ -89,7 +91,6 @@ async def test_overload_sheds_frames_keeps_audio_and_recovers() -> None:
     governor = OverloadStage(policy)
     source, sink = BurstSource(), CountingSink()
     pipeline = Pipeline([source], [governor, SlowVision()], [sink], device_id="t", capacity=16)
-    governor.watch(pipeline.channels[1:])
     baseline = rss_bytes()
     peak = baseline
 
@@ -124,7 +125,15 @@ async def test_policy_steps_down_under_pressure_and_back_up() -> None:
 
     queue = Channel("vision->sinks", capacity=4)
     governor = OverloadStage(OverloadConfig(recover_checks=1, max_stride=4))
-    governor.watch([queue])
+
+    class Downstream(AloneView):
+        def channels(self, after: str | None = None) -> list[ChannelState]:
+            return [ChannelState(queue.name, len(queue), queue.capacity, 0)]
+
+    async def nowhere(item: Any) -> None:
+        raise AssertionError("check() emits nothing")
+
+    governor.attach(StageLink(nowhere, asyncio.create_task, Downstream()))
     for index in range(4):
         await queue.put(AudioChunk("mic", index, np.zeros(10, dtype=np.float32)))
     assert governor.check() == "degraded" and governor.stride == 2

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from mmstream.config import StagesConfig, validate_pipeline
 from mmstream.media import VideoFrame
+from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.sdnotify import Notifier
 from mmstream.runtime.service import Service
@@ -140,11 +141,11 @@ class BlockingStage(Stage):
     def __init__(self) -> None:
         self.blocked = False
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Any) -> None:
         if isinstance(item, VideoFrame) and item.index == 3 and not self.blocked:
             self.blocked = True
             time.sleep(0.6)  # noqa: ASYNC251 - the bug under test: blocks the loop
-        yield item
+        await self.emit(item)
 
 
 async def test_a_blocked_loop_stops_the_watchdog_pings(
@@ -152,9 +153,9 @@ async def test_a_blocked_loop_stops_the_watchdog_pings(
     received, path = listener
     config = synthetic_config(tmp_path, 2.0)
 
-    def builder(cfg: Any) -> Pipeline:
+    def builder(cfg: Any, observers: list[PipelineObserver]) -> Pipeline:
         return Pipeline([SyntheticSource(cfg.sources[0])], [BlockingStage()], [],
-                        device_id=cfg.device_id)
+                        device_id=cfg.device_id, observers=observers)
 
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
     await asyncio.wait_for(Service(config, builder=builder, notifier=notifier).run(), 30)

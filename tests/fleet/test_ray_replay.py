@@ -22,9 +22,6 @@ from mmstream.replay.on_ray import RayBatchRunner, RayOptions  # noqa: E402
 from mmstream.replay.parquet import read_parquet_events  # noqa: E402
 from tests.fleet.ray_faults import CrashingWorker  # noqa: E402
 
-ONE_THREAD = ("stages.infer.cpu_threads=1", "stages.infer.prepare_threads=1",
-              "stages.transcribe.cpu_threads=1")  # what RayOptions(threads=1) sets
-
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
@@ -88,7 +85,7 @@ def test_ray_replay_matches_single_process_replay(local_ray: None, archive: Path
     import asyncio
 
     local = BatchRunner(_inputs(archive), archive, tmp_path / "local",
-                        ReplayPlan(sets=ONE_THREAD, deterministic=True).config_for)
+                        ReplayPlan(deterministic=True, threads=1).config_for)
     asyncio.run(local.run(asyncio.Event()))
     ray_events, _ = _lines(tmp_path / "ray"), _lines(tmp_path / "local")
     assert set(ray_events) == {"kitchen.mp4.jsonl", "porch__door.mp4.jsonl",

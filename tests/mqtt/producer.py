@@ -17,7 +17,6 @@ from typing import Any
 
 from mmstream.config import MqttSinkConfig
 from mmstream.events import Transcript, TranscriptEvent
-from mmstream.runtime.clock import WallClock
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Source
@@ -67,7 +66,7 @@ def main(argv: list[str]) -> None:
                             reconnect_max_s=0.5, keepalive=args.keepalive, flush_timeout_s=30)
     pipeline = Pipeline([TranscriptSource(args.stream, args.count, args.rate, args.label)], [],
                         [MqttSink(config, args.device)], device_id=args.device,
-                        clock=WallClock(), observers=[SayReady()])
+                        mode="live", observers=[SayReady()])
     report = asyncio.run(pipeline.run())
     print(f"done {dict(report.last_seq)}", flush=True)
 

@@ -14,7 +14,8 @@ from mmstream.events import (
     Transcript,
     TranscriptEvent,
 )
-from mmstream.sinks.coalesce import CoalesceStage
+from mmstream.runtime.harness import run_stage
+from mmstream.stages.coalesce import CoalesceStage
 
 
 def scene(t: float, **scores: float) -> SceneEvent:
@@ -28,7 +29,7 @@ def emotion(t: float, label: str, valence: float) -> EmotionEvent:
 
 
 async def passed(stage: CoalesceStage, events: list[Any]) -> list[float]:
-    return [out.t_capture for event in events async for out in stage.process(event)]
+    return [out.t_capture for out in await run_stage(stage, events)]
 
 
 async def test_a_30_fps_camera_with_a_steady_scene_publishes_only_heartbeats() -> None:

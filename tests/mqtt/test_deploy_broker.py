@@ -19,6 +19,7 @@ from mmstream.broker import free_port, wait_for_port
 from mmstream.config import MqttSinkConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.runtime.control import PipelineControl
+from mmstream.runtime.harness import AloneView
 from mmstream.sinks.mqtt import MqttSink
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
@@ -64,10 +65,12 @@ def deployed(tmp_path: Path) -> Iterator[tuple[int, Authority]]:
 
 def sink(port: int, authority: Authority, device: str, user: str = "kitchen",
          control: PipelineControl | None = None) -> MqttSink:
-    return MqttSink(MqttSinkConfig.model_validate({
+    mqtt = MqttSink(MqttSinkConfig.model_validate({
         "url": f"mqtts://{user}:{USERS[user]}@127.0.0.1:{port}", "protocol": "5",
         "tls": {"ca_file": authority.ca_file}, "control": control is not None,
-        "homeassistant": {"enabled": True}}), device, streams=["mic0"], control=control)
+        "homeassistant": {"enabled": True}}), device, streams=["mic0"])
+    mqtt.attached(AloneView(control))
+    return mqtt
 
 
 def event(device: str, seq: int = 1) -> TranscriptEvent:

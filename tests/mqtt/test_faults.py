@@ -18,7 +18,6 @@ from producer import TranscriptSource
 from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
 from mmstream.events import TranscriptEvent, decode
-from mmstream.runtime.clock import WallClock
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.sinks.mqtt import MqttSink
 
@@ -40,7 +39,7 @@ async def test_broker_restart_mid_stream_loses_nothing(mosquitto: MosquittoBroke
                             reconnect_min_s=0.1, reconnect_max_s=0.5)
     sink = MqttSink(config, "edge")
     pipeline = Pipeline([TranscriptSource("s0", count, rate, "fault")], [], [sink],
-                        device_id="edge", clock=WallClock())
+                        device_id="edge", mode="live")
     with Subscriber(mosquitto.port, "mm/edge/+/+", client_id="fault-sub") as subscriber:
         run = asyncio.create_task(pipeline.run())
         await wait_until(lambda: len(subscriber.events()) >= 300, 30, "the first events")

@@ -34,9 +34,11 @@ from mmstream.events import (
     encode,
 )
 from mmstream.media import AudioChunk, EndOfStream, VideoFrame
-from mmstream.runtime.control import ControlStage, PipelineControl
+from mmstream.runtime.control import PipelineControl
+from mmstream.runtime.harness import AloneView, StageHarness
 from mmstream.sinks.discovery import discovery_messages
 from mmstream.sinks.mqtt import MqttSink
+from mmstream.stages.control import ControlStage
 
 # keys documented for MQTT discovery (home-assistant.io/integrations/mqtt, sensor.mqtt, event.mqtt)
 COMMON_KEYS = {"availability_topic", "payload_available", "payload_not_available", "device",
@@ -152,7 +154,8 @@ async def test_control_topic_pauses_and_sets_the_rate(password_broker: Mosquitto
                                                       caplog: pytest.LogCaptureFixture) -> None:
     control = PipelineControl()
     url = f"mqtt://edge:pw@127.0.0.1:{password_broker.port}"
-    sink = MqttSink(MqttSinkConfig(url=url, control=True), "kitchen", control=control)
+    sink = MqttSink(MqttSinkConfig(url=url, control=True), "kitchen")
+    sink.attached(AloneView(control))
     commander = paho.Client(paho.CallbackAPIVersion.VERSION2)
     commander.username_pw_set("edge", "pw")
     commander.connect("127.0.0.1", password_broker.port)
@@ -182,8 +185,8 @@ async def test_control_topic_pauses_and_sets_the_rate(password_broker: Mosquitto
 
 
 async def test_control_needs_an_authenticated_connection(mosquitto: MosquittoBroker) -> None:
-    sink = MqttSink(MqttSinkConfig(url=mosquitto.url, control=True), "kitchen",
-                    control=PipelineControl())
+    sink = MqttSink(MqttSinkConfig(url=mosquitto.url, control=True), "kitchen")
+    sink.attached(AloneView(PipelineControl()))
     with pytest.raises(ConfigError, match="control needs an authenticated broker connection"):
         await sink.__aenter__()
 
@@ -191,20 +194,19 @@ async def test_control_needs_an_authenticated_connection(mosquitto: MosquittoBro
 async def test_control_stage_drops_media_while_paused_and_thins_video() -> None:
     control = PipelineControl()
     stage = ControlStage(control)
-
-    async def through(item: object) -> list[object]:
-        return [out async for out in stage.process(item)]
-
     frame = lambda t: VideoFrame("cam0", t, np.zeros((2, 2, 3), np.uint8))  # noqa: E731
     chunk = AudioChunk("cam0", 0.0, np.zeros(160, np.float32))
-    control.apply(b'{"command": "pause"}')
-    assert await through(frame(0.0)) == [] and await through(chunk) == []
-    end = EndOfStream("cam0", 1.0)
-    assert await through(end) == [end]  # the stream still ends properly
-    control.apply(b'{"command": "resume"}')
-    control.apply(b'{"command": "set_fps", "fps": 2}')
-    kept = [t for t in np.arange(0, 2, 0.1) if await through(frame(round(float(t), 3)))]
+    async with StageHarness(stage) as harness:
+        through = harness.feed
+        control.apply(b'{"command": "pause"}')
+        assert await through(frame(0.0)) == [] and await through(chunk) == []
+        end = EndOfStream("cam0", 1.0)
+        assert await through(end) == [end]  # the stream still ends properly
+        control.apply(b'{"command": "resume"}')
+        control.apply(b'{"command": "set_fps", "fps": 2}')
+        kept = [t for t in np.arange(0, 2, 0.1) if await through(frame(round(float(t), 3)))]
     assert [round(float(t), 1) for t in kept] == [0.0, 0.5, 1.0, 1.5]
-    assert stage.drops == {"paused:VideoFrame": 1, "paused:AudioChunk": 1, "rate:VideoFrame": 16}
+    assert stage.drops() == {"paused:VideoFrame": 1, "paused:AudioChunk": 1,
+                             "rate:VideoFrame": 16}
     with pytest.raises(ValueError, match="fps must be"):
         control.apply(b'{"command": "set_fps", "fps": -1}')

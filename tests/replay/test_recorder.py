@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,14 @@ from mmstream.events import Scene, SceneEvent, Tag
 from mmstream.media import AudioChunk, EndOfStream, VideoFrame
 from mmstream.replay.diff import diff_runs, load_events
 from mmstream.replay.info import inspect_recording
-from mmstream.runtime.clock import MediaClock
-from mmstream.runtime.overload import OverloadStage
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Stage
 from mmstream.sinks.jsonl import JsonlSink
 from mmstream.sinks.recorder import RecorderSink
 from mmstream.sources.recording import ReplayedFrame
 from mmstream.sources.synthetic import SyntheticSource
+from mmstream.stages.overload import OverloadStage
+from mmstream.stages.record_tap import RecordTap
 
 
 def original_items(streams: tuple[str, ...], duration_s: float) -> list[Any]:
@@ -112,21 +111,21 @@ class EatFrames(Stage):
 
     name = "eat-frames"
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Any) -> None:
         if isinstance(item, VideoFrame):
-            yield SceneEvent(stream_id=item.stream_id, t_capture=item.t_capture,
-                             payload=Scene(tags=[Tag("bars", 0.5 + item.index / 100)]))
+            await self.emit(SceneEvent(stream_id=item.stream_id, t_capture=item.t_capture,
+                                       payload=Scene(tags=[Tag("bars", 0.5 + item.index / 100)])))
             return
-        yield item
+        await self.emit(item)
 
 
 async def test_tap_records_inputs_that_later_stages_consume(tmp_path: Path) -> None:
     path, events = tmp_path / "rec.mcap", tmp_path / "events.jsonl"
     config = validate_pipeline({"sources": synthetic_sources(("syn",), 1.0)})
-    recorder = RecorderSink(RecordConfig(path=path), "test")
+    recorder = RecorderSink(RecordConfig(path=path), "test", inputs_from_tap=True)
     sources = [SyntheticSource(config.sources[0])]  # type: ignore[arg-type]
-    pipeline = Pipeline(sources, [recorder.tap(), EatFrames()], [JsonlSink(events), recorder],
-                        device_id="test", clock=MediaClock())
+    pipeline = Pipeline(sources, [RecordTap(recorder.send_media), EatFrames()],
+                        [JsonlSink(events), recorder], device_id="test", mode="fast")
     await pipeline.run()
     counts = {c.topic: c.messages for c in inspect_recording(path).channels}
     assert counts == {"/syn/video": 5, "/syn/audio": 10, "/syn/events/scene": 5}
@@ -137,12 +136,14 @@ async def test_tap_records_inputs_that_later_stages_consume(tmp_path: Path) -> N
 def test_pipeline_builder_puts_the_tap_before_the_overload_governor(tmp_path: Path) -> None:
     config = validate_pipeline({
         "sources": synthetic_sources(("syn",), 1.0), "stages": NO_ANALYSIS,
-        "runtime": {"overload": {"mode": "on"}}, "record": {"path": str(tmp_path / "r.mcap")}})
-    pipeline = build_pipeline(config)
-    assert [s.name for s in pipeline.stages][:2] == ["record", pipeline.stages[1].name]
+        "record": {"path": str(tmp_path / "r.mcap")}})
+    pipeline = build_pipeline(config.model_copy(update={"runtime": config.runtime.model_copy(
+        update={"mode": "paced"})}))  # shedding is for paced and live runs
+    assert [s.name for s in pipeline.stages][:2] == ["record", "overload"]
     governor = pipeline.stages[1]
     assert isinstance(governor, OverloadStage)
-    assert pipeline.channels[1] not in governor._watched, "the governor watches what follows it"
+    assert [c.name for c in pipeline.channels_state(after="overload")] == [
+        "overload->sinks"], "the governor watches what follows it"
     recorder = next(s for s in pipeline.sinks if isinstance(s, RecorderSink))
     assert not recorder.wants_media
 

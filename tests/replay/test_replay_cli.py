@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import pytest
 from replay_helpers import NO_ANALYSIS_SETS, inputs_only, record_synthetic, replay_items
 
-from mmstream.build import clock_mode
-from mmstream.cli.run_cmds import replay_config, replay_source
-from mmstream.config import FileSourceConfig
+from mmstream.build import overload_active
+from mmstream.config import FileSourceConfig, RecordingSourceConfig
+from mmstream.errors import ConfigError
 from mmstream.events import TranscriptEvent, decode
 from mmstream.media import VideoFrame
+from mmstream.replay.setup import ReplayOptions, replay_config, replay_source
 from mmstream.sources.media_file import decode_media
 from mmstream.sources.recording import ReplayedFrame
 
@@ -77,18 +79,18 @@ def test_two_stream_synthetic_recording_replays_identically(cli: Any, tmp_path: 
 
 def test_replay_options_reach_the_recording_source(tmp_path: Path) -> None:
     rec = tmp_path / "r.mcap"
-    source = replay_source(rec, speed=4.0, start=1.0, end=2.5, streams=["camA"])
-    assert source == {"kind": "recording", "id": "r", "path": str(rec), "speed": 4.0,
-                      "start_s": 1.0, "end_s": 2.5, "streams": ["camA"]}
-    assert replay_source(rec, realtime=True)["speed"] == 1.0
-    paced = replay_config(rec, pipeline=None, out=None, mqtt=None, realtime=True, sets=[],
-                          source=replay_source(rec, realtime=True))
-    assert clock_mode(paced) == "wall"
-    fast = replay_config(rec, pipeline=None, out=None, mqtt=None, realtime=False, sets=[],
-                         source=replay_source(rec), deterministic=True)
-    assert clock_mode(fast) == "media" and fast.stages.infer.device == "cpu"
-    assert fast.stages.infer.batching == "deterministic"
-    assert fast.runtime.overload.mode == "off"
+    source = replay_source(rec, ReplayOptions(speed=4.0, start=1.0, end=2.5, streams=("camA",)))
+    assert source == RecordingSourceConfig(id="r", path=rec, speed=4.0, start_s=1.0, end_s=2.5,
+                                           streams=["camA"])
+    assert replay_source(rec, ReplayOptions(realtime=True)).speed == 1.0
+    paced = replay_config(rec, options=ReplayOptions(realtime=True))
+    assert paced.mode == "paced" and overload_active(paced)
+    fast = replay_config(rec, deterministic=True)
+    assert fast.mode == "fast" and not overload_active(fast)
+    assert fast.stages.infer.device == "cpu" and fast.stages.infer.precision == "fp32"
+    expected = "r.mcap: --end (2.0) must be after --start (8.0)"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        replay_source(rec, ReplayOptions(start=8.0, end=2.0))
 
 
 def test_paced_replay_frames_may_be_shed_like_live_ones(tmp_path: Path) -> None:

@@ -9,27 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmstream.config import TranscribeConfig
+from mmstream.config import RunMode, TranscribeConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
 from mmstream.models.whisper import collapse_repeats, normalise_word, word_error_rate
+from mmstream.runtime.harness import run_stage
 from mmstream.stages.transcribe import LocalAgreement, TranscribeStage
 from tests.speech.clips import chunks, conversation, white_noise
 
 SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
 
 
-async def run_stage(items: list[Any], deterministic: bool = True,
-                    **config: Any) -> list[TranscriptEvent]:
-    stage = TranscribeStage(TranscribeConfig(**config), deterministic=deterministic)
-    await stage.open()
-    out: list[Any] = []
-    try:
-        for item in items:
-            out += [x async for x in stage.process(item)]
-        out += [x async for x in stage.flush()]
-    finally:
-        await stage.close()
+async def transcribe(items: list[Any], mode: RunMode = "fast",
+                     **config: Any) -> list[TranscriptEvent]:
+    out = await run_stage(TranscribeStage(TranscribeConfig(**config), mode=mode), items)
     passed = [x for x in out if isinstance(x, AudioChunk | EndOfStream)]
     assert len(passed) == len(items), "audio and the end of stream pass on unchanged"
     return [x for x in out if isinstance(x, TranscriptEvent)]
@@ -47,7 +40,7 @@ def two_sentences(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray,
 @pytest.mark.slow
 async def test_two_sentences_give_two_accurate_finals(two_sentences: Any) -> None:
     audio, truth = two_sentences
-    events = await run_stage(chunks(audio))
+    events = await transcribe(chunks(audio))
     got = finals(events)
     assert len(got) == 2, [f.text for f in got]
     for final, spoken in zip(got, truth, strict=True):
@@ -64,7 +57,7 @@ async def test_two_sentences_give_two_accurate_finals(two_sentences: Any) -> Non
 @pytest.mark.slow
 async def test_partials_precede_their_final_and_agree_with_it(two_sentences: Any) -> None:
     audio, _ = two_sentences
-    events = await run_stage(chunks(audio), partial_interval_s=0.5)
+    events = await transcribe(chunks(audio), partial_interval_s=0.5)
     for utterance in (0, 1):
         mine = [e.payload for e in events if e.payload.utterance_id == utterance]
         assert [p.final for p in mine][-1] is True and not any(p.final for p in mine[:-1])
@@ -83,8 +76,8 @@ async def test_partials_precede_their_final_and_agree_with_it(two_sentences: Any
 @pytest.mark.slow
 async def test_same_audio_gives_identical_events(two_sentences: Any) -> None:
     audio, _ = two_sentences
-    first = await run_stage(chunks(audio))
-    second = await run_stage(chunks(audio))
+    first = await transcribe(chunks(audio))
+    second = await transcribe(chunks(audio))
     assert first == second and len(first) > 2
 
 
@@ -93,14 +86,14 @@ async def test_silence_and_noise_give_no_transcript() -> None:
     quiet = np.zeros(4 * AUDIO_RATE, np.float32)
     noise = white_noise(6.0, level=0.1)
     loud = white_noise(4.0, level=0.4, seed=3)
-    events = await run_stage(chunks(np.concatenate([quiet, noise, quiet, loud])))
+    events = await transcribe(chunks(np.concatenate([quiet, noise, quiet, loud])))
     assert events == []
 
 
 @pytest.mark.slow
 async def test_live_mode_scheduler_gives_the_same_finals(two_sentences: Any) -> None:
     audio, truth = two_sentences
-    got = finals(await run_stage(chunks(audio), deterministic=False))
+    got = finals(await transcribe(chunks(audio), mode="live"))
     assert [word_error_rate(s.text, f.text) <= 0.2 for s, f in zip(truth, got, strict=True)] \
         == [True, True]
 
@@ -111,7 +104,7 @@ async def test_a_new_timeline_closes_the_open_utterance(two_sentences: Any) -> N
     audio, truth = two_sentences
     cut = int((truth[0].end - 0.4) * AUDIO_RATE)  # mid-way through the last word
     items = [*chunks(audio[:cut])[:-1], *chunks(audio[cut:], t0=100.0)]
-    got = finals(await run_stage(items))
+    got = finals(await transcribe(items))
     assert len(got) == 3 and got[0].end <= truth[0].end and got[1].start >= 100.0
 
 
@@ -127,7 +120,7 @@ async def test_long_speech_is_cut_at_a_pause_not_mid_word(tmp_path: Path) -> Non
             "morning.")
     audio, truth = conversation(tmp_path, [text], gap_s=1.0)
     assert truth[0].end - truth[0].start > 30, "the clip must be longer than whisper's window"
-    got = finals(await run_stage(chunks(audio), partials=False))
+    got = finals(await transcribe(chunks(audio), partials=False))
     assert len(got) >= 2
     for final in got:
         assert final.end - final.start <= 25.0 + 0.05

@@ -13,9 +13,11 @@ import pytest
 from mmstream.config import InferConfig
 from mmstream.events import Event, FusedEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, Window
+from mmstream.runtime.harness import StageHarness
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source
 from mmstream.stages.infer import InferStage
+from tests.conftest import async_wait_until
 
 
 def _inputs() -> list[Any]:
@@ -39,23 +41,19 @@ def _label(item: Any) -> str:
 
 
 async def _order(stage: InferStage, pause_s: float) -> list[str]:
-    out: list[str] = []
-    for item in _inputs():
-        out += [_label(x) async for x in stage.process(item)]
-        await asyncio.sleep(pause_s)  # a slow source: every result is in before the next item
-    out += [_label(x) async for x in stage.flush()]
-    return out
+    async with StageHarness(stage) as harness:
+        for item in _inputs():
+            await harness.feed(item)
+            await asyncio.sleep(pause_s)  # a slow source: every result is in before the next
+    return [_label(x) for x in harness.emitted]
 
 
 @pytest.mark.slow
 async def test_deterministic_event_order_does_not_depend_on_timing() -> None:
-    stage = InferStage(InferConfig(max_batch=2, batching="deterministic"))
-    await stage.open()
-    try:
-        fast = await _order(stage, 0.0)
-        slow = await _order(stage, 0.05)
-    finally:
-        await stage.close()
+    first = InferStage(InferConfig(max_batch=2), mode="fast")
+    fast = await _order(first, 0.0)
+    slow = await _order(InferStage(InferConfig(max_batch=2), mode="fast", model=first.model),
+                        0.05)
     assert fast == slow
     fused = [line for line in fast if line.startswith("fused")]
     assert len(fused) == 10 and len(set(fused)) == 10
@@ -97,12 +95,13 @@ async def test_live_results_do_not_wait_for_the_next_item() -> None:
     next frame happens to push them out (at 2 fps that added up to half a second)."""
     release = asyncio.Event()
     sink = FirstFused()
-    pipeline = Pipeline([OneWindowThenWait(release)],
-                        [InferStage(InferConfig(batching="latency"))], [sink],
+    source = OneWindowThenWait(release)
+    pipeline = Pipeline([source], [InferStage(InferConfig(), mode="live")], [sink],
                         device_id="live")
     running = asyncio.create_task(pipeline.run())
-    try:
-        await asyncio.wait_for(sink.arrived.wait(), 60)  # model load + one forward pass
+    try:  # bounded by model load + one forward pass
+        await async_wait_until(sink.arrived.is_set, 60, "the window's fused event")
+        assert not release.is_set() and not running.done(), "out before the next item"
     finally:
         release.set()
         await asyncio.wait_for(running, 60)

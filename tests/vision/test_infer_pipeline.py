@@ -93,7 +93,7 @@ def test_silent_video_without_faces_publishes_no_emotion(cli: Any, tmp_path: Pat
 @pytest.mark.slow
 async def test_four_cameras_are_batched_together() -> None:
     config = load_pipeline(REPO / "pipelines" / "multi-camera.yaml",
-                           sets=["sinks.jsonl=null", "runtime.overload.mode='off'"])
+                           sets=["sinks.jsonl=null", "runtime.overload.enabled=false"])
     keep = Keep()
     pipeline = build_pipeline(config, extra_sinks=[keep])
     infer = next(s for s in pipeline.stages if isinstance(s, InferStage))

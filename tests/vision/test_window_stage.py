@@ -9,6 +9,7 @@ import numpy as np
 from mmstream.config import WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, VideoFrame, Window
+from mmstream.runtime.harness import StageHarness, run_stage
 from mmstream.stages.window import WindowStage
 
 CHUNK = AUDIO_RATE // 10
@@ -35,11 +36,7 @@ def _said(stream: str, text: str, start: float, end: float, final: bool = True,
 
 
 async def _run(stage: WindowStage, items: list[Any]) -> list[Any]:
-    out = []
-    for item in items:
-        out.extend([x async for x in stage.process(item)])
-    out.extend([x async for x in stage.flush()])
-    return out
+    return await run_stage(stage, items)
 
 
 async def test_windows_align_frame_audio_and_text_by_capture_time() -> None:
@@ -64,11 +61,11 @@ async def test_windows_align_frame_audio_and_text_by_capture_time() -> None:
 
 async def test_a_window_waits_for_its_transcript_then_goes() -> None:
     stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=3.0)
-    out: list[Any] = []
-    for item in _media("mic", 4.0, audio=True):
-        out.extend([x async for x in stage.process(item)])
-    assert not [x for x in out if isinstance(x, Window)]  # audio is past 2 s, text is not
-    late = [x async for x in stage.process(_said("mic", "good morning", 0.5, 2.6))]
+    async with StageHarness(stage) as harness:
+        for item in _media("mic", 4.0, audio=True):
+            await harness.feed(item)
+        assert not [x for x in harness.emitted if isinstance(x, Window)]  # audio past 2 s only
+        late = await harness.feed(_said("mic", "good morning", 0.5, 2.6))
     windows = [x for x in late if isinstance(x, Window)]
     assert [w.t_capture for w in windows] == [2.0]  # covered up to 2.6: only [0, 2] is done
     assert windows[0].text == "good morning"
@@ -76,14 +73,11 @@ async def test_a_window_waits_for_its_transcript_then_goes() -> None:
 
 async def test_text_wait_is_bounded_by_media_time() -> None:
     stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=1.0)
-    out = [x for item in _media("mic", 4.0) async for x in _one(stage, item)]
-    ends = [w.t_capture for w in out if isinstance(w, Window)]
+    async with StageHarness(stage) as harness:
+        for item in _media("mic", 4.0):
+            await harness.feed(item)
+        ends = [w.t_capture for w in harness.emitted if isinstance(w, Window)]
     assert ends == [2.0, 3.0]  # media reached 4.0: windows ending <= 3.0 waited long enough
-
-
-async def _one(stage: WindowStage, item: Any) -> Any:
-    async for x in stage.process(item):
-        yield x
 
 
 async def test_partials_count_until_their_final_replaces_them() -> None:
@@ -126,7 +120,7 @@ async def test_same_input_same_windows() -> None:
              EndOfStream("s", 6.0)]
 
     async def cut() -> list[tuple[float, int | None, int, str]]:
-        stage = WindowStage(WindowConfig(), fast_replay=True)
+        stage = WindowStage(WindowConfig(), mode="fast")
         return [(w.t_capture, w.frame.index if w.frame else None, len(w.audio), w.text)
                 for w in await _run(stage, items) if isinstance(w, Window)]
 

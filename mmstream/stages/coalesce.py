@@ -13,12 +13,11 @@ gapless `seq` (a gap always means a lost event). Transcripts and status events a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from mmstream.config.sinks import CoalesceConfig
 from mmstream.events import EmotionEvent, FusedEvent, SceneEvent, Tag, event_type
-from mmstream.runtime.stage import Stage
+from mmstream.runtime.stage import Item, Stage
 
 Signature = dict[str, float]  # label -> score: what "the same tags" compares
 
@@ -57,13 +56,13 @@ class CoalesceStage(Stage):
         self.coalesced = 0  # events held back because nothing changed (not drops)
         self._last: dict[tuple[str, str], tuple[float, Signature]] = {}
 
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Item) -> None:
         if self.should_publish(item):
-            yield item
+            await self.emit(item)
         else:
             self.coalesced += 1
 
-    def should_publish(self, item: Any) -> bool:
+    def should_publish(self, item: Item) -> bool:
         cfg = self.config
         current = signature(item, cfg.min_score)
         if current is None:

@@ -1,6 +1,7 @@
 """Overload policy: when analysis cannot keep up, analyse fewer frames instead of growing.
 
-`OverloadStage` sits first in a live pipeline and watches the channels after it. Each check
+`OverloadStage` sits first in a live or paced pipeline and watches the channels after it
+(through its `PipelineView`). Each check
 (every `check_interval_s`) it looks at how full they are and whether they had to drop frames:
 
 - overloaded (a queue above `high_watermark`, or new overflow drops): the frame stride doubles
@@ -19,15 +20,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Literal
 
 from mmstream.config.runtime import OverloadConfig
 from mmstream.events import Status, StatusEvent
 from mmstream.media import EndOfStream
 from mmstream.runtime import metrics
-from mmstream.runtime.channel import Channel, is_droppable
-from mmstream.runtime.stage import Stage
+from mmstream.runtime.channel import is_droppable
+from mmstream.runtime.observer import ChannelState
+from mmstream.runtime.stage import Item, Stage
 
 log = logging.getLogger(__name__)
 
@@ -41,51 +43,50 @@ class OverloadStage(Stage):
     def __init__(self, config: OverloadConfig | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config or OverloadConfig()
-        self.drops: Counter[str] = Counter()
+        self.shed: Counter[str] = Counter()
         self.stride = 1
         self.degraded = False
         self.transitions: list[Transition] = []
         self._monotonic = monotonic
-        self._watched: list[Channel] = []
         self._next_check = 0.0
         self._seen_overflow = 0
         self._healthy_checks = 0
         self._frame_count: dict[str, int] = {}
 
-    def watch(self, channels: Sequence[Channel]) -> None:
-        """The channels downstream of this stage, whose fill says whether analysis keeps up."""
-        self._watched = list(channels)
+    def drops(self) -> Mapping[str, int]:
+        return self.shed
+
+    def downstream(self) -> list[ChannelState]:
+        """The channels after this stage, whose fill says whether analysis keeps up."""
+        return self.link.pipeline.channels(after=self.name)
 
     def pressure(self) -> float:
-        return max((len(ch) / ch.capacity for ch in self._watched), default=0.0)
+        return max((ch.depth / ch.capacity for ch in self.downstream()), default=0.0)
 
-    def channel_drops(self) -> dict[str, int]:
-        return {f"{ch.name}:{reason}": n for ch in self._watched for reason, n in ch.drops.items()}
-
-    async def process(self, item: Any) -> AsyncIterator[Any]:
+    async def process(self, item: Item) -> None:
         now = self._monotonic()
         if now >= self._next_check:
             self._next_check = now + self.config.check_interval_s
             transition = self.check()
             if transition is not None:
                 for event in self._status_events(transition, item):
-                    yield event
+                    await self.emit(event)
         if is_droppable(item):
-            stream = getattr(item, "stream_id", "")
+            stream = item.stream_id
             seen = self._frame_count.get(stream, 0)
             self._frame_count[stream] = seen + 1
             if seen % self.stride:
-                self.drops[f"shed:{type(item).__name__}"] += 1
+                self.shed[f"shed:{type(item).__name__}"] += 1
                 return
         elif isinstance(item, EndOfStream):
             self._frame_count.pop(item.stream_id, None)
-        yield item
+        await self.emit(item)
 
     def check(self) -> Transition | None:
         """One decision of the policy; returns the state it moved to, if it changed."""
         cfg = self.config
         pressure = self.pressure()
-        overflow = sum(sum(ch.drops.values()) for ch in self._watched)
+        overflow = sum(ch.dropped for ch in self.downstream())
         new_overflow, self._seen_overflow = overflow - self._seen_overflow, overflow
         transition: Transition | None = None
         if pressure >= cfg.high_watermark or new_overflow > 0:
@@ -109,17 +110,17 @@ class OverloadStage(Stage):
                         transition, self.stride, 100 * pressure)
         return transition
 
-    def _status_events(self, transition: Transition, item: Any) -> list[StatusEvent]:
-        t_capture = float(getattr(item, "t_capture", 0.0))
+    def _status_events(self, transition: Transition, item: Item) -> list[StatusEvent]:
+        t_capture = float(item.t_capture)
         lag = max(0.0, time.time() - t_capture) if t_capture > EPOCH_2001 else 0.0
         if transition == "degraded":
             message = (f"analysis cannot keep up: analysing 1 in {self.stride} video frames; "
                        "audio is kept (never shed)")
         else:
             message = "analysis keeps up again: every video frame analysed"
-        drops = {**self.channel_drops(), **{f"{self.name}:{k}": n for k, n in self.drops.items()}}
+        drops = self.link.pipeline.drops()
         details = {"frame_stride": self.stride, "queue_fill": round(self.pressure(), 3)}
-        streams = list(self._frame_count) or [getattr(item, "stream_id", "pipeline")]
+        streams = list(self._frame_count) or [item.stream_id]
         return [StatusEvent(stream_id=stream, t_capture=t_capture,
                             payload=Status(state=transition, message=message, drops=drops,
                                            lag_s=round(lag, 3), details=details))
