@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mmstream.cli.app import app, user_errors
+
+if TYPE_CHECKING:
+    from mmstream.web.summary import ReportSummary
 
 DAMAGED_EXIT = 3  # the report was written, from a damaged input (like a partial batch)
 
@@ -33,9 +37,24 @@ def report(
         from mmstream.web.report import report_from_input
 
         summary = report_from_input(source, out, media=media, max_thumbnails=thumbnails)
-    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items()) or "no events"
-    typer.echo(f"wrote {out}: {summary.span.duration_s:.1f} s, {counts}, "
-               f"{summary.thumbnails} frames", err=True)
+    _tell(out, summary)
     if summary.damage:
-        typer.echo(f"warning: {summary.damage}; the report shows what is readable", err=True)
         raise typer.Exit(DAMAGED_EXIT)
+
+
+def write_replay_report(events: Path, replayed: Path, out: Path) -> None:
+    """`replay INPUT --out events.jsonl --report out.html`: the report of the events just
+    written, with thumbnails from the input replayed."""
+    from mmstream.web.report import report_from_input
+
+    _tell(out, report_from_input(events, out, media=replayed, title=replayed.name))
+
+
+def _tell(out: Path, summary: ReportSummary) -> None:
+    """One line on stderr: what the report holds, or where its damaged input stops."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items()) or "no events"
+    wrote = f"wrote {out}: {summary.span.duration_s:.1f} s, {counts}, {summary.thumbnails} frames"
+    if summary.damage:
+        typer.echo(f"warning: {summary.damage}; {wrote} (what is readable)", err=True)
+    else:
+        typer.echo(wrote, err=True)
