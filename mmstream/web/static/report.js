@@ -32,6 +32,7 @@
       cursor: { sync: { key: SYNC_KEY }, drag: { x: false, y: false }, points: { show: false } },
       scales: { x: { time: false, range: xRange } },
       axes: [xAxis, Object.assign({ size: data.axis_px, gap: 6 }, yAxis)],
+      hooks: { draw: [(u) => { u.root.dataset.drawn = "yes"; }] },  // tests wait for it
     };
   }
 
