@@ -52,8 +52,9 @@ def test_report_of_a_recording_shows_speech_timeline_and_frames_offline(
     assert browser_page.errors == []
 
 
-def test_speech_track_lines_up_with_the_charts(recorded: tuple[Path, Path], tmp_path: Path,
-                                               browser_page: WatchedPage) -> None:
+def test_charts_and_speech_track_share_one_time_axis(recorded: tuple[Path, Path],
+                                                     tmp_path: Path,
+                                                     browser_page: WatchedPage) -> None:
     out = tmp_path / "report.html"
     assert mmstream("report", str(recorded[0]), "--out", str(out)).returncode == 0
     open_report(browser_page, out)
@@ -72,6 +73,13 @@ def test_speech_track_lines_up_with_the_charts(recorded: tuple[Path, Path], tmp_
     second = browser_page.page.locator(".utterance", has_text=SAMPLE_SENTENCES[1])
     box = second.bounding_box()
     assert box is not None and abs(box["x"] - chart["x5"]) < 0.02 * lane["width"]
+    # hovering one chart shows the same time on the others
+    over = browser_page.page.locator("[data-chart=scene] .u-over").bounding_box()
+    assert over is not None
+    browser_page.page.mouse.move(over["x"] + over["width"] / 2, over["y"] + over["height"] / 2)
+    cursors = browser_page.page.evaluate(
+        "() => window.mmstreamReport.charts.map((u) => u.cursor.idx)")
+    assert len(set(cursors)) == 1 and cursors[0] is not None
 
 
 def test_report_of_an_events_file_takes_thumbnails_from_the_media(
