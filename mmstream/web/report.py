@@ -90,4 +90,5 @@ def _write_text(out: Path, text: str) -> None:
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, out)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise SinkError(f"cannot write the report {out}: {exc.strerror}") from None

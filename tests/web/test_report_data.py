@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 from mmstream.events import (
     Emotion,
     EmotionEvent,
@@ -16,6 +20,7 @@ from mmstream.events import (
     Transcript,
     TranscriptEvent,
 )
+from mmstream.web.report import write_report
 from mmstream.web.summary import summarize, time_span
 from mmstream.web.timeline import chart_data, transcript_lines
 
@@ -114,3 +119,14 @@ def test_transcripts_sit_on_the_track_where_they_were_said() -> None:
         ("hello", True), ("hel", False), ("later", True)]
     assert [(line.left_pct, line.width_pct) for line in lines] == [
         (0.0, 40.0), (0.0, 20.0), (80.0, 20.0)]
+
+
+def test_text_from_events_cannot_break_out_of_the_page(tmp_path: Path) -> None:
+    evil = "</script><img src=//x onerror=alert(1)>"
+    out = tmp_path / "report.html"
+    write_report([said(2.0, evil, 0.0, 1.0), scene(2.0, evil)], [], out)
+    html = out.read_text()
+    assert evil not in html and "&lt;/script&gt;&lt;img src=//x" in html
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html,
+                     re.DOTALL)
+    assert data is not None and json.loads(data.group(1))["scene"]["rows"] == [evil]

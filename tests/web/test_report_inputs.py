@@ -139,3 +139,9 @@ def test_replay_report_needs_an_events_file(tmp_path: Path) -> None:
     done = mmstream("replay", str(SAMPLE_CLIP), "--report", str(tmp_path / "r.html"))
     assert done.returncode == 2
     assert one_line(done) == "error: --report needs one input file and --out events.jsonl"
+
+
+def test_report_explains_itself() -> None:
+    done = mmstream("report", "--help")
+    assert done.returncode == 0
+    assert "Usage" in done.stdout and "needs no network" in " ".join(done.stdout.split())
