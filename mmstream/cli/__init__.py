@@ -9,6 +9,7 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     inspect_cmds,
     listen_cmd,
     record_cmds,
+    report_cmd,
     run_cmds,
     train_cmd,
 )

@@ -79,6 +79,8 @@ def replay(
     ray_gpus: float = typer.Option(0.0, "--ray-gpus", min=0.0, help="With --ray: GPUs per "
                                    "worker (0.5 = two workers share one); runs models on CUDA."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    report: Path | None = typer.Option(None, "--report", help="One file, with --out: also "
+                                       "write an HTML report of its events (mmstream report)."),
 ) -> None:
     """Run a recording or media file (or a folder/glob of them) through the analyses.
 
@@ -102,6 +104,8 @@ def replay(
             from mmstream.replay.on_ray import RayOptions
 
             ray_options = RayOptions(ray_address, ray_workers, ray_threads, ray_gpus)
+        if report is not None and (is_batch_input(source) or out is None):
+            raise ConfigError("--report needs one input file and --out events.jsonl")
         if is_batch_input(source):
             plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, deterministic)
             _replay_batch(source, plan, out=out, resume=resume, fmt=output_format,
@@ -110,8 +114,13 @@ def replay(
         if on_ray or output_format != "jsonl":
             raise ConfigError(f"--ray and --format work on a folder or glob of inputs; "
                               f"{source} is one file")
-        execute(replay_config(Path(source), pipeline=pipeline, out=out, mqtt=mqtt,
-                              options=options, sets=set_, deterministic=deterministic))
+        media = Path(source)
+        execute(replay_config(media, pipeline=pipeline, out=out, mqtt=mqtt, options=options,
+                              sets=set_, deterministic=deterministic))
+        if report is not None and out is not None:
+            from mmstream.cli.report_cmd import write_replay_report
+
+            write_replay_report(out, media, report)
 
 
 def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
