@@ -1,7 +1,9 @@
 """Media file source (PyAV): video frames at the analysis rate + 16 kHz mono audio chunks.
 
-`t_capture` is media time: seconds from the start of the file, so a file replayed as fast as
-possible yields the same items every time. Decoding runs in a worker thread, a batch of items
+`t_capture` is media time on the container's clock: seconds from the start of the file, for
+video and audio alike (audio gaps are filled with silence, overlaps cut), so transcripts,
+windows and scene events stay aligned and a file replayed as fast as possible yields the same
+items every time. Decoding runs in a worker thread, a batch of items
 per hop, so the event loop never blocks.
 """
 
@@ -24,10 +26,17 @@ from mmstream.runtime.stage import Source
 
 AUDIO_CHUNK_SAMPLES = AUDIO_RATE // 10  # 100 ms: small enough for live-like latency
 ITEMS_PER_HOP = 16
+GAP_TOLERANCE_S = 0.02  # audio timestamps further off than this are a gap or an overlap
 
 
 class _AudioAssembler:
-    """Resamples decoded audio to 16 kHz mono float32 and cuts it into fixed-size chunks."""
+    """Resamples decoded audio to 16 kHz mono float32 and cuts it into fixed-size chunks.
+
+    Chunks are stamped on the container's clock, not by counting samples: where the audio
+    track's timestamps jump ahead (a track shorter than its video, looped with `-c copy`, a
+    lost packet) the gap is filled with silence, and where they step back the overlap is cut,
+    so audio stays aligned with the video however long the file is.
+    """
 
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id
@@ -35,20 +44,41 @@ class _AudioAssembler:
         self.pending = np.zeros(0, dtype=np.float32)
         self.samples_emitted = 0
         self.t0: float | None = None
+        self.expected: float | None = None  # container time where the next frame should start
+        self.trim = 0  # samples still to cut from the output (timestamps stepped back)
+        self.padded_s = 0.0
+        self.trimmed_s = 0.0
 
     def push(self, frame: av.AudioFrame | None, t_frame: float) -> Iterator[AudioChunk]:
-        if self.t0 is None:
-            self.t0 = max(0.0, t_frame)
+        if frame is not None:
+            self._align(t_frame, frame.samples / frame.sample_rate)
         for out in self.resampler.resample(frame):
             data = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-            self.pending = np.concatenate([self.pending, data])
+            cut, self.trim = min(self.trim, len(data)), self.trim - min(self.trim, len(data))
+            self.pending = np.concatenate([self.pending, data[cut:]])
         final = frame is None
         while len(self.pending) >= AUDIO_CHUNK_SAMPLES or (final and len(self.pending)):
             take = self.pending[:AUDIO_CHUNK_SAMPLES].copy()
             self.pending = self.pending[AUDIO_CHUNK_SAMPLES:]
+            assert self.t0 is not None
             t = self.t0 + self.samples_emitted / AUDIO_RATE
             self.samples_emitted += len(take)
             yield AudioChunk(self.stream_id, round(t, 6), take)
+
+    def _align(self, t_frame: float, duration: float) -> None:
+        """Pad a gap before this frame with silence, or mark an overlap to be cut."""
+        if self.t0 is None:
+            self.t0 = self.expected = max(0.0, t_frame)
+        assert self.expected is not None
+        drift = t_frame - self.expected
+        if drift > GAP_TOLERANCE_S:
+            self.pending = np.concatenate(
+                [self.pending, np.zeros(round(drift * AUDIO_RATE), dtype=np.float32)])
+            self.padded_s += drift
+        elif drift < -GAP_TOLERANCE_S:
+            self.trim += round(-drift * AUDIO_RATE)
+            self.trimmed_s -= drift
+        self.expected = max(self.expected, t_frame + duration)
 
 
 def decode_media(config: FileSourceConfig) -> Iterator[MediaItem]:
