@@ -86,4 +86,16 @@ class Window:
         return " ".join(t.text.strip() for t in self.transcripts if t.text.strip())
 
 
-MediaItem = VideoFrame | AudioChunk | EndOfStream
+@dataclass(frozen=True, slots=True, eq=False)
+class TextProgress:
+    """From the transcription stage: every transcript of the stream decided at or before
+    `t_capture` (source time) has been emitted. A window ending at T waits for this to reach
+    T, so it holds exactly what had been heard and recognised by its end, in every run mode.
+    Not published."""
+
+    droppable: ClassVar[bool] = False
+    stream_id: str
+    t_capture: float
+
+
+MediaItem = VideoFrame | AudioChunk | EndOfStream | TextProgress

@@ -51,8 +51,8 @@ class WindowConfig(Section):
         None, gt=0, description="oldest frame (before the window start) still used; default length"
     )
     text_wait_s: float | None = Field(
-        None, ge=0, description="how long past its end a window waits for transcripts; "
-        "default 2 s live, 30 s (as long as whisper buffers) in fast replays"
+        None, ge=0, description="live: the longest a window waits (media seconds past its end) "
+        "for transcripts decided by its end when whisper falls behind; default 2 s"
     )
 
 

@@ -8,18 +8,25 @@ for being too long) it is decoded once more, with word timestamps, and published
 `final`. Everything is driven by source time, so a file replayed as fast as possible gives
 the same events every time.
 
-Whisper runs in a worker thread on one model shared by every stream of the stage. In a fast
-replay each decode is awaited before the next item, so transcripts sit at the same place in
-the output every time; live (and paced), decodes queue on a scheduler that batches what is
-waiting (across microphones, batched on CUDA), each transcript is emitted the moment its
-decode is done, and a stream that still has a partial in flight skips the next one, so a slow
-CPU sheds partials, never finals. Audio chunks pass on unchanged for later stages.
+A transcript's `t_capture` is when it was decided, on the source's clock (a partial: the end
+of the audio it covers; a final: when the pause that ended its utterance was heard), and after
+the transcripts the stage emits `TextProgress` (everything decided by then is out), so a
+window downstream holds exactly what had been recognised by its end.
+
+Whisper runs in a worker thread on one model shared by every stream of the stage, through a
+`DecodeQueue` (stages/decode_queue.py) that builds each request's prompt when it runs. In a
+fast replay each decode is awaited before the next item, so transcripts sit at the same place
+in the output every time; live (and paced), each transcript is emitted the moment its decode is
+done, a final's decode starts as soon as the pause holds its padding (speculatively), and a
+stream that still has a partial in flight skips the next one, so a slow CPU sheds partials,
+never finals — the one way a live run's transcripts can differ from a replay's. Audio chunks
+pass on unchanged for later stages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +34,8 @@ from typing import Any
 
 from mmstream.audio.buffer import SampleBuffer
 from mmstream.config import RunMode, TranscribeConfig
-from mmstream.events import Transcript, TranscriptEvent, Word
-from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
+from mmstream.events import Transcript, TranscriptEvent
+from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, TextProgress
 from mmstream.models.numerics import pin_math_threads
 from mmstream.models.whisper import (
     DecodeOptions,
@@ -36,10 +43,11 @@ from mmstream.models.whisper import (
     DecodeResult,
     WhisperDecoder,
     load_whisper,
-    normalise_word,
     resolve_device,
 )
 from mmstream.runtime.stage import Item, Stage
+from mmstream.stages.decode_queue import DecodeQueue
+from mmstream.stages.transcripts import LocalAgreement, clamped_words
 from mmstream.stages.vad import (
     FRAME,
     SileroVad,
@@ -52,44 +60,6 @@ CONTEXT_CHARS = 200  # of previous finals given to whisper as its prompt
 GAP_TOLERANCE_S = 0.25  # a jump in capture time larger than this starts a new timeline
 
 
-class LocalAgreement:
-    """Words two consecutive partial passes agree on become stable and stay stable."""
-
-    def __init__(self) -> None:
-        self.committed: list[str] = []
-        self.previous: list[str] = []
-
-    def update(self, words: list[str]) -> tuple[str, str]:
-        """Take one pass's words; returns (text, stable prefix) for the partial."""
-        agreed = 0
-        for a, b in zip(self.previous, words, strict=False):
-            if normalise_word(a) != normalise_word(b):
-                break
-            agreed += 1
-        if agreed > len(self.committed) and _starts_with(words, self.committed):
-            self.committed = words[:agreed]
-        self.previous = words
-        if _starts_with(words, self.committed):
-            text_words = words
-        else:  # this pass disagrees with what was promised stable: keep the promise
-            text_words = self.committed + words[len(self.committed):]
-        return " ".join(text_words), " ".join(self.committed)
-
-
-def _clamped(words: list[Word], start: float, end: float) -> list[Word]:
-    """Word times inside the utterance's speech (whisper's drift into the padding removed)."""
-    out = []
-    for word in words:
-        a = min(max(word.start, start), end)
-        out.append(Word(word.word, a, min(max(word.end, a), end), word.probability))
-    return out
-
-
-def _starts_with(words: list[str], prefix: list[str]) -> bool:
-    return len(words) >= len(prefix) and all(
-        normalise_word(a) == normalise_word(b) for a, b in zip(words, prefix, strict=False))
-
-
 @dataclass
 class _Job:
     """A decode in flight, and what its result becomes."""
@@ -98,7 +68,7 @@ class _Job:
     utterance_id: int
     start: float  # speech start (source time)
     end: float  # speech end so far (source time)
-    covered_to: float  # end of the decoded audio: the event's t_capture
+    decided_at: float  # source time at which it was decided: the event's t_capture
     result: asyncio.Future[DecodeResult]
 
 
@@ -110,6 +80,7 @@ class _Ahead:
 
 @dataclass
 class _Stream:
+    stream_id: str
     t0: float  # source time of sample 0
     vad: SileroVad
     segmenter: UtteranceSegmenter
@@ -119,8 +90,25 @@ class _Stream:
     partials_sent: int = 0  # partial events published for the current utterance
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     context: str = ""  # the stream's last final text(s): the prompt of the next decodes
+    finals: deque[asyncio.Future[DecodeResult]] = field(default_factory=deque)  # decided
     jobs: deque[_Job] = field(default_factory=deque)
     speculative: _Ahead | None = None  # live: the final's decode, started early
+    progress_sent: float = -math.inf  # the last TextProgress of this stream
+
+    def prompt(self) -> str:
+        """The finals decided so far (all decoded by now: see stages/decode_queue.py)."""
+        while self.finals and self.finals[0].done():
+            decided = self.finals.popleft()
+            if not decided.cancelled() and decided.exception() is None:
+                self.context = (self.context + " " + decided.result().text).strip()
+                self.context = self.context[-CONTEXT_CHARS:]
+        return self.context
+
+    def heard_to(self) -> float:
+        """Every transcript decided at or before this source time has been emitted."""
+        if self.jobs:  # decided, not yet out (a millisecond before: times are rounded to ms)
+            return round(self.jobs[0].decided_at - 0.001, 3)
+        return self.time(self.next_sample)
 
     @property
     def next_sample(self) -> int:
@@ -128,54 +116,6 @@ class _Stream:
 
     def time(self, sample: int) -> float:
         return round(self.t0 + sample / AUDIO_RATE, 3)
-
-
-class DecodeScheduler:
-    """Runs decode requests of every stream on the shared decoder, batching what waits."""
-
-    def __init__(self, decoder: WhisperDecoder, max_batch: int) -> None:
-        self.decoder = decoder
-        self.max_batch = max_batch
-        self._queue: deque[tuple[DecodeRequest, asyncio.Future[DecodeResult]]] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def submit(self, request: DecodeRequest) -> asyncio.Future[DecodeResult]:
-        future: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        self._wakeup.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="whisper-decode")
-        return future
-
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = [self._queue.popleft()
-                         for _ in range(min(self.max_batch, len(self._queue)))]
-                batch = [(request, future) for request, future in batch if not future.done()]
-                if not batch:  # all cancelled: partials overtaken by their final
-                    continue
-                try:
-                    results = await asyncio.to_thread(self.decoder.decode,
-                                                      [request for request, _ in batch])
-                except Exception as exc:  # hand the failure to whoever waits on it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
 
 class TranscribeStage(Stage):
@@ -190,7 +130,7 @@ class TranscribeStage(Stage):
             speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s)
         self.pad = config.speech_pad_ms * AUDIO_RATE // 1000
         self.model: Any = None
-        self.scheduler: DecodeScheduler | None = None
+        self.decodes: DecodeQueue | None = None
         self.streams: dict[str, _Stream] = {}
         self.skipped: Counter[str] = Counter()  # partials skipped while the decoder was busy
         self._emitting = asyncio.Lock()  # a stream's transcripts go out in decode order
@@ -213,12 +153,12 @@ class TranscribeStage(Stage):
             logprob_threshold=cfg.logprob_threshold, max_repeats=cfg.max_repeats,
             compression_ratio_threshold=cfg.compression_ratio_threshold)
         decoder = WhisperDecoder(self.model, options, resolve_device(cfg.device))
-        self.scheduler = DecodeScheduler(decoder, cfg.max_batch)
+        self.decodes = DecodeQueue(decoder, cfg.max_batch)
         await asyncio.to_thread(SileroVad)  # load the VAD session before audio arrives
 
     async def close(self) -> None:
-        if self.scheduler is not None:
-            await self.scheduler.close()
+        if self.decodes is not None:
+            await self.decodes.close()
 
     async def process(self, item: Item) -> None:
         if isinstance(item, AudioChunk):
@@ -251,14 +191,20 @@ class TranscribeStage(Stage):
         self._trim(state)
 
     def _new_stream(self, chunk: AudioChunk) -> _Stream:
-        state = _Stream(chunk.t_capture, SileroVad(), UtteranceSegmenter(self.vad_settings))
+        state = _Stream(chunk.stream_id, chunk.t_capture, SileroVad(),
+                        UtteranceSegmenter(self.vad_settings))
         self.streams[chunk.stream_id] = state
         return state
 
     def _partial_due(self, state: _Stream) -> bool:
-        start = state.segmenter.speech_start_sample()
+        """Every `partial_interval_s` of speech, until a pause holds the speech's padding (the
+        final is on its way then; live, its decode starts right there)."""
+        seg = state.segmenter
+        start = seg.speech_start_sample()
         interval = self.config.partial_interval_s * AUDIO_RATE
-        return (start is not None and state.next_sample - start >= interval
+        pausing = seg.silence_from is not None and (
+            state.next_sample >= seg.silence_from * FRAME + self.pad)
+        return (start is not None and not pausing and state.next_sample - start >= interval
                 and state.next_sample - state.last_partial_at >= interval)
 
     async def _partial(self, stream_id: str, state: _Stream) -> None:
@@ -273,7 +219,6 @@ class TranscribeStage(Stage):
                            speech=(start, state.segmenter.speech_end_sample()))
 
     async def _final(self, stream_id: str, state: _Stream, utterance: Utterance) -> None:
-        self._cancel_partials(state)
         begin = max(utterance.start - self.pad, state.buffer.start)
         end = utterance.end if utterance.cut else min(utterance.end + self.pad, state.next_sample)
         ahead, state.speculative, early = state.speculative, None, None
@@ -285,7 +230,6 @@ class TranscribeStage(Stage):
         await self._submit(state, final=True, begin=begin, end=end,
                            speech=(utterance.start, utterance.end), early=early)
         state.utterance_id += 1
-        state.agreement = LocalAgreement()
         state.last_partial_at = utterance.end
 
     def _speculate(self, state: _Stream) -> None:
@@ -310,29 +254,27 @@ class TranscribeStage(Stage):
             return
         if ahead is not None:
             ahead.result.cancel()
-        assert self.scheduler is not None
-        self._cancel_partials(state)
-        state.speculative = _Ahead(span, self.scheduler.submit(
-            self._request(state, span[0], span[1], final=True)))
+        state.speculative = _Ahead(span, self._decode(state, span[0], span[1], final=True))
 
-    @staticmethod
-    def _cancel_partials(state: _Stream) -> None:
-        for job in state.jobs:  # a partial still queued would only delay the final
-            if not job.final:
-                job.result.cancel()
-
-    def _request(self, state: _Stream, begin: int, end: int, final: bool) -> DecodeRequest:
-        return DecodeRequest(state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE,
-                             final, state.context)
+    def _decode(self, state: _Stream, begin: int, end: int, final: bool
+                ) -> asyncio.Future[DecodeResult]:
+        """Queue the decode of samples [begin, end); its prompt is taken when it runs."""
+        assert self.decodes is not None
+        audio, offset = state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE
+        return self.decodes.submit(state.stream_id, lambda: DecodeRequest(
+            audio, offset, final, state.prompt()))
 
     async def _submit(self, state: _Stream, *, final: bool, begin: int, end: int,
                       speech: tuple[int, int],
                       early: asyncio.Future[DecodeResult] | None = None) -> None:
-        assert self.scheduler is not None
-        result = early or self.scheduler.submit(self._request(state, begin, end, final))
+        result = early or self._decode(state, begin, end, final)
+        # t_capture is when the transcript was decided, on the source's clock: a partial at the
+        # end of the audio it covers, a final when the pause that ends its utterance was heard
         job = _Job(final, state.utterance_id, state.time(speech[0]), state.time(speech[1]),
-                   state.time(end), result)
+                   state.time(state.next_sample), result)
         state.jobs.append(job)
+        if final:
+            state.finals.append(result)
         if self.deterministic:
             await job.result
         else:
@@ -340,13 +282,19 @@ class TranscribeStage(Stage):
 
     async def _emit_when_decoded(self, job: _Job) -> None:
         """Live: a transcript goes out the moment its decode is done, not with the next chunk."""
-        await asyncio.wait({job.result})  # (a partial overtaken by its final is cancelled)
+        await asyncio.wait({job.result})
         await self._emit_ready()
 
     async def _emit_ready(self) -> None:
+        """Transcripts whose decodes are done, in order, then how far they are complete."""
         async with self._emitting:
             for event in self._ready_events():
                 await self.emit(event)
+            for stream_id, state in list(self.streams.items()):
+                heard_to = state.heard_to()
+                if heard_to > state.progress_sent:
+                    state.progress_sent = heard_to
+                    await self.emit(TextProgress(stream_id, heard_to))
 
     def _trim(self, state: _Stream) -> None:
         start = state.segmenter.speech_start_sample()
@@ -368,18 +316,17 @@ class TranscribeStage(Stage):
             return None
         result = job.result.result()
         if job.final:
-            if not result.text and not state.partials_sent:
+            sent, state.partials_sent, state.agreement = state.partials_sent, 0, LocalAgreement()
+            if not result.text and not sent:
                 return None  # silence or noise that whisper (rightly) found no words in
-            state.partials_sent = 0
-            state.context = (state.context + " " + result.text).strip()[-CONTEXT_CHARS:]
             payload = Transcript(
                 final=True, text=result.text, start=job.start, end=job.end,
                 language=result.language, confidence=result.confidence,
-                words=_clamped(result.words, job.start, job.end), stable_text=result.text,
+                words=clamped_words(result.words, job.start, job.end), stable_text=result.text,
                 utterance_id=job.utterance_id)
         else:
-            if job.utterance_id != state.utterance_id or not result.text:
-                return None  # its utterance already ended: the final says it better
+            if not result.text:
+                return None
             agreement = state.agreement
             text, stable = agreement.update(result.text.split())
             state.partials_sent += 1
@@ -387,7 +334,7 @@ class TranscribeStage(Stage):
                 final=False, text=text, start=job.start, end=job.end,
                 language=result.language, confidence=result.confidence, stable_text=stable,
                 utterance_id=job.utterance_id)
-        return TranscriptEvent(stream_id=stream_id, t_capture=job.covered_to, payload=payload)
+        return TranscriptEvent(stream_id=stream_id, t_capture=job.decided_at, payload=payload)
 
     async def _finish(self, stream_id: str) -> None:
         """End of a stream's timeline: close the utterance, wait for its decodes, emit all."""

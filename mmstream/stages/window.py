@@ -3,13 +3,18 @@
 Windows are `length_s` long and start every `hop_s` on a grid of source time (capture
 timestamps, never arrival time, so a replay cuts the same windows every time). A window takes
 the latest analysed frame at or before its end (no older than `max_frame_age_s` before its
-start), the audio inside it, and the transcripts overlapping it.
+start), the audio inside it, and what had been said in it *as recognised by its end*: per
+utterance overlapping the window, the newest transcript decided at or before the window's end
+(a transcript's `t_capture` is when it was decided). So a window over the first words of a
+sentence carries the partial of those words, not the final decoded seconds later — the same
+in a live run, a paced replay and a fast replay of its recording.
 
 A window goes out once the stream's media has passed its end (+ a small grace, on streams with
-audio, for frames that arrive a little after the audio of the same moment). Transcripts come
-later than the audio they describe, so on a stream with audio the window also waits until a
-final transcript covers its end or `text_wait_s` more seconds of media have passed. At the end
-of a stream, windows that are at least half full are flushed. Every item passes on unchanged.
+audio, for frames that arrive a little after the audio of the same moment) and, on a stream
+with audio, once the transcription stage says every transcript decided by then is out
+(`TextProgress`). Live, a whisper that falls behind does not hold windows back longer than
+`text_wait_s` of media. At the end of a stream, windows that are at least half full are
+flushed. Every item passes on unchanged.
 """
 
 from __future__ import annotations
@@ -22,25 +27,31 @@ import numpy as np
 
 from mmstream.config import RunMode, WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
-from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, VideoFrame, Window
+from mmstream.media import (
+    AUDIO_RATE,
+    AudioChunk,
+    EndOfStream,
+    TextProgress,
+    VideoFrame,
+    Window,
+)
 from mmstream.runtime.stage import Item, Stage
 
 ALIGN_GRACE_S = 0.25  # a frame may arrive this much (source time) after audio of its moment
 LIVE_TEXT_WAIT_S = 2.0
-REPLAY_TEXT_WAIT_S = 30.0  # as long as the transcriber may hold audio before it speaks
+REPLAY_TEXT_WAIT_S = 30.0  # a bound only: in a fast replay TextProgress keeps up with audio
 
 
 @dataclass
 class _Stream:
-    origin: float
+    origin: float | None = None  # the window grid's start, from the first media item
     next_index: int = 0
     frames: deque[VideoFrame] = field(default_factory=deque)
     audio: deque[AudioChunk] = field(default_factory=deque)
     audio_end: float = -math.inf
     frame_end: float = -math.inf
-    finals: list[Transcript] = field(default_factory=list)
-    partials: dict[int, Transcript] = field(default_factory=dict)
-    final_coverage: float = -math.inf  # finals arrive in order: speech up to here is written
+    said: list[tuple[float, Transcript]] = field(default_factory=list)  # (decided at, text)
+    text_heard_to: float = -math.inf  # every transcript decided by then has arrived
 
     @property
     def has_audio(self) -> bool:
@@ -82,11 +93,11 @@ class WindowStage(Stage):
             for window in self._finish(stream_id):
                 await self.emit(window)
 
-    def _stream(self, stream_id: str, t: float) -> _Stream:
-        state = self.streams.get(stream_id)
-        if state is None:
+    def _stream(self, stream_id: str, media_t: float | None = None) -> _Stream:
+        state = self.streams.setdefault(stream_id, _Stream())
+        if state.origin is None and media_t is not None:
             hop = self.config.hop_s
-            state = self.streams[stream_id] = _Stream(origin=math.floor(t / hop) * hop)
+            state.origin = math.floor(media_t / hop) * hop
         return state
 
     def _take(self, item: Item) -> bool:
@@ -100,28 +111,23 @@ class WindowStage(Stage):
             state.audio.append(item)
             state.audio_end = max(state.audio_end, item.t_end)
         elif isinstance(item, TranscriptEvent):
-            state = self._stream(item.stream_id, item.payload.start)
-            self._take_transcript(state, item.payload)
+            state = self._stream(item.stream_id)
+            state.said.append((item.t_capture, item.payload))
+        elif isinstance(item, TextProgress):
+            state = self._stream(item.stream_id)
+            state.text_heard_to = max(state.text_heard_to, item.t_capture)
         else:
             return False
         return True
 
-    @staticmethod
-    def _take_transcript(state: _Stream, transcript: Transcript) -> None:
-        if transcript.final:
-            state.partials.pop(transcript.utterance_id, None)
-            state.finals.append(transcript)
-            state.final_coverage = max(state.final_coverage, transcript.end)
-        else:  # a newer partial of an utterance replaces the older one
-            state.partials[transcript.utterance_id] = transcript
-
     def _bounds(self, state: _Stream, index: int) -> tuple[float, float]:
+        assert state.origin is not None
         start = state.origin + index * self.config.hop_s
         return round(start, 6), round(start + self.config.length_s, 6)
 
     def _ready_windows(self, state: _Stream, stream_id: str) -> list[Window]:
-        windows = []
-        while True:
+        windows: list[Window] = []
+        while state.origin is not None:
             _, end = self._bounds(state, state.next_index)
             # Frames come in order, so on a video-only stream a frame at or past the end
             # closes the window; next to audio (which leads) a frame may still be on its way.
@@ -129,7 +135,7 @@ class WindowStage(Stage):
             grace = ALIGN_GRACE_S if has_video and state.has_audio else 0.0
             media_done = state.watermark >= end + grace
             text_done = (not state.has_audio or self.text_wait_s <= 0
-                         or state.final_coverage >= end
+                         or state.text_heard_to >= end
                          or state.watermark >= end + self.text_wait_s)
             if not (media_done and text_done):
                 break
@@ -140,7 +146,7 @@ class WindowStage(Stage):
         """End of a stream: flush the windows that are at least half full, forget the stream."""
         state = self.streams.pop(stream_id, None)
         windows: list[Window] = []
-        while state is not None:
+        while state is not None and state.origin is not None:
             _, end = self._bounds(state, state.next_index)
             if end - state.watermark > self.config.length_s / 2:
                 break
@@ -180,9 +186,14 @@ class WindowStage(Stage):
 
     @staticmethod
     def _transcripts(state: _Stream, start: float, end: float) -> tuple[Transcript, ...]:
-        found = [t for t in (*state.finals, *state.partials.values())
-                 if t.end > start and t.start < end]
-        return tuple(sorted(found, key=lambda t: (t.start, t.end)))
+        """Per utterance overlapping the window, the newest transcript decided by its end."""
+        newest: dict[int, tuple[float, Transcript]] = {}
+        for decided, said in state.said:
+            if decided <= end and said.end > start and said.start < end:
+                known = newest.get(said.utterance_id)
+                if known is None or decided >= known[0]:
+                    newest[said.utterance_id] = (decided, said)
+        return tuple(sorted((t for _, t in newest.values()), key=lambda t: (t.start, t.end)))
 
     def _prune(self, state: _Stream, next_start: float, next_end: float) -> None:
         """Forget what no later window can use: frames too old or superseded by a newer one."""
@@ -193,5 +204,4 @@ class WindowStage(Stage):
             frames.popleft()
         while state.audio and state.audio[0].t_end <= next_start:
             state.audio.popleft()
-        state.finals = [t for t in state.finals if t.end > next_start]
-        state.partials = {k: t for k, t in state.partials.items() if t.end > next_start}
+        state.said = [(decided, t) for decided, t in state.said if t.end > next_start]

@@ -14,7 +14,8 @@ from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
 from mmstream.models.whisper import collapse_repeats, normalise_word, word_error_rate
 from mmstream.runtime.harness import run_stage
-from mmstream.stages.transcribe import LocalAgreement, TranscribeStage
+from mmstream.stages.transcribe import TranscribeStage
+from mmstream.stages.transcripts import LocalAgreement
 from tests.speech.clips import chunks, conversation, white_noise
 
 SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
@@ -50,7 +51,7 @@ async def test_two_sentences_give_two_accurate_finals(two_sentences: Any) -> Non
         assert all(final.start <= w.start <= w.end <= final.end for w in final.words)
         assert final.stable_text == final.text
     assert [f.utterance_id for f in got] == [0, 1]
-    for event in events:  # t_capture is the end of the audio the event covers
+    for event in events:  # t_capture: when it was decided, at or after the speech it covers
         assert event.t_capture >= event.payload.end
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from mmstream.config import WindowConfig
+from mmstream.config import RunMode, WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
-from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, VideoFrame, Window
+from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, TextProgress, VideoFrame, Window
 from mmstream.runtime.harness import StageHarness, run_stage
 from mmstream.stages.window import WindowStage
 
@@ -54,21 +54,67 @@ async def test_windows_align_frame_audio_and_text_by_capture_time() -> None:
     assert len(first.audio) == 2 * AUDIO_RATE and first.audio[0] == 0  # starts at sample 0
     assert windows[1].audio[0] == AUDIO_RATE  # window 1 starts 1 s in
     assert first.has_audio
-    assert [w.text for w in windows] == ["hello there"] * 3 + ["", ""]
+    # said 1.2-2.4 s, decided at 2.4 s: not yet known at the end of [0, 2]
+    assert [w.text for w in windows] == ["", "hello there", "hello there", "", ""]
     # Every input item passes on unchanged, in order.
     assert [x for x in out if not isinstance(x, Window)] == [*items, out[-1]]
 
 
-async def test_a_window_waits_for_its_transcript_then_goes() -> None:
+async def test_a_window_waits_until_what_was_said_by_its_end_is_known() -> None:
+    """Live: whisper answers after the audio has moved on; the window waits for it."""
     stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=3.0)
     async with StageHarness(stage) as harness:
+        await harness.feed(TextProgress("mic", 1.0))
         for item in _media("mic", 4.0, audio=True):
             await harness.feed(item)
-        assert not [x for x in harness.emitted if isinstance(x, Window)]  # audio past 2 s only
-        late = await harness.feed(_said("mic", "good morning", 0.5, 2.6))
-    windows = [x for x in late if isinstance(x, Window)]
-    assert [w.t_capture for w in windows] == [2.0]  # covered up to 2.6: only [0, 2] is done
-    assert windows[0].text == "good morning"
+        assert not [x for x in harness.emitted if isinstance(x, Window)]  # text known to 1.0 s
+        await harness.feed(_said("mic", "good mor", 0.5, 2.0, final=False))  # decided at 2.0
+        late = await harness.feed(TextProgress("mic", 2.5))
+        windows = [x for x in late if isinstance(x, Window)]
+        assert [w.t_capture for w in windows] == [2.0]  # known to 2.5: only [0, 2] is done
+        assert windows[0].text == "good mor"
+        await harness.feed(_said("mic", "good morning", 0.5, 2.6))  # the final, decided at 2.6
+        later = await harness.feed(TextProgress("mic", 4.0))
+    # [1, 3] now (media is at 4.0 s; [2, 4] still waits for frames a little late)
+    assert [(w.t_capture, w.text) for w in later if isinstance(w, Window)] == [
+        (3.0, "good morning")]
+
+
+def _spoken_stream(live: bool) -> list[Any]:
+    """Audio 0-6 s with a sentence at 0.5-3.1 s: partials decided at 1.5 and 2.5 s, the final
+    at 3.6 s (after the pause). Fast: each transcript comes right before the audio chunk it
+    was decided at. Live: whisper answers 1.2 s of audio later, progress held back until then."""
+    media = _media("mic", 6.0, audio=True)
+    said = {1.5: _said("mic", "the parcel", 0.5, 1.5, final=False),
+            2.5: _said("mic", "the parcel is on", 0.5, 2.5, final=False),
+            3.6: _said("mic", "the parcel is on the porch", 0.5, 3.1)}
+    delay = 1.2 if live else 0.0
+    items: list[Any] = []
+    pending: list[tuple[float, Any]] = []
+    for chunk in media:
+        t = round(chunk.t_capture + 0.1, 3) if isinstance(chunk, AudioChunk) else None
+        if t is not None and t in said:
+            pending.append((t, said[t]))
+        if t is not None:
+            due = [(d, s) for d, s in pending if d + delay <= t + 1e-9]
+            pending = [p for p in pending if p not in due]
+            items += [s for _, s in due]
+            heard = min((d for d, _ in pending), default=t + 0.001) - 0.001
+            items.append(TextProgress("mic", round(heard, 3)))
+        items.append(chunk)
+    return [*items, EndOfStream("mic", 6.0)]
+
+
+async def test_live_and_fast_give_the_same_windows() -> None:
+    async def cut(items: list[Any], mode: RunMode) -> list[tuple[float, str]]:
+        stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), mode=mode)
+        return [(w.t_capture, w.text) for w in await _run(stage, items)
+                if isinstance(w, Window)]
+
+    fast = await cut(_spoken_stream(live=False), "fast")
+    assert fast == await cut(_spoken_stream(live=True), "live")
+    assert fast[:4] == [(2.0, "the parcel"), (3.0, "the parcel is on"),
+                        (4.0, "the parcel is on the porch"), (5.0, "the parcel is on the porch")]
 
 
 async def test_text_wait_is_bounded_by_media_time() -> None:
@@ -126,4 +172,5 @@ async def test_same_input_same_windows() -> None:
 
     first = await cut()
     assert first == await cut()
-    assert [text for *_, text in first] == ["one", "one", "two", "two", "two", ""]
+    # "two" is said 3.0-4.5 s and decided at 4.5 s: [2, 4] ends before it was recognised
+    assert [text for *_, text in first] == ["one", "one", "", "two", "two", ""]
