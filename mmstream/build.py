@@ -119,7 +119,7 @@ def build_sinks(config: PipelineConfig) -> list[Sink]:
     if config.sinks.jsonl is not None:
         from mmstream.sinks.jsonl import JsonlSink
 
-        sinks.append(JsonlSink(config.sinks.jsonl.path))
+        sinks.append(JsonlSink(config.sinks.jsonl.path, append=config.sinks.jsonl.append))
     if config.sinks.mqtt is not None:
         from mmstream.sinks.mqtt import MqttSink
 

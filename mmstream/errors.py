@@ -25,6 +25,12 @@ class StageError(MmstreamError):
     """A stage raised: the pipeline stops and names the stage."""
 
 
+class OutputClosed(MmstreamError):
+    """The reader of our output went away (`... | head -2`): end quietly, as Unix tools do."""
+
+    exit_code = 0
+
+
 class ModelError(MmstreamError):
     """Model weights are missing or cannot be loaded."""
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 
 import typer
 
-from mmstream.errors import first_user_error
+from mmstream.errors import OutputClosed, first_user_error
 
 app = typer.Typer(
     name="mmstream",
@@ -42,6 +44,12 @@ def main_options(
     configure_from_cli(log_level, log_format, debug)
 
 
+def _silence_stdout() -> None:
+    """Python flushes stdout at exit: into a closed pipe that prints a BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Print `error: <message>` and exit non-zero; the traceback only with --debug."""
@@ -53,6 +61,9 @@ def user_errors() -> Iterator[None]:
         if _state["debug"]:
             raise
         found = first_user_error(exc)
+        if isinstance(found, OutputClosed):
+            _silence_stdout()
+            raise typer.Exit(0) from None
         if found is None:
             typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug "
                        "for the traceback)", err=True)

@@ -12,6 +12,9 @@ from mmstream.config.sources import Section
 
 class JsonlSinkConfig(Section):
     path: str = Field("-", description="file path, or '-' for stdout")
+    append: bool = Field(
+        True, description="continue an existing file (seq goes on from its last events); "
+        "false: start it anew")
 
 
 class MqttSpoolConfig(Section):

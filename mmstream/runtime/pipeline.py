@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,9 +143,14 @@ class Pipeline:
 
     # ---- running -------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event | None = None) -> PipelineReport:
-        """Run until every source ends (or `stop` is set), then drain and flush everything."""
+    async def run(self, stop: asyncio.Event | None = None,
+                  after: Mapping[str, int] | None = None) -> PipelineReport:
+        """Run until every source ends (or `stop` is set), then drain and flush everything.
+
+        `after`: the last seq per stream of a previous pipeline (a reload): numbering goes on.
+        """
         stop = stop or asyncio.Event()
+        self.sequencer.resume(dict(after or {}))
         for watcher in self._watchers():
             watcher.attached(_View(self))
         for stage in self.stages:

@@ -74,6 +74,7 @@ class Service:
         self._stop_current = asyncio.Event()
         self._next_config: PipelineConfig | None = None
         self._metrics_server: metrics.MetricsServer | None = None
+        self._last_seq: dict[str, int] = {}
 
     @property
     def stopping(self) -> bool:
@@ -108,6 +109,7 @@ class Service:
         try:
             while True:
                 report = await self._run_once(self.config)
+                self._last_seq = report.last_seq  # a reloaded pipeline numbers on
                 if self._shutdown.is_set() or self._next_config is None:
                     return report
                 self.config, self._next_config = self._next_config, None
@@ -135,10 +137,10 @@ class Service:
             observers.append(sampler)
         pipeline = self.pipeline = self.builder(config, observers)
         if sampler is None:
-            return await pipeline.run(self._stop_current)
+            return await pipeline.run(self._stop_current, after=self._last_seq)
         sampling = asyncio.create_task(sampler.run_sampler(rt.metrics.sample_interval_s))
         try:
-            return await pipeline.run(self._stop_current)
+            return await pipeline.run(self._stop_current, after=self._last_seq)
         finally:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until
 from tests.daemon.test_sdnotify import NO_ANALYSIS, NotifyListener
 
 PIPELINE = {
@@ -63,3 +65,41 @@ def test_run_reloads_on_sighup_and_drains_on_sigterm(
     assert daemon.returncode == 0, stderr
     received.wait_for("STOPPING=1")
     assert "reload rejected" in stderr and '"level": "error"' in stderr  # logged as JSON
+
+
+@pytest.mark.slow
+def test_a_reload_keeps_every_event_and_seq_goes_on(
+        sample_clip: Path, tmp_path: Path, notify: tuple[NotifyListener, str]) -> None:
+    received, socket_path = notify
+    out = tmp_path / "events.jsonl"
+    pipeline_file = tmp_path / "pipeline.yaml"
+    pipeline_file.write_text(yaml.safe_dump({
+        "device_id": "hup", "sources": [{"kind": "file", "id": "cam", "path": str(sample_clip),
+                                         "realtime": True}],
+        "stages": {"transcribe": {"enabled": False}}, "sinks": {"jsonl": {"path": str(out)}}}))
+    daemon = subprocess.Popen([sys.executable, "-m", "mmstream", "run", str(pipeline_file)],
+                              cwd=REPO, env={**os.environ, "NOTIFY_SOCKET": socket_path},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+    try:
+        wait_until(lambda: len(lines()) >= 6, 120, "events before the reload")
+        mark = len(received.texts())
+        daemon.send_signal(signal.SIGHUP)
+        received.wait_for("READY=1", after=mark, timeout=60)
+        before = len(lines())
+        wait_until(lambda: len(lines()) >= before + 6, 120, "events after the reload")
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0, stderr
+    events = lines()
+    times = [e["t_capture"] for e in events]
+    restarts = sum(b < a - 1 for a, b in itertools.pairwise(times))
+    assert restarts == 1, "the file holds the first run's events and the reloaded run's"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
