@@ -132,7 +132,7 @@ def replay_config(
     updates: list[Update] = [(["sources"], [replay_source(media, options).model_dump()])]
     file_sinks = (read_yaml(pipeline).get("sinks") if pipeline else None) or {}
     if out is not None:
-        updates.append((["sinks", "jsonl"], {"path": str(out)}))
+        updates.append((["sinks", "jsonl"], {"path": str(out), "append": False}))
     if mqtt is not None:
         updates.append((["sinks", "mqtt", "url"], mqtt))
     if not (file_sinks or out or mqtt) and stdout_by_default:
