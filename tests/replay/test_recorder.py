@@ -23,8 +23,8 @@ from mmstream.config import RecordConfig, validate_pipeline
 from mmstream.errors import ConfigError
 from mmstream.events import Scene, SceneEvent, Tag
 from mmstream.media import AudioChunk, EndOfStream, VideoFrame
+from mmstream.recording.info import inspect_recording
 from mmstream.replay.diff import diff_runs, load_events
-from mmstream.replay.info import inspect_recording
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Stage
 from mmstream.sinks.jsonl import JsonlSink

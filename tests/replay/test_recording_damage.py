@@ -21,7 +21,7 @@ from replay_helpers import inputs_only, record_synthetic, replay_items
 from mmstream.errors import SourceError
 from mmstream.events import StatusEvent
 from mmstream.media import VideoFrame
-from mmstream.replay.info import inspect_recording
+from mmstream.recording.info import inspect_recording
 
 CHUNK_KB = 16
 
