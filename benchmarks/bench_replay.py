@@ -30,9 +30,10 @@ from typing import Any
 
 from mmstream.build import build_pipeline
 from mmstream.config import FileSourceConfig, PipelineConfig, RecordConfig
+from mmstream.recording.writer import RecordingFiles
 from mmstream.replay.setup import ReplayOptions, replay_config, sample_clip
 from mmstream.runtime.observer import PipelineObserver
-from mmstream.sinks.recorder import RecorderSink, RecordingFiles
+from mmstream.sinks.recorder import RecorderSink
 from mmstream.sources.media_file import decode_media
 
 RESULTS = Path(__file__).parent / "results"

@@ -14,6 +14,14 @@ import numpy as np
 from mmstream.events import Transcript
 
 AUDIO_RATE = 16_000  # every source resamples to 16 kHz mono float32
+# Epoch seconds of 2001-09-09: no file or recording is that long, so a `t_capture` from here on
+# is a live device's wall-clock time, and one below it is media time (seconds into the input).
+WALL_CLOCK_FROM = 1e9
+
+
+def is_wall_clock(t_capture: float) -> bool:
+    """Whether a capture time is a live device's epoch time rather than media time."""
+    return t_capture >= WALL_CLOCK_FROM
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -71,7 +71,8 @@ def info(
     """Streams, duration, message counts and schemas of a recording (and where a damaged
     one stops)."""
     with user_errors():
-        from mmstream.replay.info import inspect_recording, render_info
+        from mmstream.cli.replay_view import render_info
+        from mmstream.recording.info import inspect_recording
 
         found = inspect_recording(recording)
         if as_json:

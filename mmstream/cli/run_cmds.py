@@ -127,8 +127,9 @@ def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
                   fmt: Any, ray_options: Any) -> None:
     from rich.console import Console
 
+    from mmstream.cli.replay_view import ConsoleProgress, RayConsoleProgress, summary_table
     from mmstream.errors import ConfigError
-    from mmstream.replay.batch import BatchRunner, exit_code, expand_inputs, summary_table
+    from mmstream.replay.batch import BatchRunner, exit_code, expand_inputs
 
     if out is None:
         raise ConfigError(f"replaying a folder or glob ({pattern}) needs --out DIR for the "
@@ -142,9 +143,10 @@ def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
         from mmstream.replay.on_ray import RayBatchRunner
 
         results = RayBatchRunner(inputs, base, out, plan, ray_options, resume=resume,
-                                 fmt=fmt).run()
+                                 fmt=fmt, progress=RayConsoleProgress()).run()
     else:
-        runner = BatchRunner(inputs, base, out, plan.config_for, resume=resume, fmt=fmt)
+        runner = BatchRunner(inputs, base, out, plan.config_for, resume=resume, fmt=fmt,
+                             progress=ConsoleProgress())
         results = asyncio.run(_run_until_signal(runner.run))
     Console().print(summary_table(results, base))  # the result: stdout; progress: stderr
     code = exit_code(results)

@@ -1,1 +1,2 @@
-"""Recording and replay: the MCAP layout, a crash-tolerant reader, batch replays and run diffs."""
+"""Replays: batch and Ray reprocessing, run diffs and what a replay runs (recordings themselves
+are `mmstream.recording`)."""

@@ -2,8 +2,9 @@
 
 Each input writes `<out>/<name>.jsonl` (or `.parquet`) through a `.partial` file renamed only on
 success, so an interrupted batch resumes where it stopped (finished outputs are skipped) and a
-failed file never leaves an output that looks complete. A file that fails is reported and the
-batch goes on; `summary.json` in the output folder records every file's outcome.
+failed file never leaves an output that looks complete. A file that fails is reported (to the
+runner's `BatchProgress`) and the batch goes on; `summary.json` in the output folder records
+every file's outcome.
 
 `replay_file` is the unit of work: the in-process runner here and the Ray workers
 (`mmstream.replay.on_ray`) both call it, so a file gives the same events either way.
@@ -21,13 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-
 from mmstream.config import PipelineConfig
 from mmstream.errors import ConfigError, first_user_error
+from mmstream.replay.progress import BatchProgress, NoProgress
 from mmstream.runtime.stage import Source
 
 INPUT_SUFFIXES = frozenset({".mcap", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".wav",
@@ -142,67 +139,56 @@ class ProgressSource(Source):
 
 
 class BatchRunner:
-    """Runs every input in turn; `await runner.run(stop)` returns one result per input."""
+    """Runs every input in turn; `await runner.run(stop)` returns one result per input.
+
+    `progress` hears how far the batch is (the CLI draws a bar from it); nothing by default.
+    """
 
     def __init__(self, inputs: list[Path], base: Path, out_dir: Path, config_for: ConfigFor,
                  *, resume: bool = True, fmt: OutputFormat = "jsonl",
-                 console: Console | None = None) -> None:
+                 progress: BatchProgress | None = None) -> None:
         self.inputs = inputs
         self.base = base
         self.out_dir = out_dir
         self.config_for = config_for
         self.resume = resume
         self.fmt = fmt
-        self.console = console or Console(stderr=True)
+        self.progress = progress or NoProgress()
         self.results: list[FileResult] = []
 
     async def run(self, stop: asyncio.Event) -> list[FileResult]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         durations = await asyncio.to_thread(lambda: [probe_duration(p) for p in self.inputs])
-        with batch_progress(self.console) as progress:
-            task = progress.add_task("replay", total=sum(d or 0.0 for d in durations) or None,
-                                     files=f"0/{len(self.inputs)} files", speed="-")
-            started, done_media = time.monotonic(), 0.0
-            for index, path in enumerate(self.inputs):
+        self.progress.started(sum(d or 0.0 for d in durations), len(self.inputs))
+        try:
+            done_media = 0.0
+            for path, probed in zip(self.inputs, durations, strict=True):
                 if stop.is_set():
                     self._record(FileResult(str(path), "", "not run", error="interrupted"))
                     continue
-
-                def advance(media_s: float, before: float = done_media) -> None:
-                    elapsed = max(time.monotonic() - started, 1e-9)
-                    progress.update(task, completed=before + media_s,
-                                    speed=f"{(before + media_s) / elapsed:.1f}x realtime")
-
-                output = self.out_dir / output_name(path, self.base, self.fmt)
-                if self.resume and output.exists():
-                    result = FileResult(str(path), str(output), "skipped")
-                else:
-                    result = await replay_file(path, output, self.config_for, advance, stop)
-                done_media += result.media_s or (durations[index] or 0.0)
-                total = max(progress.tasks[0].total or 0.0, done_media)  # probes may miss
-                progress.update(task, completed=done_media, total=total,
-                                files=f"{index + 1}/{len(self.inputs)} files")
+                result = await self._replay_one(path, stop, done_media)
+                done_media += result.media_s or (probed or 0.0)  # skipped, failed: as probed
+                self.progress.advanced(done_media)
+                self.progress.file_done(result)
                 self._record(result)
+        finally:
+            self.progress.finished()
         return self.results
+
+    async def _replay_one(self, path: Path, stop: asyncio.Event, before: float) -> FileResult:
+        """One input, or its finished output kept; `before`: media seconds done before it."""
+        output = self.out_dir / output_name(path, self.base, self.fmt)
+        if self.resume and output.exists():
+            return FileResult(str(path), str(output), "skipped")
+
+        def advance(media_s: float) -> None:
+            self.progress.advanced(before + media_s)
+
+        return await replay_file(path, output, self.config_for, advance, stop)
 
     def _record(self, result: FileResult) -> None:
         self.results.append(result)
-        report_failure(self.console, result)
         write_summary(self.out_dir, self.results)
-
-
-def batch_progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.fields[files]}"),
-                    TextColumn("{task.completed:.0f}/{task.total:.0f} media s"),
-                    TextColumn("{task.fields[speed]}"), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=console, transient=False)
-
-
-def report_failure(console: Console, result: FileResult) -> None:
-    if result.status == "failed":
-        console.print(f"[red]failed[/red] {escape(result.path)}: {escape(result.error)}",
-                      highlight=False)
 
 
 def write_summary(out_dir: Path, results: list[FileResult]) -> None:
@@ -258,32 +244,6 @@ def _remove(*paths: Path) -> None:
 def _explain(exc: BaseException) -> str:
     found = first_user_error(exc)
     return str(found) if found is not None else f"{type(exc).__name__}: {exc}"
-
-
-def summary_table(results: list[FileResult], base: Path | None = None) -> Table:
-    """One row per input; names relative to the batch folder keep the table readable."""
-    table = Table(title=f"replay summary ({base})" if base else "replay summary")
-    table.add_column("file", overflow="fold")
-    table.add_column("status")
-    for column in ("media s", "wall s", "speed", "events"):
-        table.add_column(column, justify="right")
-    table.add_column("error", overflow="fold")
-    for r in results:
-        style = {"ok": "green", "skipped": "dim", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(escape(_shown(Path(r.path), base)), f"[{style}]{r.status}[/{style}]",
-                      f"{r.media_s:.1f}",
-                      f"{r.wall_s:.1f}", f"{r.speed:.1f}x" if r.wall_s else "-",
-                      str(r.events), escape(r.error))
-    return table
-
-
-def _shown(path: Path, base: Path | None) -> str:
-    if base is None:
-        return str(path)
-    try:
-        return str(path.resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def exit_code(results: list[FileResult]) -> int:

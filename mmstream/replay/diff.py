@@ -68,7 +68,7 @@ class RunDiff:
 def load_events(path: Path) -> list[Event]:
     """Events of a run: a JSONL file (one envelope a line) or the events inside a recording."""
     if path.suffix.lower() == ".mcap":
-        from mmstream.replay.reader import RecordingReader
+        from mmstream.recording.reader import RecordingReader
 
         with RecordingReader(path) as reader:
             return [_decode(m.data, f"{path} {m.topic.name}")

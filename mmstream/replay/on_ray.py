@@ -5,9 +5,10 @@ the driver) and hands each one to a pool of actors. An actor keeps its models lo
 files (whisper and the VAD are cached per process) and runs the very pipeline a local replay
 runs: `replay_file` with the same `ReplayPlan`, so stages, batching and model code are shared,
 not reimplemented. The events come back to the driver, which writes `<out>/<name>.jsonl` (or
-`.parquet`) through a `.partial` file, the same `summary.json` as a local batch, and a progress
-bar of files and media hours. A file that fails to decode is a failed row, not a failed job;
-a worker that dies (a crashing decoder) costs only its block, which is then reported failed.
+`.parquet`) through a `.partial` file and the same `summary.json` as a local batch, and tells
+its `BatchProgress` (the CLI's bar of files and media hours) how far it is. A file that fails
+to decode is a failed row, not a failed job; a worker that dies (a crashing decoder) costs only
+its block, which is then reported failed.
 
 Ray is an optional extra: `pip install 'mmstream[ray]'`.
 """
@@ -18,15 +19,12 @@ import asyncio
 import logging
 import os
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mmstream.errors import ConfigError
 from mmstream.replay.batch import (
@@ -35,9 +33,9 @@ from mmstream.replay.batch import (
     output_name,
     probe_duration,
     replay_file,
-    report_failure,
     write_summary,
 )
+from mmstream.replay.progress import BatchProgress, NoProgress
 from mmstream.replay.setup import ReplayPlan
 
 RESULT_FIELDS = ("path", "status", "media_s", "wall_s", "events", "error")
@@ -104,11 +102,15 @@ class FileWorker:
 
 
 class RayBatchRunner:
-    """Every input on a Ray cluster; `run()` returns one result per input, in input order."""
+    """Every input on a Ray cluster; `run()` returns one result per input, in input order.
+
+    `progress` hears how far the job is (the CLI draws a bar from it); nothing by default.
+    """
 
     def __init__(self, inputs: list[Path], base: Path, out_dir: Path, plan: ReplayPlan,
                  options: RayOptions, *, resume: bool = True, fmt: OutputFormat = "jsonl",
-                 console: Console | None = None, worker: type[FileWorker] = FileWorker) -> None:
+                 progress: BatchProgress | None = None,
+                 worker: type[FileWorker] = FileWorker) -> None:
         self.inputs = inputs
         self.base = base
         self.out_dir = out_dir
@@ -117,7 +119,7 @@ class RayBatchRunner:
         self.options = options
         self.resume = resume
         self.fmt = fmt
-        self.console = console or Console(stderr=True)
+        self.progress = progress or NoProgress()
         self.worker = worker
 
     def output_for(self, path: Path) -> Path:
@@ -138,7 +140,7 @@ class RayBatchRunner:
         started_here = not ray.is_initialized()
         if started_here:
             local = self.options.address is None and not os.environ.get("RAY_ADDRESS")
-            for name in ("ray", "ray.data"):  # our progress bar and summary say enough
+            for name in ("ray", "ray.data"):  # the caller's progress and summary say enough
                 logging.getLogger(name).setLevel(logging.ERROR)
             # A Ray started here serves this process only: loopback, no dashboard.
             ray.init(address="local" if local else self.options.address,
@@ -164,7 +166,7 @@ class RayBatchRunner:
     def _process(self, ray: Any, todo: list[Path], durations: dict[str, float],
                  results: dict[str, FileResult]) -> None:
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # ours shows files and media hours instead
+        context.enable_progress_bars = False  # the caller's BatchProgress shows ours
         context.max_errored_blocks = len(todo)  # a crashed worker loses its block, not the job
         context.actor_task_retry_on_errors = False
         workers = self.workers(ray, len(todo))
@@ -184,30 +186,22 @@ class RayBatchRunner:
                 **RESTART_POLICY)
         by_resolved = {str(p.resolve()): p for p in todo}
         total_media = sum(durations.values())
-        with _progress(self.console) as progress:
-            task = progress.add_task("replay on ray", total=total_media / 3600 or None,
-                                     files=f"0/{len(todo)} files", workers=workers,
-                                     speed="")
-            started, done_media = time.monotonic(), 0.0
-            done = 0
-            try:
-                for row in events.iter_rows():
-                    path = by_resolved.get(str(row["path"]), Path(str(row["path"])))
-                    result = self._write(path, row)
-                    results[str(path)] = result
-                    report_failure(self.console, result)
-                    done += 1
-                    done_media += result.media_s or durations.get(str(path), 0.0)
-                    speed = done_media / max(time.monotonic() - started, 1e-9)
-                    progress.update(task, completed=done_media / 3600,
-                                    total=max(total_media, done_media) / 3600 or None,
-                                    files=f"{done}/{len(todo)} files",
-                                    speed=f"{speed:.1f}x realtime")
-                progress.update(task, completed=max(total_media, done_media) / 3600)
-            except KeyboardInterrupt:  # what finished is written; the rest is "not run"
-                for path in todo:
-                    results.setdefault(str(path), FileResult(str(path), "", "not run",
-                                                             error="interrupted"))
+        self.progress.started(total_media, len(todo), workers)
+        done_media = 0.0
+        try:
+            for row in events.iter_rows():
+                path = by_resolved.get(str(row["path"]), Path(str(row["path"])))
+                result = self._write(path, row)
+                results[str(path)] = result
+                done_media += result.media_s or durations.get(str(path), 0.0)
+                self.progress.advanced(done_media)
+                self.progress.file_done(result)
+        except KeyboardInterrupt:  # what finished is written; the rest is "not run"
+            for path in todo:
+                results.setdefault(str(path), FileResult(str(path), "", "not run",
+                                                         error="interrupted"))
+        finally:
+            self.progress.finished()
         for path in todo:  # blocks lost with a crashed worker never came back
             results.setdefault(str(path), FileResult(
                 str(path), "", "failed", error="the Ray worker processing it failed "
@@ -225,11 +219,3 @@ class RayBatchRunner:
         result.output = str(output)
         return result
 
-
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.fields[files]}"),
-                    TextColumn("{task.completed:.2f}/{task.total:.2f} media h"),
-                    TextColumn("{task.fields[workers]} workers"),
-                    TextColumn("{task.fields[speed]}", style="dim"),
-                    TimeRemainingColumn(), console=console, transient=False)

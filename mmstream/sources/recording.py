@@ -26,8 +26,8 @@ from mmstream.config import RecordingSourceConfig
 from mmstream.errors import SourceError
 from mmstream.events import Status, StatusEvent
 from mmstream.media import AudioChunk, EndOfStream, VideoFrame
-from mmstream.replay import format as fmt
-from mmstream.replay.reader import RecordedMessage, RecordingReader, in_time_order
+from mmstream.recording import format as fmt
+from mmstream.recording.reader import RecordedMessage, RecordingReader, in_time_order
 from mmstream.runtime.stage import Source
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Literal
 
 from mmstream.config.runtime import OverloadConfig
 from mmstream.events import Status, StatusEvent
-from mmstream.media import EndOfStream
+from mmstream.media import EndOfStream, is_wall_clock
 from mmstream.runtime import metrics
 from mmstream.runtime.channel import is_droppable
 from mmstream.runtime.observer import ChannelState
@@ -34,7 +34,6 @@ from mmstream.runtime.stage import Item, Stage
 log = logging.getLogger(__name__)
 
 Transition = Literal["degraded", "online"]
-EPOCH_2001 = 1e9  # t_capture above this is wall-clock time, so "now - t_capture" is a lag
 
 
 class OverloadStage(Stage):
@@ -112,7 +111,8 @@ class OverloadStage(Stage):
 
     def _status_events(self, transition: Transition, item: Item) -> list[StatusEvent]:
         t_capture = float(item.t_capture)
-        lag = max(0.0, time.time() - t_capture) if t_capture > EPOCH_2001 else 0.0
+        # only a wall-clock capture time says how far behind now the analysis is
+        lag = max(0.0, time.time() - t_capture) if is_wall_clock(t_capture) else 0.0
         if transition == "degraded":
             message = (f"analysis cannot keep up: analysing 1 in {self.stride} video frames; "
                        "audio is kept (never shed)")

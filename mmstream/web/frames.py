@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmstream.replay.format import decode_frame
-from mmstream.replay.reader import RecordedMessage, RecordingReader
+from mmstream.recording.format import decode_frame
+from mmstream.recording.reader import RecordedMessage, RecordingReader
 
 MEDIA_FPS = 2.0  # frames decoded from a media file: the analysis rate, enough to pick from
 

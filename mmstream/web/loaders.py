@@ -14,7 +14,7 @@ import msgspec
 
 from mmstream.errors import SourceError
 from mmstream.events import Event, decode
-from mmstream.replay.reader import MAGIC, RecordingReader
+from mmstream.recording.reader import MAGIC, RecordingReader
 
 MEDIA_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".wav", ".flac", ".mp3",
                             ".ogg", ".m4a"})

@@ -21,8 +21,7 @@ from mmstream.events import (
     TranscriptEvent,
     event_type,
 )
-
-EPOCH_2001 = 1e9  # a t_capture above this is wall-clock time (a live run), below it media time
+from mmstream.media import is_wall_clock
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,14 @@ class TimeSpan:
 
     @property
     def is_live(self) -> bool:
-        return self.first >= EPOCH_2001
+        return is_wall_clock(self.first)
 
     def relative(self, t: float) -> float:
         return t - self.origin
 
     def describe(self, t: float) -> str:
         """A time as shown: seconds on the axis, or UTC for a wall-clock time in a media run."""
-        if t >= EPOCH_2001 and not self.is_live:
+        if is_wall_clock(t) and not self.is_live:
             return utc(t)
         return f"{self.relative(t):.1f} s"
 
@@ -96,7 +95,7 @@ def time_span(events: Sequence[Event], frame_times: Iterable[float | None] = ())
     if not times:
         times = [event.t_capture for event in events] or [0.0]
     first, last = min(times), max(times)
-    return TimeSpan(first, last, origin=first if first >= EPOCH_2001 else 0.0)
+    return TimeSpan(first, last, origin=first if is_wall_clock(first) else 0.0)
 
 
 def summarize(events: Sequence[Event], span: TimeSpan, *, title: str, source: str,

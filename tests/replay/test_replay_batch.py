@@ -1,16 +1,21 @@
-"""Batch replay of a folder or glob: per-file errors, summary, exit code, resume."""
+"""Batch replay of a folder or glob: per-file errors, summary, exit code, resume, and the
+progress a batch reports to its caller."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import speak
-from replay_helpers import NO_ANALYSIS_SETS, record_synthetic
 
 from mmstream.events import StatusEvent, decode
+from mmstream.replay.batch import BatchRunner, FileResult, expand_inputs
+from mmstream.replay.setup import ReplayPlan
+from tests.conftest import speak
+from tests.recording.recording_helpers import NO_ANALYSIS_SETS, record_synthetic
 
 
 @pytest.fixture
@@ -64,3 +69,63 @@ def test_glob_all_good_exits_zero_and_needs_out(cli: Any, batch_folder: Path,
     assert (tmp_path / "r" / "good.mcap.jsonl").exists()
     nothing = cli("replay", str(batch_folder / "*.nope"), "--out", str(tmp_path / "x"))
     assert nothing.returncode == 2 and "no recordings or media files" in nothing.stderr
+
+
+@dataclass
+class HeardProgress:
+    """A `BatchProgress` that notes what it is told, in order."""
+
+    told: list[tuple[str, Any]] = field(default_factory=list)
+
+    def started(self, total_media_s: float, files: int, workers: int | None = None) -> None:
+        self.told.append(("started", (total_media_s, files, workers)))
+
+    def advanced(self, done_media_s: float) -> None:
+        self.told.append(("advanced", done_media_s))
+
+    def file_done(self, result: FileResult) -> None:
+        self.told.append(("file_done", result))
+
+    def finished(self) -> None:
+        self.told.append(("finished", None))
+
+    def said(self, what: str) -> list[Any]:
+        return [value for kind, value in self.told if kind == what]
+
+
+def test_a_batch_reports_progress_through_the_interface(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    record_synthetic(folder / "a.mcap", duration_s=1.0)
+    record_synthetic(folder / "b.mcap", duration_s=2.0)
+    (folder / "c.mcap").write_bytes(b"not a recording at all\n" * 10)
+    inputs, base = expand_inputs(str(folder))
+    no_analysis = ReplayPlan(sets=tuple(NO_ANALYSIS_SETS[1::2]))
+
+    def run(stop: asyncio.Event) -> tuple[list[FileResult], HeardProgress]:
+        heard = HeardProgress()
+        runner = BatchRunner(inputs, base, tmp_path / "out", no_analysis.config_for,
+                             progress=heard)
+        return asyncio.run(runner.run(stop)), heard
+
+    results, heard = run(asyncio.Event())
+    probed = 0.9 + 1.9  # first to last message of each recording; c.mcap cannot be probed
+    assert heard.told[0] == ("started", (pytest.approx(probed), 3, None))
+    assert heard.told[-1] == ("finished", None)
+    assert heard.said("file_done") == results
+    assert [r.status for r in results] == ["ok", "ok", "failed"]
+    done = heard.said("advanced")
+    assert done == sorted(done) and done[-1] == pytest.approx(sum(r.media_s for r in results))
+    for index, (kind, _) in enumerate(heard.told):  # the batch's media so far, then the file
+        if kind == "file_done":
+            assert heard.told[index - 1][0] == "advanced"
+
+    resumed, heard = run(asyncio.Event())
+    assert heard.said("file_done") == resumed
+    assert [r.status for r in resumed] == ["skipped", "skipped", "failed"]
+    assert heard.said("advanced")[-1] == pytest.approx(probed), "skipped files count as probed"
+
+    stopped = asyncio.Event()
+    stopped.set()
+    interrupted, heard = run(stopped)
+    assert [r.status for r in interrupted] == ["not run"] * 3
+    assert [kind for kind, _ in heard.told] == ["started", "finished"]

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_helpers import NO_ANALYSIS_SETS, inputs_only, record_synthetic, replay_items
 
-from mmstream.build import overload_active
-from mmstream.config import FileSourceConfig, RecordingSourceConfig
-from mmstream.errors import ConfigError
+from mmstream.config import FileSourceConfig
 from mmstream.events import TranscriptEvent, decode
-from mmstream.media import VideoFrame
-from mmstream.replay.setup import ReplayOptions, replay_config, replay_source
 from mmstream.sources.media_file import decode_media
-from mmstream.sources.recording import ReplayedFrame
+from tests.recording.recording_helpers import NO_ANALYSIS_SETS, record_synthetic
 
 
 def events_of(path: Path) -> list[Any]:
@@ -77,31 +71,6 @@ def test_two_stream_synthetic_recording_replays_identically(cli: Any, tmp_path: 
     assert all(e.t_publish == e.t_capture for e in events), "recording clock, not wall clock"
 
 
-def test_replay_options_reach_the_recording_source(tmp_path: Path) -> None:
-    rec = tmp_path / "r.mcap"
-    source = replay_source(rec, ReplayOptions(speed=4.0, start=1.0, end=2.5, streams=("camA",)))
-    assert source == RecordingSourceConfig(id="r", path=rec, speed=4.0, start_s=1.0, end_s=2.5,
-                                           streams=["camA"])
-    assert replay_source(rec, ReplayOptions(realtime=True)).speed == 1.0
-    paced = replay_config(rec, options=ReplayOptions(realtime=True))
-    assert paced.mode == "paced" and overload_active(paced)
-    fast = replay_config(rec, deterministic=True)
-    assert fast.mode == "fast" and not overload_active(fast)
-    assert fast.stages.infer.device == "cpu" and fast.stages.infer.precision == "fp32"
-    expected = "r.mcap: --end (2.0) must be after --start (8.0)"
-    with pytest.raises(ConfigError, match=re.escape(expected)):
-        replay_source(rec, ReplayOptions(start=8.0, end=2.0))
-
-
-def test_paced_replay_frames_may_be_shed_like_live_ones(tmp_path: Path) -> None:
-    rec = tmp_path / "r.mcap"
-    record_synthetic(rec, duration_s=0.4)
-    frames = [i for i in inputs_only(replay_items(rec, speed=20.0)[0])
-              if isinstance(i, VideoFrame)]
-    assert frames and not any(isinstance(f, ReplayedFrame) for f in frames)
-    assert all(f.droppable for f in frames)
-
-
 def test_bad_replay_options_fail_clearly(cli: Any, sample_clip: Path, tmp_path: Path) -> None:
     rec = tmp_path / "two.mcap"
     record_synthetic(rec, streams=("camA", "camB"), duration_s=0.5)
@@ -110,3 +79,16 @@ def test_bad_replay_options_fail_clearly(cli: Any, sample_clip: Path, tmp_path: 
     assert f"error: {rec}: no stream nope to replay (recorded: camA, camB)" in unknown.stderr
     media = cli("replay", str(sample_clip), "--speed", "2", timeout=60)
     assert media.returncode == 2 and "work on .mcap recordings" in media.stderr
+
+
+def test_info_describes_a_recording_in_words(cli: Any, tmp_path: Path) -> None:
+    rec = tmp_path / "rec.mcap"
+    record_synthetic(rec, streams=("camA",), duration_s=1.0)
+    shown = cli("info", str(rec), timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"{rec}: ") and lines[0].endswith(" MB, complete")
+    assert "recorded by mmstream" in lines[1] and "on device test" in lines[1]
+    assert "schemas: foxglove.CompressedImage, foxglove.RawAudio" in lines
+    (video,) = [line for line in lines if line.strip().startswith("/camA/video")]
+    assert " 5 msgs" in video and "jpeg" in video and video.endswith("[foxglove.CompressedImage]")

@@ -1,5 +1,5 @@
-"""Shared by the record/replay tests: real recordings made in-process, read back with the
-recording source."""
+"""Shared by the recording, recorder, recording-source and replay tests: real recordings made
+in-process, read back with the recording source."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from mcap.records import Channel, Chunk, Header, Message, Metadata, Schema
 from mcap.stream_reader import CRCValidationError, breakup_chunk
 
 from mmstream.errors import SourceError
-from mmstream.replay.format import Kind, Topic
+from mmstream.recording.format import Kind, Topic
 
 MAGIC = b"\x89MCAP0\r\n"
 _RECORD_HEAD = struct.Struct("<BQ")

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
 from mcap.reader import make_reader
-from replay_helpers import inputs_only, record_synthetic, replay_items
 
 from mmstream.errors import SourceError
 from mmstream.events import StatusEvent
 from mmstream.media import VideoFrame
-from mmstream.replay.info import inspect_recording
+from mmstream.recording.info import inspect_recording
+from tests.conftest import REPO
+from tests.recording.recording_helpers import inputs_only, record_synthetic, replay_items
 
 CHUNK_KB = 16
 

@@ -1,7 +1,8 @@
-"""`mmstream info rec.mcap`: what a recording holds, read the crash-tolerant way.
+"""What a recording holds (`mmstream info rec.mcap`), read the crash-tolerant way.
 
 The whole data section is scanned (not just the summary), so counts are right for files cut
-short too, and the report says where such a file stops.
+short too, and `RecordingInfo.stopped` says where such a file stops. The text `mmstream info`
+prints is made from this in the CLI (`cli/replay_view.py`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from mmstream.replay.format import Topic
-from mmstream.replay.reader import RecordingReader
+from mmstream.recording.format import Topic
+from mmstream.recording.reader import RecordingReader
 
 
 @dataclass
@@ -132,25 +133,3 @@ def _detail(kind: str, data: bytes) -> str:
         return f"{message.get('format')} {message.get('sample_rate')} Hz"
     return str(message.get("format", ""))
 
-
-def render_info(info: RecordingInfo) -> list[str]:
-    state = "complete" if info.complete else f"CUT SHORT: {info.stopped}"
-    lines = [f"{info.path}: {info.size / 1e6:.2f} MB, {state}"]
-    meta = info.metadata.get("mmstream.recording", {})
-    if meta:
-        lines.append(f"recorded by mmstream {meta.get('mmstream', '?')} on device "
-                     f"{meta.get('device_id', '?')} at {meta.get('created', '?')} "
-                     f"(recording format {meta.get('format', '?')})")
-    lines.append(f"profile {info.profile or '-'}, written by {info.library or '-'}; "
-                 f"{info.chunks} chunks ({', '.join(info.compression) or 'none'})")
-    if info.start_s is not None:
-        lines.append(f"duration {info.duration_s:.2f} s (log time {info.start_s:.3f} -> "
-                     f"{info.end_s:.3f})")
-    lines.append(f"schemas: {', '.join(info.schemas()) or 'none'}")
-    lines.append("channels:")
-    for c in info.channels:
-        rate = f", {c.messages / c.span_s:.1f}/s" if c.span_s > 0 and c.kind != "event" else ""
-        detail = f", {c.detail}" if c.detail else ""
-        lines.append(f"  {c.topic:<34} {c.messages:>7} msgs  {c.bytes / 1e6:8.2f} MB  "
-                     f"{c.span_s:8.2f} s{rate}{detail}  [{c.schema}]")
-    return lines

@@ -1,0 +1,168 @@
+"""Writes mmstream recordings: MCAP files that Foxglove Studio opens, in rotated sequences.
+
+Files are chunked and compressed; the open chunk is closed every `flush_interval_s` and at
+rotation, so a crash (even SIGKILL) loses at most that much: the reader stops at the last
+complete chunk. Files are fsync'd when rotated or closed and, with `fsync`, at each periodic
+flush. Not thread-safe: one thread (the recorder sink's writer thread) does all the writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, ClassVar
+
+from mcap.writer import CompressionType, Writer
+
+from mmstream import __version__
+from mmstream.config.record import RecordConfig
+from mmstream.events import SCHEMA_VERSION
+from mmstream.recording import format as fmt
+
+log = logging.getLogger(__name__)
+
+_COMPRESSION = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4,
+                "none": CompressionType.NONE}
+
+
+class McapFile:
+    """One open recording file (writer thread only): registers channels as they first appear."""
+
+    def __init__(self, path: Path, config: RecordConfig, device_id: str) -> None:
+        self.path = path
+        self.config = config
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] = path.open("wb")
+        self.writer = Writer(self._file, chunk_size=config.chunk_kb * 1024,
+                             compression=_COMPRESSION[config.compression])
+        self.writer.start(profile=fmt.PROFILE, library=f"mmstream {__version__}")
+        self.writer.add_metadata(fmt.METADATA_NAME, {
+            "format": fmt.RECORDING_FORMAT, "mmstream": __version__,
+            "event_schema": SCHEMA_VERSION, "device_id": device_id,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "record": json.dumps(config.model_dump(mode="json"), sort_keys=True)})
+        self._schemas: dict[str, int] = {}
+        self._channels: dict[fmt.Topic, int] = {}
+        self.first_log_ns: int | None = None
+        self.messages = 0
+        _fsync_dir(path.parent)
+
+    def add(self, topic: fmt.Topic, log_ns: int, publish_ns: int, data: bytes,
+            sequence: int = 0) -> None:
+        channel = self._channels.get(topic)
+        if channel is None:
+            channel = self._channels[topic] = self._register(topic)
+        if self.first_log_ns is None:
+            self.first_log_ns = log_ns
+        self.writer.add_message(channel, log_ns, data, publish_ns, sequence & 0xFFFFFFFF)
+        self.messages += 1
+
+    def _register(self, topic: fmt.Topic) -> int:
+        schema = self._schemas.get(topic.schema_name)
+        if schema is None:
+            schema = self._schemas[topic.schema_name] = self.writer.register_schema(
+                topic.schema_name, "jsonschema", fmt.schema_bytes(topic.schema_name))
+        return self.writer.register_channel(topic.name, "json", schema, topic.metadata())
+
+    def size(self) -> int:
+        return self._file.tell()
+
+    def flush(self, fsync: bool) -> None:
+        """Close the open chunk and hand it to the OS (and the disk, with fsync)."""
+        self.writer.flush()
+        if fsync:
+            os.fsync(self._file.fileno())
+
+    def close(self, fsync: bool) -> None:
+        self.writer.finish()
+        self._file.flush()
+        if fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a new file's directory entry durable too (where the OS allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class RecordingFiles:
+    """The sequence of files of one recording session: naming, rotation, flushing."""
+
+    _claimed: ClassVar[set[Path]] = set()  # every file written by this process
+
+    def __init__(self, config: RecordConfig, device_id: str) -> None:
+        self.config = config
+        self.device_id = device_id
+        self.current: McapFile | None = None
+        self.written: list[Path] = []
+        self._started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self._last_flush = time.monotonic()
+
+    def _next_path(self) -> Path:
+        """The next file name no recorder of this process has used: a pipeline rebuilt by a
+        SIGHUP reload goes on in a new file instead of overwriting the recording so far."""
+        number = len(self.written)
+        while (path := self._path_for(number)).resolve() in self._claimed:
+            number += 1
+        self._claimed.add(path.resolve())
+        return path
+
+    def _path_for(self, number: int) -> Path:
+        cfg = self.config
+        if cfg.path is not None:
+            rotating = cfg.rotate_mb is not None or cfg.rotate_s is not None
+            if not rotating and number == 0:
+                return cfg.path
+            return cfg.path.with_name(f"{cfg.path.stem}-{number:03d}.mcap")
+        assert cfg.dir is not None
+        return cfg.dir / f"rec-{self._started}-{number:04d}.mcap"
+
+    def open(self) -> McapFile:
+        path = self._next_path()
+        self.current = McapFile(path, self.config, self.device_id)
+        self.written.append(path)
+        return self.current
+
+    def add(self, topic: fmt.Topic, log_ns: int, publish_ns: int, data: bytes,
+            sequence: int = 0) -> None:
+        current = self.current or self.open()
+        if current.messages and self._rotation_due(current, log_ns):
+            current.close(self.config.fsync)
+            log.info("recording rotated: %s done, %d messages", current.path, current.messages)
+            current = self.open()
+        current.add(topic, log_ns, publish_ns, data, sequence)
+        if time.monotonic() - self._last_flush >= self.config.flush_interval_s:
+            self.flush()
+
+    def _rotation_due(self, current: McapFile, log_ns: int) -> bool:
+        cfg = self.config
+        if cfg.rotate_mb is not None and current.size() >= cfg.rotate_mb * 1024 * 1024:
+            return True
+        first = current.first_log_ns
+        return (cfg.rotate_s is not None and first is not None
+                and log_ns - first >= cfg.rotate_s * 1e9)
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if self.current is not None:
+            self.current.flush(self.config.fsync)
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self._last_flush >= self.config.flush_interval_s:
+            self.flush()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close(self.config.fsync)
+            self.current = None
