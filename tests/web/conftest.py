@@ -1,6 +1,6 @@
 """Browser fixtures for tests of mmstream's pages (reports now, the live view later).
 
-`browser_page` is a fresh tab in one headless Chromium per test session (the distribution's
+`browser_page` is a fresh tab in one headless Chromium per test module (the distribution's
 Chromium driven by Playwright, launched as mmstream.web.browser launches it for the docs'
 screenshots). It records every request the page makes and every console error, so a test can
 require that a page loads nothing from the network and runs without script errors. Tests
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 ARTIFACTS_ENV = "MMSTREAM_ARTIFACTS"  # a folder where screenshots are kept after the run
 
 
-@pytest.fixture(scope="session")
-def browser_context() -> Iterator[BrowserContext]:
+@pytest.fixture(scope="module")  # not longer: Playwright's sync API keeps an event loop
+def browser_context() -> Iterator[BrowserContext]:  # running, and asyncio.run would refuse
     reason = missing_browser()
     if reason:
         pytest.skip(f"browser tests need Playwright and Chromium: {reason}")
