@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mmstream.cli.app import app, user_errors
-from mmstream.cli.run_cmds import SET_HELP, execute
+from mmstream.cli.run_cmds import SET_HELP, execute, say_done
 
 if TYPE_CHECKING:
     from mmstream.config import PipelineConfig
@@ -50,16 +50,30 @@ def record(
     analysis: bool = typer.Option(True, "--analysis/--no-analysis",
                                   help="--no-analysis records raw inputs only (no models)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP + " E.g. record.rotate_mb=512."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing recording file."),
 ) -> None:
     """Record raw inputs (frames, audio) and every event to MCAP (opens in Foxglove Studio).
 
     Replay the recording later with `mmstream replay rec.mcap`: the same inputs on the
-    recording's own clock.
+    recording's own clock. A media file is recorded like a replay: stopped by SIGINT it says
+    how far it got and exits 130; a pipeline file runs until SIGINT/SIGTERM and exits 0.
     """
     with user_errors():
-        config = record_config(source, out, pipeline=pipeline, events=events,
-                               realtime=realtime, analysis=analysis, sets=set_)
-        execute(config)
+        from mmstream.errors import ConfigError
+
+        if out.is_file() and not force:
+            raise ConfigError(f"--out {out}: the file exists; --force overwrites it")
+
+        def config_for(events_path: Path | None) -> PipelineConfig:
+            return record_config(source, out, pipeline=pipeline, events=events_path,
+                                 realtime=realtime, analysis=analysis, sets=set_)
+
+        if source.suffix.lower() in PIPELINE_SUFFIXES:
+            execute(config_for(events))
+        else:
+            from mmstream.cli.one_replay import run_one
+
+            say_done(run_one(source, config_for, events))
         typer.echo(f"recorded to {out}", err=True)
 
 

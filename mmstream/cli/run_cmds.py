@@ -15,10 +15,15 @@ SET_HELP = "Override a pipeline field: a.b=c (repeatable), e.g. sinks.mqtt.url=m
 
 
 def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
-    """Run as a daemon (signals, systemd notify, metrics, logging); `reload` serves SIGHUP."""
+    """Run as a daemon (signals, systemd notify, metrics, logging); `reload` serves SIGHUP.
+    SIGINT/SIGTERM are a daemon's normal stop: it drains and exits 0."""
     from mmstream.runtime.service import run_service
 
-    report = asyncio.run(run_service(config, reload))
+    report, _ = asyncio.run(run_service(config, reload))
+    say_done(report)
+
+
+def say_done(report: Any) -> None:
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.events.items())) or "no events"
     drops = sum(report.drops.values())
     typer.echo(f"done: {counts}; {drops} dropped", err=True)
@@ -114,9 +119,12 @@ def replay(
         if on_ray or output_format != "jsonl":
             raise ConfigError(f"--ray and --format work on a folder or glob of inputs; "
                               f"{source} is one file")
+        from mmstream.cli.one_replay import run_one
+
         media = Path(source)
-        execute(replay_config(media, pipeline=pipeline, out=out, mqtt=mqtt, options=options,
-                              sets=set_, deterministic=deterministic))
+        say_done(run_one(media, lambda events: replay_config(
+            media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
+            deterministic=deterministic), out))
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report
 

@@ -37,6 +37,9 @@ class AloneView:
     def event_counts(self) -> dict[str, int]:
         return {}
 
+    def media_read(self) -> dict[str, float]:
+        return {}
+
     def channels(self, after: str | None = None) -> list[ChannelState]:
         return []
 

@@ -39,6 +39,10 @@ class PipelineView(Protocol):
     def event_counts(self) -> dict[str, int]:
         """Events delivered to the sinks so far, by type."""
 
+    def media_read(self) -> dict[str, float]:
+        """Seconds of media each source has read so far (its latest item's capture time minus
+        its first's), by source name."""
+
     def channels(self, after: str | None = None) -> list[ChannelState]:
         """Every channel, or those downstream of the stage named `after`."""
 

@@ -39,6 +39,7 @@ class PipelineReport:
     events: Counter[str] = field(default_factory=Counter)
     drops: dict[str, int] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
+    media_read: dict[str, float] = field(default_factory=dict)  # seconds read, per source
 
 
 class Sequencer:
@@ -131,6 +132,9 @@ class Pipeline:
     def event_counts(self) -> dict[str, int]:
         return dict(self.report.events)
 
+    def media_read(self) -> dict[str, float]:
+        return dict(self.report.media_read)
+
     def channels_after(self, stage_name: str | None) -> list[Channel]:
         if stage_name is None:
             return list(self.channels)
@@ -210,10 +214,13 @@ class Pipeline:
 
         async def pump() -> None:
             nonlocal last_t
+            first_t: float | None = None
             async with source:
                 self._source_opened(source)
                 async for item in source:
                     last_t = item.t_capture
+                    first_t = last_t if first_t is None else first_t
+                    self.report.media_read[source.name] = last_t - first_t
                     await self.channels[0].put(item)
 
         pump_task = asyncio.create_task(pump())
@@ -314,6 +321,9 @@ class _View:
 
     def event_counts(self) -> dict[str, int]:
         return self._pipeline.event_counts()
+
+    def media_read(self) -> dict[str, float]:
+        return self._pipeline.media_read()
 
     def channels(self, after: str | None = None) -> list[ChannelState]:
         return self._pipeline.channels_state(after)

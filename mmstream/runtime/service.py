@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mmstream.config import PipelineConfig
@@ -25,7 +25,7 @@ from mmstream.runtime import metrics
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline, PipelineReport
 from mmstream.runtime.sdnotify import Notifier
-from mmstream.runtime.signals import stop_on_signals
+from mmstream.runtime.signals import Signals, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,10 @@ class Service:
     """Runs one pipeline at a time until stopped; `reload` (SIGHUP) swaps in a new one."""
 
     def __init__(self, config: PipelineConfig, *, loader: Loader | None = None,
-                 builder: Builder = _default_builder, notifier: Notifier | None = None) -> None:
+                 builder: Builder = _default_builder, notifier: Notifier | None = None,
+                 observers: Sequence[PipelineObserver] = ()) -> None:
         self.config = config
+        self.observers = list(observers)  # e.g. a replay's progress bar
         self.loader = loader
         self.builder = builder
         self.notifier = notifier or Notifier()
@@ -130,7 +132,7 @@ class Service:
         self._apply_metrics_server(config)
         self.up.clear()
         observers: list[PipelineObserver] = [
-            ReadyNotifier(self.notifier, describe(config), self.up)]
+            ReadyNotifier(self.notifier, describe(config), self.up), *self.observers]
         sampler: metrics.PipelineMetrics | None = None
         if self._metrics_server is not None:
             sampler = metrics.PipelineMetrics()
@@ -169,8 +171,9 @@ class Service:
 
 
 async def run_service(config: PipelineConfig, loader: Loader | None = None,
-                      **kwargs: Any) -> PipelineReport:
-    """Run with signal handling: TERM/INT drain (twice: stop now), HUP reloads the file."""
+                      **kwargs: Any) -> tuple[PipelineReport, Signals]:
+    """Run with signal handling: TERM/INT drain (twice: stop now), HUP reloads the file.
+    Returns the last pipeline's report and which signal, if any, stopped the run."""
     service = Service(config, loader=loader, **kwargs)
-    with stop_on_signals(on_stop=service.stop, on_reload=service.reload):
-        return await service.run()
+    with stop_on_signals(on_stop=service.stop, on_reload=service.reload) as signals:
+        return await service.run(), signals
