@@ -291,9 +291,24 @@ def _mqtt_connect(host: str, port: int, tls: ssl.SSLContext | None, username: st
     return None if not code.is_failure else f"refused: {code}"
 
 
+def check_pipeline(config: PipelineConfig | None) -> Check | None:
+    """What `run` would refuse before opening anything (config/checks.py): missing media,
+    unwritable folders, a bad broker URL, unreadable models."""
+    if config is None:
+        return None
+    from mmstream.config.checks import preflight
+
+    problems = preflight(config)
+    if problems:
+        return Check("pipeline", False, "; ".join(problems), True,
+                     "fix the paths and fields named (mmstream config validate says the same)")
+    return Check("pipeline", True, "files, folders and URLs as the pipeline needs them", True)
+
+
 def run_checks(config: PipelineConfig | None) -> list[Check]:
-    checks = [check_python(), *check_torch(config), check_cameras(config), check_audio(config),
-              *check_models(config)]
+    pipeline = check_pipeline(config)
+    checks = [*([pipeline] if pipeline else []), check_python(), *check_torch(config),
+              check_cameras(config), check_audio(config), *check_models(config)]
     checks.extend(check_writable(where, folder) for where, folder in writable_dirs(config))
     broker = check_broker(config)
     if broker is not None:

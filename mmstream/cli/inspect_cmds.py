@@ -23,10 +23,12 @@ def config_validate(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a field: a.b=c (repeatable)."),
 ) -> None:
-    """Validate a pipeline file (with env and --set overrides); errors name the field path."""
-    from mmstream.config import load_pipeline
+    """Check a pipeline file as `run` would (with env and --set overrides), short of opening
+    devices and connecting: fields, files that must exist, folders to write in, the broker URL,
+    models. Errors name the field path and where a bad value came from."""
+    from mmstream.config.checks import load_checked
 
     with user_errors():
-        config = load_pipeline(pipeline, sets=set_)
+        config = load_checked(pipeline, set_)
     kinds = ", ".join(f"{s.kind}:{s.id}" for s in config.sources)
     typer.echo(f"{pipeline}: valid (device {config.device_id}; sources {kinds})")

@@ -40,10 +40,9 @@ def run(
     otherwise the error is logged and the running pipeline goes on.
     """
     with user_errors():
-        from mmstream.config import load_pipeline
+        from mmstream.config.checks import load_checked
 
-        execute(load_pipeline(pipeline, sets=set_),
-                reload=lambda: load_pipeline(pipeline, sets=set_))
+        execute(load_checked(pipeline, set_), reload=lambda: load_checked(pipeline, set_))
 
 
 @app.command()

@@ -15,7 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from mmstream.config.overrides import apply_overrides, env_overrides, parse_set_options
+from mmstream.config.overrides import (
+    apply_overrides,
+    env_overrides,
+    parse_set_options,
+    set_origins,
+)
 from mmstream.config.record import RecordConfig
 from mmstream.config.runtime import (
     LoggingConfig,
@@ -105,24 +110,44 @@ class PipelineConfig(Section):
         return self.runtime.mode  # type: ignore[return-value]  # resolved above
 
 
-def _format_errors(error: ValidationError, origin: str) -> str:
-    """One line per bad field: `path.to.field: what is wrong (got <value>)`."""
-    problems = []
+Origins = Mapping[tuple[str, ...], str]  # an override's path -> where it came from
+
+
+def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> str:
+    """One line per bad field: `path.to.field: what is wrong (got <value>)`, naming the
+    environment variable or `--set` that gave the value when one did."""
+    problems, from_file = [], False
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(root)"
+        loc = tuple(str(part) for part in item["loc"])
         value = item.get("input")
         shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-        problems.append(f"{path}: {item['msg']}{shown}")
+        source = _override_of(loc, overrides)
+        from_file = from_file or source is None
+        where = f", set by {source}" if source else ""
+        problems.append(f"{'.'.join(loc) or '(root)'}: {item['msg']}{shown}{where}")
+    header = f"invalid pipeline config in {origin}" if from_file else "invalid pipeline config"
     if len(problems) == 1:
-        return f"invalid pipeline config in {origin}: {problems[0]}"
-    return "\n  ".join([f"invalid pipeline config in {origin}:", *problems])
+        return f"{header}: {problems[0]}"
+    return "\n  ".join([f"{header}:", *problems])
 
 
-def validate_pipeline(data: Mapping[str, Any], origin: str = "<config>") -> PipelineConfig:
+def _override_of(loc: tuple[str, ...], overrides: Origins) -> str | None:
+    """The override that set the field at `loc` (pydantic adds union tags to the path, as in
+    `sources.0.file.path`, so the override's path is matched as a subsequence)."""
+    best: tuple[int, str] | None = None
+    for path, source in overrides.items():
+        rest = iter(loc)
+        if all(part in rest for part in path) and (best is None or len(path) > best[0]):
+            best = (len(path), source)
+    return best[1] if best else None
+
+
+def validate_pipeline(data: Mapping[str, Any], origin: str = "<config>",
+                      overrides: Origins | None = None) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, origin)) from None
+        raise ConfigError(_format_errors(exc, origin, overrides or {})) from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -159,11 +184,13 @@ def load_pipeline(
     if path is not None:
         data = read_yaml(path)
         _resolve_relative_paths(data, path.parent)
-    fields = set(PipelineConfig.model_fields)
-    data = apply_overrides(data, env_overrides(environ, fields))
+    from_env = env_overrides(environ, set(PipelineConfig.model_fields))
+    data = apply_overrides(data, [(path_, value) for path_, value, _ in from_env])
     data = apply_overrides(data, updates)
     data = apply_overrides(data, parse_set_options(sets))
-    return validate_pipeline(data, str(path) if path else "<built-in pipeline>")
+    origins = {tuple(path_): source for path_, _, source in from_env}
+    origins.update(set_origins(sets))
+    return validate_pipeline(data, str(path) if path else "<built-in pipeline>", origins)
 
 
 def _resolve_relative_paths(data: dict[str, Any], folder: Path) -> None:

@@ -22,7 +22,10 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_set_options(options: Iterable[str]) -> list[tuple[list[str], Any]]:
+Override = tuple[list[str], Any]  # (["sinks", "mqtt", "url"], "mqtt://h:1883")
+
+
+def parse_set_options(options: Iterable[str]) -> list[Override]:
     parsed = []
     for option in options:
         key, sep, value = option.partition("=")
@@ -32,10 +35,17 @@ def parse_set_options(options: Iterable[str]) -> list[tuple[list[str], Any]]:
     return parsed
 
 
+def set_origins(options: Iterable[str]) -> dict[tuple[str, ...], str]:
+    """Where each `--set` override came from, by path (for error messages)."""
+    return {tuple(path): f"--set {option}"
+            for option, (path, _) in zip(options, parse_set_options(options), strict=True)}
+
+
 def env_overrides(
     environ: Mapping[str, str] | None, top_level_fields: set[str]
-) -> list[tuple[list[str], Any]]:
-    """`MMSTREAM_SINKS__MQTT__URL` -> (['sinks', 'mqtt', 'url'], value), known sections only."""
+) -> list[tuple[list[str], Any, str]]:
+    """`MMSTREAM_SINKS__MQTT__URL` -> (['sinks', 'mqtt', 'url'], value, name), known sections
+    only (other MMSTREAM_ variables, such as test knobs, are not config)."""
     environ = os.environ if environ is None else environ
     found = []
     for name, value in sorted(environ.items()):
@@ -43,13 +53,11 @@ def env_overrides(
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
         if path[0] in top_level_fields:
-            found.append((path, parse_value(value)))
+            found.append((path, parse_value(value), f"environment variable {name}"))
     return found
 
 
-def apply_overrides(
-    data: dict[str, Any], overrides: Iterable[tuple[list[str], Any]]
-) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[Override]) -> dict[str, Any]:
     result = copy.deepcopy(data)
     for path, value in overrides:
         _set_path(result, path, value)

@@ -68,3 +68,30 @@ def test_config_validate_command(cli, tmp_path: Path) -> None:
     bad = cli("config", "validate", str(bad_file))
     assert bad.returncode == 2
     assert "sources.0.file.fps" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_config_validate_runs_the_checks_run_makes(cli, tmp_path: Path) -> None:
+    """What `run` would refuse, `validate` refuses too, naming the field."""
+    pipeline = write(tmp_path, "sources: [{kind: file, path: gone.mp4}]\n"
+                               "sinks: {mqtt: {url: 'htp://127.0.0.1:99999'}}")
+    for command in (("config", "validate"), ("run",)):
+        result = cli(*command, str(pipeline), timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "sources.0.path: no such file: gone.mp4" in result.stderr
+        assert "sinks.mqtt.url: MQTT URL htp://127.0.0.1: scheme must be mqtt://" in result.stderr
+    port = cli("config", "validate", str(pipeline), "--set", "sinks.mqtt.url=mqtt://h:99999",
+               "--set", f"sources.0.path={tmp_path}", timeout=60)
+    assert "sinks.mqtt.url: MQTT URL mqtt://h: bad port" in port.stderr
+    assert f"sources.0.path: not a file: {tmp_path}" in port.stderr
+
+
+def test_errors_name_the_environment_variable_or_set_that_gave_the_value(
+        cli, tmp_path: Path) -> None:
+    good = write(tmp_path, "sources: [{kind: synthetic}]")
+    env = cli("config", "validate", str(good), env={"MMSTREAM_SINKS__MQTT__QOSS": "1"})
+    assert env.returncode == 2
+    assert ("sinks.mqtt.qoss: Extra inputs are not permitted (got 1), set by environment "
+            "variable MMSTREAM_SINKS__MQTT__QOSS") in env.stderr
+    assert "in " + str(good) not in env.stderr  # the file is not what is wrong
+    flag = cli("config", "validate", str(good), "--set", "sources.0.fps=-1")
+    assert "set by --set sources.0.fps=-1" in flag.stderr
