@@ -8,8 +8,9 @@ import pytest
 
 from mmstream.config import load_pipeline
 from mmstream.errors import ConfigError
+from tests.conftest import REPO
 
-PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
+PIPELINES = REPO / "pipelines"
 
 
 def write(tmp_path: Path, text: str) -> Path:
