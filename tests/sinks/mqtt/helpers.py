@@ -1,10 +1,13 @@
-"""Test helpers: a persistent-session subscriber that survives broker restarts."""
+"""Test helpers: a persistent-session subscriber that survives broker restarts, and a look at
+retained messages that waits for the broker instead of for a while."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import IO
 
 import paho.mqtt.client as paho
 
@@ -13,19 +16,20 @@ from mmstream.events import decode
 
 class Subscriber:
     """paho on its own thread: QoS 1, fixed client id, clean_session False, resubscribes on
-    every connect; keeps (topic, payload) in arrival order."""
+    every connect; keeps (topic, payload) in arrival order. `topic` may be several filters."""
 
-    def __init__(self, port: int, topic: str, client_id: str = "test-subscriber",
-                 clean_session: bool = False, **tls: object) -> None:
-        self.topic = topic
+    def __init__(self, port: int, topic: str | list[str], client_id: str = "test-subscriber",
+                 clean_session: bool = False) -> None:
+        self.topics = [topic] if isinstance(topic, str) else topic
         self.messages: list[tuple[str, bytes]] = []
         self.changed = threading.Condition()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv311, clean_session=clean_session)
         self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(topic, qos=1)
+        self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(
+            [(filter_, 1) for filter_ in self.topics])
         self.client.on_message = self._on_message
-        self.subscribed = threading.Event()
+        self.subscribed = threading.Event()  # the broker's SUBACK
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.port = port
 
@@ -45,6 +49,7 @@ class Subscriber:
         self.client.loop_stop()
 
     def wait_for(self, done: Callable[[list[tuple[str, bytes]]], bool], timeout: float) -> bool:
+        """Wait until `done(messages)`; False if `timeout` (a bound on a hang) passes first."""
         deadline = time.monotonic() + timeout
         with self.changed:
             while not done(self.messages):
@@ -63,6 +68,20 @@ class Subscriber:
         return found
 
 
+def retained_payloads(port: int, topic: str) -> list[bytes]:
+    """The retained payloads a new subscriber of `topic` gets, in order.
+
+    The broker queues them for a new subscription before it reads anything else, so once a
+    marker published after the SUBACK comes back, every retained message has arrived.
+    """
+    marker = f"test-marker/{time.monotonic_ns()}"
+    with Subscriber(port, [topic, marker], client_id=f"peek-{time.monotonic_ns()}",
+                    clean_session=True) as peek:
+        peek.client.publish(marker, b"", qos=1)
+        assert peek.wait_for(lambda m: any(t == marker for t, _ in m), 10), "no marker back"
+        return [payload for t, payload in peek.messages if t != marker]
+
+
 def first_occurrences(events: list[tuple[int, bytes]]) -> list[int]:
     """The seqs in arrival order with repeats (redeliveries) removed: what a deduper keeps."""
     seen: set[int] = set()
@@ -72,3 +91,24 @@ def first_occurrences(events: list[tuple[int, bytes]]) -> list[int]:
             seen.add(seq)
             kept.append(seq)
     return kept
+
+
+def read_until(stream: IO[str], needle: str) -> list[str]:
+    """Lines of `stream` up to the first holding `needle` (a process saying it is ready, e.g.
+    `mmstream listen`'s "subscribed on"); fails if the stream ends first."""
+    lines: list[str] = []
+    while not (lines and needle in lines[-1]):
+        line = stream.readline()
+        assert line, f"the stream ended before {needle!r}: {''.join(lines)}"
+        lines.append(line)
+    return lines
+
+
+async def async_read_until(stream: asyncio.StreamReader, needle: str) -> list[str]:
+    """`read_until` for an asyncio subprocess's pipe."""
+    lines: list[str] = []
+    while not (lines and needle in lines[-1]):
+        line = (await stream.readline()).decode()
+        assert line, f"the stream ended before {needle!r}: {''.join(lines)}"
+        lines.append(line)
+    return lines

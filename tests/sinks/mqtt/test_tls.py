@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from certs import Authority
 
 from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import SinkError
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink
+from tests.conftest import REPO
+from tests.sinks.mqtt.certs import Authority
+from tests.sinks.mqtt.helpers import async_read_until
 
 PASSWORD = "s3cret-Pa55-do-not-log"
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_passwd"),
@@ -69,22 +71,24 @@ def transcript(n: int) -> TranscriptEvent:
 
 async def test_good_credentials_over_tls_deliver(broker: MosquittoBroker, authority: Authority,
                                                  tmp_path: Path) -> None:
+    sink = sink_for(broker.port, tmp_path, authority.ca_file)  # writes the password file
     listener = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mmstream", "listen", f"mqtts://edge@127.0.0.1:{broker.port}",
         "--password-file", str(tmp_path / "mqtt-password"), "--ca-file", str(authority.ca_file),
-        "--jsonl", "--count", "3", "--seconds", "60",
+        "--jsonl", "--count", "3", "--seconds", "60", cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    sink = sink_for(broker.port, tmp_path, authority.ca_file)
-    (tmp_path / "mqtt-password").write_text(PASSWORD)
-    await asyncio.sleep(1.5)  # the listener subscribes first (it is a fresh interpreter)
+    assert listener.stderr is not None
+    said = await asyncio.wait_for(async_read_until(listener.stderr, "subscribed on"), 60)
+    (tmp_path / "mqtt-password").write_text(PASSWORD)  # no newline: read the same
     async with sink:
         for n in range(1, 4):
             await sink.send(transcript(n))
     assert sink.published == 3
-    out, err = await asyncio.wait_for(listener.communicate(), 60)
-    assert listener.returncode == 0, err.decode()
+    out, rest = await asyncio.wait_for(listener.communicate(), 60)
+    err = "".join(said) + rest.decode()
+    assert listener.returncode == 0, err
     assert [decode(line).seq for line in out.splitlines()] == [1, 2, 3]
-    assert "0 gaps" in err.decode() and PASSWORD not in err.decode()
+    assert "0 gaps" in err and PASSWORD not in err
 
 
 async def test_wrong_password_fails_clearly_without_the_secret(
@@ -161,7 +165,7 @@ def test_doctor_checks_the_broker_with_the_sinks_tls_settings(
     base["sinks"]["mqtt"]["tls"] = {}
     untrusted = check_broker(load_pipeline(None, base=base), timeout_s=5)
     assert untrusted is not None and not untrusted.ok
-    assert "certificate verify failed" in untrusted.detail
+    assert "TLS: the broker's certificate is not trusted" in untrusted.detail  # as the sink says
     base["sinks"]["mqtt"]["tls"] = {"ca_file": str(tmp_path / "missing-ca.pem")}
     missing = check_broker(load_pipeline(None, base=base), timeout_s=5)
     assert missing is not None and not missing.ok and "missing-ca.pem" in missing.detail

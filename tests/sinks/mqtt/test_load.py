@@ -13,12 +13,12 @@ from pathlib import Path
 import msgspec
 import paho.mqtt.client as paho
 import pytest
-from helpers import Subscriber
 
 from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink
+from tests.sinks.mqtt.helpers import Subscriber
 
 pytestmark = pytest.mark.slow
 
