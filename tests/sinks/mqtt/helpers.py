@@ -1,17 +1,41 @@
-"""Test helpers: a persistent-session subscriber that survives broker restarts, and a look at
-retained messages that waits for the broker instead of for a while."""
+"""Test helpers: a mosquitto with TLS and passwords, a persistent-session subscriber that
+survives broker restarts, a look at retained messages that waits for the broker instead of for
+a while, and reading a process's output up to the line that says it is ready."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import IO
 
 import paho.mqtt.client as paho
 
+from mmstream.broker import MosquittoBroker
 from mmstream.events import decode
+from tests.sinks.mqtt.certs import Authority
+
+
+def tls_broker(folder: Path, authority: Authority, names: list[str], users: Mapping[str, str],
+               extra: str = "") -> MosquittoBroker:
+    """A started mosquitto on 127.0.0.1 with TLS (a certificate from `authority` for `names`)
+    that lets in only `users` (name: password)."""
+    server = authority.issue(f"server-{names[0]}", names)
+    passwd = folder / "passwd"
+    passwd.unlink(missing_ok=True)
+    for user, password in users.items():
+        flags = ["-b", "-c"] if not passwd.exists() else ["-b"]
+        subprocess.run(["mosquitto_passwd", *flags, str(passwd), user, password], check=True,
+                       capture_output=True)
+    passwd.chmod(0o600)
+    broker = MosquittoBroker(extra_config=(
+        f"cafile {authority.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
+        f"allow_anonymous false\npassword_file {passwd}\n{extra}"))
+    broker.start()
+    return broker
 
 
 class Subscriber:

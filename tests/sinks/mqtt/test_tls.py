@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,26 +18,12 @@ from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink
 from tests.conftest import REPO
 from tests.sinks.mqtt.certs import Authority
-from tests.sinks.mqtt.helpers import async_read_until
+from tests.sinks.mqtt.helpers import async_read_until, tls_broker
 
 PASSWORD = "s3cret-Pa55-do-not-log"
+USERS = {"edge": PASSWORD}
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_passwd"),
                                 reason="mosquitto_passwd is not installed")
-
-
-def tls_broker(folder: Path, authority: Authority, names: list[str], extra: str = "",
-               ) -> MosquittoBroker:
-    server = authority.issue(f"server-{names[0]}", names)
-    passwd = folder / "passwd"
-    if not passwd.exists():
-        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edge", PASSWORD],
-                       check=True, capture_output=True)
-        passwd.chmod(0o600)
-    broker = MosquittoBroker(extra_config=(
-        f"cafile {authority.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
-        f"allow_anonymous false\npassword_file {passwd}\n{extra}"))
-    broker.start()
-    return broker
 
 
 @pytest.fixture
@@ -48,7 +33,7 @@ def authority(tmp_path: Path) -> Authority:
 
 @pytest.fixture
 def broker(tmp_path: Path, authority: Authority) -> Iterator[MosquittoBroker]:
-    instance = tls_broker(tmp_path, authority, ["localhost", "127.0.0.1"])
+    instance = tls_broker(tmp_path, authority, ["localhost", "127.0.0.1"], USERS)
     try:
         yield instance
     finally:
@@ -114,7 +99,7 @@ async def test_untrusted_ca_fails_clearly(broker: MosquittoBroker, tmp_path: Pat
 
 
 async def test_hostname_is_checked_unless_insecure(tmp_path: Path, authority: Authority) -> None:
-    elsewhere = tls_broker(tmp_path, authority, ["broker.example"])  # not 127.0.0.1
+    elsewhere = tls_broker(tmp_path, authority, ["broker.example"], USERS)  # not 127.0.0.1
     try:
         with pytest.raises(SinkError, match=r"not trusted.*(IP address mismatch|hostname)"):
             await sink_for(elsewhere.port, tmp_path, authority.ca_file).__aenter__()
@@ -128,7 +113,7 @@ async def test_hostname_is_checked_unless_insecure(tmp_path: Path, authority: Au
 
 
 async def test_client_certificate_authenticates(tmp_path: Path, authority: Authority) -> None:
-    secured = tls_broker(tmp_path, authority, ["127.0.0.1"],
+    secured = tls_broker(tmp_path, authority, ["127.0.0.1"], USERS,
                          "require_certificate true\nuse_identity_as_username true\n")
     client = authority.issue("client-edge", ["edge"], client=True)
     try:
