@@ -1,8 +1,9 @@
-"""The paho-mqtt client as mmstream configures it: settings, MQTT 5 properties, errors.
+"""The paho-mqtt client as mmstream configures it: settings, MQTT 5 properties, errors, and
+one turn of its socket loop.
 
-Only construction and classification live here; link.py drives the client. Every paho client
-mmstream makes (the sink's link, `doctor`, `ha`) comes from `make_client`, with the broker
-address, credentials and TLS of broker.py.
+link.py decides when to connect, publish and wait. Every paho client mmstream makes (the
+sink's link, `doctor`, `ha`) comes from `make_client`, with the broker address, credentials
+and TLS of broker.py.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ def link_settings(config: MqttSinkConfig, broker: BrokerSettings, *, client_id: 
         subscriptions=subscriptions)
 
 
-
 def one_off_settings(config: MqttSinkConfig, *, client_id: str = "",
                      connect_timeout_s: float | None = None) -> LinkSettings:
     """A connection beside the device's (`doctor`, `ha`): the same broker, credentials, TLS and
@@ -81,6 +81,7 @@ def one_off_settings(config: MqttSinkConfig, *, client_id: str = "",
     settings = link_settings(config, broker_settings(config), client_id=client_id)
     timeout = settings.connect_timeout_s if connect_timeout_s is None else connect_timeout_s
     return dataclasses.replace(settings, clean_session=True, connect_timeout_s=timeout)
+
 
 @dataclass
 class LinkStats:

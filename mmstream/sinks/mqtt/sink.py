@@ -61,7 +61,7 @@ class MqttSink(Sink):
         self.health_topic = health_topic(config.prefix, device_id)
         self.streams = list(streams)
         self.pipeline: PipelineView | None = None  # drops, models, control: for health
-        self.control_topic = ControlTopic(config, device_id)
+        self.commands = ControlTopic(config, device_id)
         spool = config.spool
         self.spool = Spool(spool.path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
                                                    spool.max_age_s), spool.synchronous)
@@ -96,11 +96,11 @@ class MqttSink(Sink):
         return link_settings(self.config, broker_settings(self.config),
                              client_id=device_client_id(self.config, self.device_id),
                              will_topic=self.status_topic,
-                             subscriptions=self.control_topic.subscriptions)
+                             subscriptions=self.commands.subscriptions)
 
     async def __aenter__(self) -> Self:
         settings = self.link_settings()
-        self.control_topic.check_allowed(settings.broker)
+        self.commands.check_allowed(settings.broker)
         await asyncio.to_thread(self.spool.open)
         if self.spool.durable:
             self._resume = self.spool.last_seqs()
@@ -111,7 +111,7 @@ class MqttSink(Sink):
             link.set_retained(topic, payload)
         await self._connect(link)
         self._link, self.stats = link, link.stats
-        await self.control_topic.wait_subscribed(link, settings.connect_timeout_s)
+        await self.commands.wait_subscribed(link, settings.connect_timeout_s)
         if self.spool.depth:
             log.info("MQTT spool %s: %d events from the last run go out first",
                      self.spool.path, self.spool.depth)
@@ -202,5 +202,5 @@ class MqttSink(Sink):
             self._loop.call_soon_threadsafe(self._apply_control, topic, payload)
 
     def _apply_control(self, topic: str, payload: bytes) -> None:
-        if self.control_topic.apply(self.pipeline, topic, payload):
+        if self.commands.apply(self.pipeline, topic, payload):
             self.publish_health()  # subscribers see the new state at once
