@@ -10,17 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import socket
-import ssl
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmstream.config import PipelineConfig
+from mmstream.config import MqttSinkConfig, PipelineConfig
+
+if TYPE_CHECKING:
+    from mmstream.sinks.mqtt.client import LinkSettings
 
 CAMERA_KINDS = {"camera"}
 MICROPHONE_KINDS = {"microphone"}
@@ -224,71 +225,40 @@ def check_writable(where: str, folder: Path) -> Check:
     return Check(f"write {where}", True, f"{folder} writable{note}", True)
 
 
-def check_broker(config: PipelineConfig | None, timeout_s: float = 5.0) -> Check | None:
+def check_broker(config: PipelineConfig | None, timeout_s: float | None = None) -> Check | None:
+    """Connect as the sink would: the same credentials, TLS and client (sinks/mqtt/)."""
     mqtt = config.sinks.mqtt if config else None
     if mqtt is None:
         return None
-    from mmstream.sinks.mqtt import parse_mqtt_url
+    from mmstream.sinks.mqtt import SettingsFileError
+    from mmstream.sinks.mqtt.client import ConnectFailure
+    from mmstream.sinks.mqtt.link import try_connect
 
-    address = parse_mqtt_url(mqtt.url)
-    username = getattr(mqtt, "username", None) or address.username
-    password = getattr(mqtt, "password", None) or address.password
-    password_file = getattr(mqtt, "password_file", None)
-    if password_file and not password:
-        try:
-            password = Path(password_file).read_text().strip()
-        except OSError as exc:
-            return Check("mqtt broker", False, f"password_file {password_file}: {exc.strerror}",
-                         True, "make the password file readable by the service user")
-    from mmstream.errors import ConfigError
-    from mmstream.sinks.mqtt import tls_context
-
-    try:  # the sink's own TLS settings: CA file, client certificate, insecure
-        context = tls_context(mqtt, address)
-    except ConfigError as exc:
+    try:
+        settings = broker_probe_settings(mqtt, timeout_s)
+    except SettingsFileError as exc:
         return Check("mqtt broker", False, str(exc), True,
-                     "make the TLS files readable by the service user")
+                     f"make {exc.setting} readable by the service user")
+    broker = settings.broker
+    who = f"{broker.label} as {broker.username}" if broker.username else (
+        f"{broker.label} (anonymous)")
     started = time.monotonic()
-    reason = _mqtt_connect(address.host, address.port, context, username, password, timeout_s)
-    who = f"{address} as {username}" if username else f"{address} (anonymous)"
-    if reason is None:
-        return Check("mqtt broker", True, f"{who}: connected in "
-                     f"{1000 * (time.monotonic() - started):.0f} ms", True)
-    return Check("mqtt broker", False, f"{who}: {reason}", True,
-                 "start the broker / check host and port, and the username/password in the "
-                 "env file (MMSTREAM_SINKS__MQTT__URL)")
-
-
-def _mqtt_connect(host: str, port: int, tls: ssl.SSLContext | None, username: str | None,
-                  password: str | None, timeout_s: float) -> str | None:
-    """None when the broker accepted the connection, else why not (refused, bad credentials)."""
-    import paho.mqtt.client as paho
-
     try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        return f"not reachable ({exc.strerror or exc})"
-    result: dict[str, Any] = {}
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                         client_id=f"mmstream-doctor-{os.getpid()}")
-    client.on_connect = lambda _c, _u, _f, code, _p=None: result.setdefault("code", code)
-    if username:
-        client.username_pw_set(username, password)
-    if tls is not None:
-        client.tls_set_context(tls)
-    try:
-        client.connect(host, port, keepalive=10)
-        deadline = time.monotonic() + timeout_s
-        while "code" not in result and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
-        client.disconnect()
-    except (OSError, ValueError) as exc:  # ssl.SSLError (a bad certificate) is an OSError
-        return f"connect failed: {exc}"
-    code = result.get("code")
-    if code is None:
-        return f"no CONNACK within {timeout_s:.0f} s"
-    return None if not code.is_failure else f"refused: {code}"
+        try_connect(settings)
+    except ConnectFailure as exc:
+        return Check("mqtt broker", False, f"{who}: {exc}", True,
+                     "start the broker / check host and port, the username/password and the "
+                     "TLS settings in the env file (MMSTREAM_SINKS__MQTT__URL)")
+    return Check("mqtt broker", True, f"{who}: connected in "
+                 f"{1000 * (time.monotonic() - started):.0f} ms", True)
+
+
+def broker_probe_settings(mqtt: MqttSinkConfig, timeout_s: float | None = None) -> LinkSettings:
+    """How the doctor connects: as the sink does, under a client id of its own."""
+    from mmstream.sinks.mqtt.client import one_off_settings
+
+    return one_off_settings(mqtt, client_id=f"mmstream-doctor-{os.getpid()}",
+                            connect_timeout_s=timeout_s)
 
 
 def check_pipeline(config: PipelineConfig | None) -> Check | None:

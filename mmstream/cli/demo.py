@@ -10,10 +10,10 @@ from pathlib import Path
 import aiomqtt
 import typer
 
-from mmstream.config import PipelineConfig
+from mmstream.config import MqttSinkConfig, PipelineConfig
 from mmstream.display import describe
 from mmstream.events import decode
-from mmstream.sinks.mqtt import parse_mqtt_url
+from mmstream.sinks.mqtt import broker_settings
 
 DEMO_DEVICE = "demo"
 SETTLE_S = 1.0  # after the pipeline ends, wait this long for the last messages to arrive
@@ -31,11 +31,11 @@ def broker_url(mqtt: str | None) -> Iterator[str]:
         yield broker.url
 
 
-async def _show_events(url: str, prefix: str, subscribed: asyncio.Event) -> None:
-    address = parse_mqtt_url(url)
-    async with aiomqtt.Client(address.host, address.port, username=address.username,
-                              password=address.password) as client:
-        await client.subscribe(f"{prefix}/{DEMO_DEVICE}/+/+", qos=1)
+async def _show_events(mqtt: MqttSinkConfig, subscribed: asyncio.Event) -> None:
+    broker = broker_settings(mqtt)  # the broker, credentials and TLS the pipeline's sink uses
+    async with aiomqtt.Client(broker.host, broker.port, username=broker.username,
+                              password=broker.password, tls_context=broker.tls) as client:
+        await client.subscribe(f"{mqtt.prefix}/{DEMO_DEVICE}/+/+", qos=1)
         subscribed.set()
         async for message in client.messages:
             typer.echo(describe(decode(message.payload)))  # type: ignore[arg-type]
@@ -47,7 +47,7 @@ async def _demo(config: PipelineConfig, url: str) -> None:
 
     assert config.sinks.mqtt is not None
     subscribed = asyncio.Event()
-    viewer = asyncio.create_task(_show_events(url, config.sinks.mqtt.prefix, subscribed))
+    viewer = asyncio.create_task(_show_events(config.sinks.mqtt, subscribed))
     await asyncio.wait({viewer, asyncio.create_task(subscribed.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
     if viewer.done():

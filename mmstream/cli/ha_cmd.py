@@ -7,27 +7,28 @@ device's entities (empty retained configs).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mmstream.cli.app import app, user_errors
 
+if TYPE_CHECKING:
+    from mmstream.sinks.mqtt.client import LinkSettings
+
 PUBLISH_TIMEOUT_S = 10.0
 
 
-def publish_retained(settings: object, messages: list[tuple[str, bytes]]) -> None:
+def publish_retained(settings: LinkSettings, messages: list[tuple[str, bytes]]) -> None:
     """Connect once, publish every message retained with QoS 1, wait for each PUBACK."""
     import paho.mqtt.client as paho
 
     from mmstream.errors import SinkError
-    from mmstream.sinks.mqtt_client import describe_connect_error, make_client
+    from mmstream.sinks.mqtt.client import describe_connect_error, make_client
 
-    # no Last Will and a client id of its own: this is not the device's connection
-    quiet = dataclasses.replace(settings, will_topic="", client_id="")  # type: ignore[type-var]
-    client = make_client(quiet, paho.MQTTv311)
+    client = make_client(settings, paho.MQTTv311)
     connack = threading.Event()
     outcome: dict[str, object] = {}
 
@@ -37,24 +38,24 @@ def publish_retained(settings: object, messages: list[tuple[str, bytes]]) -> Non
 
     client.on_connect = on_connect
     try:
-        client.connect(quiet.host, quiet.port, quiet.keepalive)
+        client.connect(settings.broker.host, settings.broker.port, settings.keepalive)
     except (OSError, ValueError) as exc:
-        raise SinkError(f"cannot connect to MQTT broker {quiet.label}: "
+        raise SinkError(f"cannot connect to MQTT broker {settings.label}: "
                         f"{describe_connect_error(exc)[0]}") from None
     client.loop_start()
     try:
-        reason = outcome.get("reason") if connack.wait(quiet.connect_timeout_s) else None
+        reason = outcome.get("reason") if connack.wait(settings.connect_timeout_s) else None
         if reason is None or getattr(reason, "is_failure", True):
-            raise SinkError(f"cannot connect to MQTT broker {quiet.label}: "
+            raise SinkError(f"cannot connect to MQTT broker {settings.label}: "
                             f"refused: {reason or 'no CONNACK'}")
         infos = [client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
         for info in infos:
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
             if not info.is_published():
-                raise SinkError(f"MQTT broker {quiet.label}: no PUBACK within "
+                raise SinkError(f"MQTT broker {settings.label}: no PUBACK within "
                                 f"{PUBLISH_TIMEOUT_S:g} s")
     except (RuntimeError, ValueError) as exc:
-        raise SinkError(f"MQTT broker {quiet.label}: publish failed: {exc}") from None
+        raise SinkError(f"MQTT broker {settings.label}: publish failed: {exc}") from None
     finally:
         client.disconnect()
         client.loop_stop()
@@ -71,8 +72,8 @@ def home_assistant(
     with user_errors():
         from mmstream.config import load_pipeline
         from mmstream.errors import ConfigError
-        from mmstream.sinks.discovery import discovery_messages, removal_messages
-        from mmstream.sinks.mqtt import link_settings, parse_mqtt_url
+        from mmstream.sinks.mqtt.client import one_off_settings
+        from mmstream.sinks.mqtt.discovery import discovery_messages, removal_messages
 
         config = load_pipeline(pipeline, sets=set_)
         mqtt = config.sinks.mqtt
@@ -81,7 +82,7 @@ def home_assistant(
         streams = [source.id for source in config.sources]
         build = removal_messages if ha_remove else discovery_messages
         messages = build(mqtt.homeassistant, mqtt.prefix, config.device_id, streams)
-        settings = link_settings(mqtt, config.device_id, parse_mqtt_url(mqtt.url))
+        settings = one_off_settings(mqtt)  # the sink's broker and credentials; not its session
         publish_retained(settings, messages)
         done = "removed" if ha_remove else "published"
         typer.echo(f"{done} {len(messages)} Home Assistant entities of {config.device_id} "

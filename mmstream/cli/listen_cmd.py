@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import typer
 
 from mmstream.cli.app import app, user_errors
 from mmstream.events import EVENT_TYPES, Event, decode, event_type
+
+if TYPE_CHECKING:
+    from mmstream.sinks.mqtt import BrokerSettings
 
 TABLE_ROWS = 20
 TYPES_HELP = f"Only these event types (repeatable): {', '.join(EVENT_TYPES)}."
@@ -146,35 +149,37 @@ class Display:
             self.live.stop()
 
 
-def _tls(url_tls: bool, ca_file: Path | None, insecure: bool) -> ssl.SSLContext | None:
-    if not (url_tls or ca_file):
-        return None
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    if insecure:
-        context.check_hostname = False
-    return context
+def broker_from_options(url: str, password_file: Path | None, ca_file: Path | None,
+                        insecure: bool) -> BrokerSettings:
+    """The sink's rules (broker.py) applied to listen's options; a CA file also turns TLS on."""
+    from mmstream.config import MqttSinkConfig
+    from mmstream.sinks.mqtt import broker_settings
+
+    options = MqttSinkConfig(url=url, password_file=password_file, tls={
+        "enabled": True if ca_file else None, "ca_file": ca_file, "insecure": insecure})
+    return broker_settings(options, setting_names={"password_file": "--password-file",
+                                                   "tls.ca_file": "--ca-file"})
 
 
-async def _listen(url: str, topics: list[str], report: ListenReport, display: Display,
-                  count: int | None, password: str | None, tls: ssl.SSLContext | None) -> None:
+async def _listen(broker: BrokerSettings, topics: list[str], report: ListenReport,
+                  display: Display, count: int | None) -> None:
     import aiomqtt
 
     from mmstream.errors import SinkError
-    from mmstream.sinks.mqtt import parse_mqtt_url
 
-    address = parse_mqtt_url(url)
-    client = aiomqtt.Client(address.host, address.port, username=address.username,
-                            password=password or address.password, tls_context=tls, timeout=10)
+    client = aiomqtt.Client(broker.host, broker.port, username=broker.username,
+                            password=broker.password, tls_context=broker.tls, timeout=10)
     try:
         async with client:
             for topic in topics:
-                await client.subscribe(topic, qos=1)
+                await client.subscribe(topic, qos=1)  # returns on the broker's SUBACK
+            display.note(f"subscribed on {broker.label}: {', '.join(topics)}")
             async for message in client.messages:
                 _handle(message.topic.value, bytes(message.payload), report, display)  # type: ignore[arg-type]
                 if count is not None and sum(report.events.values()) >= count:
                     return
     except aiomqtt.MqttError as exc:
-        raise SinkError(f"MQTT broker {address}: {exc}") from None
+        raise SinkError(f"MQTT broker {broker.label}: {exc}") from None
 
 
 def _handle(topic: str, payload: bytes, report: ListenReport, display: Display) -> None:
@@ -217,17 +222,15 @@ def listen(
     """Subscribe and print events, validating each against the schema and reporting seq gaps."""
     with user_errors():
         from mmstream.errors import ConfigError
-        from mmstream.sinks.mqtt import parse_mqtt_url
 
         unknown = sorted(set(types) - set(EVENT_TYPES))
         if unknown:
             raise ConfigError(f"--type {', '.join(unknown)}: use {', '.join(EVENT_TYPES)}")
-        password = _read_secret(password_file)
-        tls = _tls(parse_mqtt_url(url).tls, ca_file, insecure)
+        broker = broker_from_options(url, password_file, ca_file, insecure)
         report, display = ListenReport(), Display(jsonl)
         try:
-            asyncio.run(_run_for(_listen(url, subscriptions(prefix, device, types), report,
-                                         display, count, password, tls), seconds))
+            asyncio.run(_run_for(_listen(broker, subscriptions(prefix, device, types), report,
+                                         display, count), seconds))
         except KeyboardInterrupt:
             pass
         finally:
@@ -241,13 +244,3 @@ async def _run_for(listening: object, seconds: float | None) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(listening, seconds)  # type: ignore[arg-type]
 
-
-def _read_secret(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    from mmstream.errors import ConfigError
-
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"--password-file {path}: {exc.strerror}") from None

@@ -13,12 +13,12 @@ from pathlib import Path
 import msgspec
 import paho.mqtt.client as paho
 import pytest
-from helpers import Subscriber
 
 from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink
+from tests.sinks.mqtt.helpers import Subscriber
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,6 @@ async def test_steady_rate_and_burst_arrive_complete_and_in_order(mosquitto: Mos
     assert list(arrivals) == list(range(1, 8001))  # once each, in order
     latencies = sorted(arrivals[seq] for seq in range(1, 3001))
     p99_ms = 1000 * latencies[int(0.99 * len(latencies))]
-    assert 0 <= latencies[0] <= p99_ms / 1000 <= latencies[-1]
     print(f"\nsteady 1000/s: p50 {1000 * latencies[1500]:.2f} ms, p99 {p99_ms:.2f} ms; "
           f"burst: {len(burst) / burst_s:.0f} events/s acknowledged")
     assert sink.published == 8000 and sink.spool.depth == 0

@@ -8,12 +8,12 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from certs import Authority
 
 from mmstream.broker import free_port, wait_for_port
 from mmstream.config import MqttSinkConfig
@@ -21,8 +21,10 @@ from mmstream.events import Transcript, TranscriptEvent
 from mmstream.runtime.control import PipelineControl
 from mmstream.runtime.harness import AloneView
 from mmstream.sinks.mqtt import MqttSink
+from tests.conftest import REPO, async_wait_until
+from tests.sinks.mqtt.certs import Authority
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+DEPLOY = REPO / "deploy" / "mosquitto"
 USERS = {"kitchen": "kitchen-pw", "homeassistant": "ha-pw"}
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_passwd"),
                                 reason="mosquitto_passwd is not installed")
@@ -82,27 +84,30 @@ async def test_devices_publish_as_themselves_and_home_assistant_controls_them(
         deployed: tuple[int, Authority]) -> None:
     port, authority = deployed
     seen: list[str] = []
+    subscribed = threading.Event()
     ha = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     ha.username_pw_set("homeassistant", USERS["homeassistant"])
     ha.tls_set(ca_certs=str(authority.ca_file))
     ha.on_message = lambda _c, _u, message: seen.append(message.topic)
+    ha.on_subscribe = lambda *_: subscribed.set()
     ha.connect("127.0.0.1", port)
     ha.subscribe([("mmstream/#", 1), ("homeassistant/#", 1)])
     ha.loop_start()
     control = PipelineControl()
+    barrier = "mmstream/garage/control"  # HA may write it and reads it back
     try:
-        await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(subscribed.wait, 10), "Home Assistant not subscribed"
         async with sink(port, authority, "kitchen", control=control) as kitchen:
+            assert kitchen.listening_for_control  # the broker's SUBACK came before the sink opened
             await kitchen.send(event("kitchen"))
-            await asyncio.sleep(0.5)  # subscribed to its control topic
             ha.publish("mmstream/kitchen/control", b'{"command": "pause"}', qos=1)
-            for _ in range(100):
-                if control.paused:
-                    break
-                await asyncio.sleep(0.05)
+            await async_wait_until(lambda: control.paused, 10, "the pause command")
         async with sink(port, authority, "garage") as impostor:  # user kitchen, device garage
             await impostor.send(event("garage"))
-        await asyncio.sleep(0.5)
+        # the broker handles messages in order: once HA's own message on a topic it reads
+        # comes back, whatever the impostor got through would have reached HA before it
+        ha.publish(barrier, b"barrier", qos=1)
+        await async_wait_until(lambda: barrier in seen, 10, "the barrier message back at HA")
     finally:
         ha.loop_stop()
         ha.disconnect()
@@ -110,5 +115,5 @@ async def test_devices_publish_as_themselves_and_home_assistant_controls_them(
     assert "mmstream/kitchen/mic0/transcript" in seen
     assert "homeassistant/sensor/mmstream_kitchen/mic0_transcript/config" in seen
     assert kitchen.published == 1 and kitchen.stats.rejected == 0
-    assert not [topic for topic in seen if "garage" in topic]  # the ACL kept it out
+    assert [topic for topic in seen if "garage" in topic] == [barrier]  # the ACL kept it out
     assert impostor.stats.rejected == 1  # and said so (MQTT 5 PUBACK: not authorized)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import paho.mqtt.client as paho
 
 from mmstream.broker import MosquittoBroker
 from mmstream.cli.listen_cmd import ListenReport, subscriptions
 from mmstream.events import Scene, SceneEvent, Transcript, TranscriptEvent, encode
+from tests.conftest import REPO
+from tests.sinks.mqtt.helpers import read_until
 
 
 def transcript(seq: int, device: str = "dev", stream: str = "mic0") -> bytes:
@@ -47,12 +48,13 @@ def test_listen_cli_against_mosquitto(mosquitto: MosquittoBroker) -> None:
     listener = subprocess.Popen(
         [sys.executable, "-m", "mmstream", "listen", mosquitto.url, "--device", "dev",
          "--type", "transcript", "--jsonl", "--count", "4", "--seconds", "60", "--strict"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     publisher = paho.Client(paho.CallbackAPIVersion.VERSION2)
     publisher.connect("127.0.0.1", mosquitto.port)
     publisher.loop_start()
     try:
-        time.sleep(2.0)  # the listener (a fresh interpreter) subscribes first
+        assert listener.stderr is not None
+        said = read_until(listener.stderr, "subscribed on")  # the broker has its SUBSCRIBEs
         scene = encode(SceneEvent(device_id="dev", stream_id="cam0", seq=1, t_capture=0,
                                   payload=Scene(tags=[])))
         messages = [("mmstream/other/mic0/transcript", transcript(1, device="other")),
@@ -65,12 +67,14 @@ def test_listen_cli_against_mosquitto(mosquitto: MosquittoBroker) -> None:
                     ("mmstream/dev/mic0/transcript", transcript(4))]
         for topic, payload in messages:
             publisher.publish(topic, payload, qos=1).wait_for_publish(5)
-        out, err = listener.communicate(timeout=60)
+        out, rest = listener.communicate(timeout=60)
     finally:
         publisher.loop_stop()
         publisher.disconnect()
         if listener.poll() is None:
             listener.kill()
+    err = "".join(said) + rest
+    assert f"subscribed on mqtt://127.0.0.1:{mosquitto.port}: mmstream/dev/+/transcript" in err
     assert out.splitlines() == [line.decode() for line in
                                 (transcript(1), transcript(2), transcript(4), transcript(4))]
     assert "dev is online" in err

@@ -8,16 +8,13 @@ import json
 import logging
 import shutil
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jinja2
-import numpy as np
 import paho.mqtt.client as paho
 import pytest
 import yaml
-from helpers import Subscriber
 
 from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
@@ -33,12 +30,14 @@ from mmstream.events import (
     TranscriptEvent,
     encode,
 )
-from mmstream.media import AudioChunk, EndOfStream, VideoFrame
 from mmstream.runtime.control import PipelineControl
-from mmstream.runtime.harness import AloneView, StageHarness
-from mmstream.sinks.discovery import discovery_messages
+from mmstream.runtime.harness import AloneView
 from mmstream.sinks.mqtt import MqttSink
-from mmstream.stages.control import ControlStage
+from mmstream.sinks.mqtt.discovery import discovery_messages
+from tests.conftest import async_wait_until
+from tests.sinks.mqtt.helpers import retained_payloads
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 # keys documented for MQTT discovery (home-assistant.io/integrations/mqtt, sensor.mqtt, event.mqtt)
 COMMON_KEYS = {"availability_topic", "payload_available", "payload_not_available", "device",
@@ -109,31 +108,22 @@ def test_templates_pick_the_right_fields_from_real_events() -> None:
     assert attributes["valence"] == 0.6
 
 
-def peek(port: int, topic: str) -> list[bytes]:
-    """Retained payloads a fresh subscriber sees on `topic` within a second."""
-    with Subscriber(port, topic, client_id=f"peek-{time.monotonic_ns()}",
-                    clean_session=True) as subscriber:
-        subscriber.wait_for(lambda m: False, 1.0)
-        return [payload for _, payload in subscriber.messages]
-
-
 async def test_discovery_is_published_and_removed_with_ha_remove(
-        mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+        mosquitto: MosquittoBroker, tmp_path: Path, cli: Cli) -> None:
     config = {"url": mosquitto.url, "homeassistant": {"enabled": True}}
     async with MqttSink(MqttSinkConfig.model_validate(config), "kitchen", streams=["cam0"]):
         pass
     topic = "homeassistant/sensor/mmstream_kitchen/cam0_scene/config"
-    published = await asyncio.to_thread(peek, mosquitto.port, topic)
+    published = await asyncio.to_thread(retained_payloads, mosquitto.port, topic)
     assert json.loads(published[0])["state_topic"] == "mmstream/kitchen/cam0/scene"
+    assert len(await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#")) == 4
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump({"device_id": "kitchen", "sources": [
         {"kind": "synthetic", "id": "cam0"}], "sinks": {"mqtt": config}}))
-    removed = await asyncio.to_thread(subprocess.run, ["mmstream", "ha", str(pipeline),
-                                                       "--ha-remove"],
-                                      capture_output=True, text=True, timeout=60)
+    removed = await asyncio.to_thread(cli, "ha", str(pipeline), "--ha-remove", timeout=60)
     assert removed.returncode == 0, removed.stderr
     assert "removed 4 Home Assistant entities of kitchen" in removed.stderr
-    assert await asyncio.to_thread(peek, mosquitto.port, "homeassistant/#") == []
+    assert await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#") == []
 
 
 @pytest.fixture
@@ -161,18 +151,14 @@ async def test_control_topic_pauses_and_sets_the_rate(password_broker: Mosquitto
     commander.connect("127.0.0.1", password_broker.port)
     commander.loop_start()
 
-    async def send(command: dict | str, check: object) -> None:
+    async def send(command: dict | str, check: Callable[[], bool]) -> None:
         text = command if isinstance(command, str) else json.dumps(command)
         commander.publish("mmstream/kitchen/control", text, qos=1).wait_for_publish(5)
-        for _ in range(100):
-            if check():  # type: ignore[operator]
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{command} had no effect: {control}")
+        await async_wait_until(check, 10, f"the effect of {command}")
 
     try:
         async with sink:
-            await asyncio.sleep(0.3)  # subscribed
+            assert sink.listening_for_control  # the broker's SUBACK came before the sink opened
             await send({"command": "pause"}, lambda: control.paused)
             await send({"command": "set_fps", "fps": 1.5}, lambda: control.fps == 1.5)
             with caplog.at_level(logging.WARNING):
@@ -190,23 +176,3 @@ async def test_control_needs_an_authenticated_connection(mosquitto: MosquittoBro
     with pytest.raises(ConfigError, match="control needs an authenticated broker connection"):
         await sink.__aenter__()
 
-
-async def test_control_stage_drops_media_while_paused_and_thins_video() -> None:
-    control = PipelineControl()
-    stage = ControlStage(control)
-    frame = lambda t: VideoFrame("cam0", t, np.zeros((2, 2, 3), np.uint8))  # noqa: E731
-    chunk = AudioChunk("cam0", 0.0, np.zeros(160, np.float32))
-    async with StageHarness(stage) as harness:
-        through = harness.feed
-        control.apply(b'{"command": "pause"}')
-        assert await through(frame(0.0)) == [] and await through(chunk) == []
-        end = EndOfStream("cam0", 1.0)
-        assert await through(end) == [end]  # the stream still ends properly
-        control.apply(b'{"command": "resume"}')
-        control.apply(b'{"command": "set_fps", "fps": 2}')
-        kept = [t for t in np.arange(0, 2, 0.1) if await through(frame(round(float(t), 3)))]
-    assert [round(float(t), 1) for t in kept] == [0.0, 0.5, 1.0, 1.5]
-    assert stage.drops() == {"paused:VideoFrame": 1, "paused:AudioChunk": 1,
-                             "rate:VideoFrame": 16}
-    with pytest.raises(ValueError, match="fps must be"):
-        control.apply(b'{"command": "set_fps", "fps": -1}')

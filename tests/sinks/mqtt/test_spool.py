@@ -17,7 +17,7 @@ from mmstream.events import (
     Transcript,
     TranscriptEvent,
 )
-from mmstream.sinks.spool import (
+from mmstream.sinks.mqtt.spool import (
     SHED_FIRST,
     SHED_LAST,
     SHED_LATER,

@@ -17,9 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import select
-import socket
-import ssl
 import threading
 import time
 from collections import deque
@@ -31,20 +28,22 @@ from paho.mqtt.properties import Properties
 
 from mmstream.runtime import metrics
 from mmstream.runtime.pipeline import backoff_delay
-from mmstream.sinks.mqtt_client import (
+from mmstream.sinks.mqtt.client import (
     REFUSED_FOR_GOOD,
     UNSUPPORTED_PROTOCOL,
     ConnectFailure,
     LinkSettings,
     LinkStats,
+    Waker,
     connect_arguments,
     describe_connect_error,
     make_client,
     publish_properties,
+    serve_socket,
 )
-from mmstream.sinks.spool import ACK_INTERVAL_S, Outgoing, SendQueue, Spool
+from mmstream.sinks.mqtt.spool import ACK_INTERVAL_S, Outgoing, SendQueue, Spool
 
-log = logging.getLogger("mmstream.sinks.mqtt")
+log = logging.getLogger(__name__)
 
 MAINTAIN_INTERVAL_S = 1.0
 EXPIRE_INTERVAL_S = 30.0
@@ -62,11 +61,12 @@ class BrokerLink:
         self.on_message = on_message
         self.stats = LinkStats()
         self.connected = False
+        # this connection's SUBSCRIBE was answered (`suback`) and granted (`subscribed`)
+        self.suback = threading.Event()
+        self.subscribed = threading.Event()
         self._inbox: deque[Outgoing] = deque()
         self._commands: deque[tuple[str, bytes]] = deque()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._waker = Waker()
         self._idle = False
         self._stopping = False
         self._drained_callback: Callable[[], None] | None = None
@@ -127,8 +127,7 @@ class BrokerLink:
 
     def _wake(self) -> None:
         self._idle = False
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_w.send(b"\0")
+        self._waker.wake()
 
     # -- the link thread ----------------------------------------------------------------------
 
@@ -223,39 +222,17 @@ class BrokerLink:
         self.stats.lag_s = self.spool.oldest_age_s()
 
     def _wait(self) -> None:
-        client = self._client
-        sock = client.socket() if client is not None else None
-        readers: list[Any] = [self._wake_r]
-        writers: list[Any] = []
+        """Sleep until the socket, a wake-up or the next timer; then let paho do its work."""
         timeout = MAINTAIN_INTERVAL_S
-        tls_pending = False
-        if sock is not None:
-            readers.append(sock)
-            if client is not None and client.want_write():
-                writers.append(sock)
-            tls_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-            if tls_pending:
-                timeout = 0.0  # decrypted bytes wait in the TLS layer, not in the socket
-        elif not self.connected:
+        if not self.connected and (self._client is None or self._client.socket() is None):
             timeout = min(timeout, max(0.0, self._next_attempt - time.monotonic()))
         if self._queue.acked_since:
             timeout = min(timeout, ACK_INTERVAL_S)
         self._idle = True
         if self._inbox or self._commands:
             timeout = 0.0
-        readable, writable, _ = select.select(readers, writers, [], timeout)
+        serve_socket(self._client, self._waker, timeout)
         self._idle = False
-        if self._wake_r in readable:
-            with contextlib.suppress(BlockingIOError):
-                self._wake_r.recv(4096)
-        if client is None or sock is None:
-            return
-        if sock in readable or tls_pending:
-            client.loop_read()
-        if writable and client.socket() is not None:
-            client.loop_write()
-        if client.socket() is not None:
-            client.loop_misc()
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -265,6 +242,7 @@ class BrokerLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._props = publish_properties(self.settings) if self._protocol == paho.MQTTv5 else None
         return client
 
@@ -273,7 +251,7 @@ class BrokerLink:
         if self._client is None:
             self._client = self._make_client()
         try:
-            self._client.connect(s.host, s.port, s.keepalive,
+            self._client.connect(s.broker.host, s.broker.port, s.keepalive,
                                  **connect_arguments(s, self._protocol))
         except (OSError, ValueError) as exc:
             self._failed(*describe_connect_error(exc))
@@ -282,7 +260,7 @@ class BrokerLink:
 
     def _failed(self, reason: str, fatal: bool) -> None:
         self._connack_deadline = None
-        self.connected = False
+        self._lost()
         self.stats.last_error = reason
         if self._client is not None and self._client.socket() is not None:
             with contextlib.suppress(Exception):
@@ -323,8 +301,8 @@ class BrokerLink:
                         self.settings.label, self.spool.depth)
         for topic, payload in self._retained.items():
             client.publish(topic, payload, qos=1, retain=True)
-        for topic in self.settings.subscriptions:
-            client.subscribe(topic, qos=1)
+        if self.settings.subscriptions:
+            client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
         if not self._first.done():
             self._first.set_result(None)
 
@@ -337,7 +315,7 @@ class BrokerLink:
             return
         if not self.connected:
             return
-        self.connected = False
+        self._lost()
         if self._stopping:
             return
         self._failed(f"connection lost ({reason})", fatal=False)
@@ -368,6 +346,21 @@ class BrokerLink:
                 log.warning("MQTT broker %s rejected a publish: %s (%d so far)",
                             self.settings.label, reason, self.stats.rejected)
 
+    def _on_subscribe(self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any,
+                      _props: Any) -> None:
+        topics = self.settings.subscriptions
+        refused = [f"{t} ({r})" for t, r in zip(topics, reasons, strict=False) if r.is_failure]
+        if refused:  # an ACL, say: the device works on, without its control topic
+            log.warning("MQTT broker %s refused %s", self.settings.label, ", ".join(refused))
+        else:
+            self.subscribed.set()
+        self.suback.set()
+
+    def _lost(self) -> None:
+        self.connected = False
+        self.subscribed.clear()
+        self.suback.clear()
+
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         if self.on_message is not None:
             self.on_message(message.topic, bytes(message.payload))
@@ -390,7 +383,17 @@ class BrokerLink:
             client.loop_write()
 
     def _close(self) -> None:
-        for sock in (self._wake_r, self._wake_w):
-            sock.close()
+        self._waker.close()
         with contextlib.suppress(Exception):
             self.spool.close()
+
+
+def try_connect(settings: LinkSettings) -> None:
+    """Connect once as the sink does, then leave; a ConnectFailure says why the sink could not
+    (`mmstream doctor` checks the broker with this)."""
+    link = BrokerLink(settings, Spool(None))  # in memory and empty: nothing is published
+    link.spool.open()
+    try:
+        link.start().result()
+    finally:
+        link.stop(flush_timeout_s=0).result()

@@ -5,38 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from certs import Authority
 
 from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import SinkError
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink
+from tests.conftest import REPO
+from tests.sinks.mqtt.certs import Authority
+from tests.sinks.mqtt.helpers import async_read_until, tls_broker
 
 PASSWORD = "s3cret-Pa55-do-not-log"
+USERS = {"edge": PASSWORD}
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_passwd"),
                                 reason="mosquitto_passwd is not installed")
-
-
-def tls_broker(folder: Path, authority: Authority, names: list[str], extra: str = "",
-               ) -> MosquittoBroker:
-    server = authority.issue(f"server-{names[0]}", names)
-    passwd = folder / "passwd"
-    if not passwd.exists():
-        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edge", PASSWORD],
-                       check=True, capture_output=True)
-        passwd.chmod(0o600)
-    broker = MosquittoBroker(extra_config=(
-        f"cafile {authority.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
-        f"allow_anonymous false\npassword_file {passwd}\n{extra}"))
-    broker.start()
-    return broker
 
 
 @pytest.fixture
@@ -46,7 +33,7 @@ def authority(tmp_path: Path) -> Authority:
 
 @pytest.fixture
 def broker(tmp_path: Path, authority: Authority) -> Iterator[MosquittoBroker]:
-    instance = tls_broker(tmp_path, authority, ["localhost", "127.0.0.1"])
+    instance = tls_broker(tmp_path, authority, ["localhost", "127.0.0.1"], USERS)
     try:
         yield instance
     finally:
@@ -69,22 +56,24 @@ def transcript(n: int) -> TranscriptEvent:
 
 async def test_good_credentials_over_tls_deliver(broker: MosquittoBroker, authority: Authority,
                                                  tmp_path: Path) -> None:
+    sink = sink_for(broker.port, tmp_path, authority.ca_file)  # writes the password file
     listener = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mmstream", "listen", f"mqtts://edge@127.0.0.1:{broker.port}",
         "--password-file", str(tmp_path / "mqtt-password"), "--ca-file", str(authority.ca_file),
-        "--jsonl", "--count", "3", "--seconds", "60",
+        "--jsonl", "--count", "3", "--seconds", "60", cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    sink = sink_for(broker.port, tmp_path, authority.ca_file)
-    (tmp_path / "mqtt-password").write_text(PASSWORD)
-    await asyncio.sleep(1.5)  # the listener subscribes first (it is a fresh interpreter)
+    assert listener.stderr is not None
+    said = await asyncio.wait_for(async_read_until(listener.stderr, "subscribed on"), 60)
+    (tmp_path / "mqtt-password").write_text(PASSWORD)  # no newline: read the same
     async with sink:
         for n in range(1, 4):
             await sink.send(transcript(n))
     assert sink.published == 3
-    out, err = await asyncio.wait_for(listener.communicate(), 60)
-    assert listener.returncode == 0, err.decode()
+    out, rest = await asyncio.wait_for(listener.communicate(), 60)
+    err = "".join(said) + rest.decode()
+    assert listener.returncode == 0, err
     assert [decode(line).seq for line in out.splitlines()] == [1, 2, 3]
-    assert "0 gaps" in err.decode() and PASSWORD not in err.decode()
+    assert "0 gaps" in err and PASSWORD not in err
 
 
 async def test_wrong_password_fails_clearly_without_the_secret(
@@ -110,7 +99,7 @@ async def test_untrusted_ca_fails_clearly(broker: MosquittoBroker, tmp_path: Pat
 
 
 async def test_hostname_is_checked_unless_insecure(tmp_path: Path, authority: Authority) -> None:
-    elsewhere = tls_broker(tmp_path, authority, ["broker.example"])  # not 127.0.0.1
+    elsewhere = tls_broker(tmp_path, authority, ["broker.example"], USERS)  # not 127.0.0.1
     try:
         with pytest.raises(SinkError, match=r"not trusted.*(IP address mismatch|hostname)"):
             await sink_for(elsewhere.port, tmp_path, authority.ca_file).__aenter__()
@@ -124,7 +113,7 @@ async def test_hostname_is_checked_unless_insecure(tmp_path: Path, authority: Au
 
 
 async def test_client_certificate_authenticates(tmp_path: Path, authority: Authority) -> None:
-    secured = tls_broker(tmp_path, authority, ["127.0.0.1"],
+    secured = tls_broker(tmp_path, authority, ["127.0.0.1"], USERS,
                          "require_certificate true\nuse_identity_as_username true\n")
     client = authority.issue("client-edge", ["edge"], client=True)
     try:
@@ -161,7 +150,7 @@ def test_doctor_checks_the_broker_with_the_sinks_tls_settings(
     base["sinks"]["mqtt"]["tls"] = {}
     untrusted = check_broker(load_pipeline(None, base=base), timeout_s=5)
     assert untrusted is not None and not untrusted.ok
-    assert "certificate verify failed" in untrusted.detail
+    assert "TLS: the broker's certificate is not trusted" in untrusted.detail  # as the sink says
     base["sinks"]["mqtt"]["tls"] = {"ca_file": str(tmp_path / "missing-ca.pem")}
     missing = check_broker(load_pipeline(None, base=base), timeout_s=5)
     assert missing is not None and not missing.ok and "missing-ca.pem" in missing.detail

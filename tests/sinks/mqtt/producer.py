@@ -1,9 +1,10 @@
 """A small mmstream process for the fault tests: a paced stream of final transcripts -> MqttSink.
 
 Runs the real Pipeline (seq stamping, resume from the spool) and the real MqttSink, so a test
-can SIGKILL it mid-stream and start it again on the same spool:
+can SIGKILL it mid-stream and start it again on the same spool (from the repository root, so
+the worktree's mmstream is the one that runs):
 
-    python tests/mqtt/producer.py URL --spool PATH --count 2000 --rate 500
+    python -m tests.sinks.mqtt.producer URL --spool PATH --count 2000 --rate 500
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from mmstream.sinks.mqtt import MqttSink
 
 
 class TranscriptSource(Source):
-    """`count` final transcripts at `rate` per second (they reach the sinks unchanged)."""
+    """`count` final transcripts at `rate` per second (they reach the sinks unchanged);
+    `produced` counts those yielded so far."""
 
     def __init__(self, stream_id: str, count: int, rate: float, label: str) -> None:
         self.stream_id = stream_id
@@ -32,6 +34,7 @@ class TranscriptSource(Source):
         self.count = count
         self.rate = rate
         self.label = label
+        self.produced = 0
 
     async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
         loop = asyncio.get_running_loop()
@@ -40,6 +43,7 @@ class TranscriptSource(Source):
             delay = started + index / self.rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            self.produced += 1
             yield TranscriptEvent(
                 stream_id=self.stream_id, t_capture=index / self.rate,
                 payload=Transcript(final=True, text=f"{self.label} event {index}",
