@@ -33,8 +33,9 @@ def doctor(
         config = None
         if pipeline is not None:
             from mmstream.config import load_pipeline
+            from mmstream.config.checks import durable_spool
 
-            config = load_pipeline(pipeline, sets=set_)
+            config = durable_spool(load_pipeline(pipeline, sets=set_))  # as `run` takes it
         checks = run_checks(config)
     failed = [check for check in checks if check.failed_needed]
     if as_json:

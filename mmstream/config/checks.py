@@ -8,7 +8,7 @@ exactly when `run` would get as far as opening devices; `doctor` shows the same 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mmstream.config import PipelineConfig
@@ -20,14 +20,39 @@ def preflight(config: PipelineConfig) -> list[str]:
     return [*_sources(config), *_models(config), *_sinks(config), *_record(config)]
 
 
-def load_checked(path: Path, sets: Sequence[str] = ()) -> PipelineConfig:
-    """A pipeline file as `run` takes it (and a SIGHUP reload re-reads it): valid and
-    preflighted, or a ConfigError saying everything that is wrong."""
+def load_checked(path: Path, sets: Sequence[str] = (),
+                 environ: Mapping[str, str] | None = None) -> PipelineConfig:
+    """A pipeline file as `run` takes it (and a SIGHUP reload re-reads it): valid, durable
+    (an MQTT sink without a spool path spools on disk) and preflighted, or a ConfigError
+    saying everything that is wrong."""
     from mmstream.config import load_pipeline
 
-    config = load_pipeline(path, sets=sets)
+    config = durable_spool(load_pipeline(path, sets=sets, environ=environ), environ)
     require_preflight(config, str(path))
     return config
+
+
+def durable_spool(config: PipelineConfig, environ: Mapping[str, str] | None = None
+                  ) -> PipelineConfig:
+    """A daemon's MQTT events wait on disk while the broker is away (and across a crash or a
+    reboot): an unset spool path becomes `<state dir>/<device_id>.spool.db`."""
+    mqtt = config.sinks.mqtt
+    if mqtt is None or mqtt.spool.path is not None:
+        return config
+    path = state_directory(environ) / f"{config.device_id}.spool.db"
+    spool = mqtt.spool.model_copy(update={"path": path})
+    sinks = config.sinks.model_copy(update={"mqtt": mqtt.model_copy(update={"spool": spool})})
+    return config.model_copy(update={"sinks": sinks})
+
+
+def state_directory(environ: Mapping[str, str] | None = None) -> Path:
+    """systemd's $STATE_DIRECTORY (StateDirectory=), else the user's XDG state directory."""
+    env = os.environ if environ is None else environ
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local"
+                                             / "state")
+    return Path(base) / "mmstream"
 
 
 def require_preflight(config: PipelineConfig, origin: str) -> None:
@@ -115,7 +140,7 @@ def _sinks(config: PipelineConfig) -> Iterator[str]:
     if mqtt.control and not has_user and mqtt.tls.cert_file is None:
         yield ("sinks.mqtt.control: needs an authenticated broker connection "
                "(username/password or a client certificate)")
-    if mqtt.spool.path is not None:
+    if isinstance(mqtt.spool.path, Path):
         yield from _writable_folder("sinks.mqtt.spool.path", mqtt.spool.path)
 
 

@@ -20,7 +20,10 @@ class JsonlSinkConfig(Section):
 class MqttSpoolConfig(Section):
     """The on-disk outbox (docs/mqtt.md): events wait here until the broker acknowledges them."""
 
-    path: Path | None = Field(None, description="SQLite file; unset = in memory (lost on exit)")
+    path: Path | Literal["memory"] | None = Field(
+        None, description="SQLite file, or 'memory' (lost on exit); unset: `mmstream run` "
+        "spools on disk ($STATE_DIRECTORY or ~/.local/state/mmstream, <device_id>.spool.db), "
+        "replays and the demo in memory")
     max_events: int = Field(1_000_000, ge=100, description="shed (lowest priority first) above")
     max_mb: float = Field(256.0, gt=0, description="shed (lowest priority first) above this size")
     max_age_s: float = Field(7 * 24 * 3600.0, gt=0, description="drop spooled events older")

@@ -135,6 +135,9 @@ def replay_config(
         updates.append((["sinks", "jsonl"], {"path": str(out), "append": False}))
     if mqtt is not None:
         updates.append((["sinks", "mqtt", "url"], mqtt))
+    mqtt_file = file_sinks.get("mqtt") or {}
+    if (mqtt is not None or mqtt_file) and not (mqtt_file.get("spool") or {}).get("path"):
+        updates.append((["sinks", "mqtt", "spool", "path"], "memory"))  # a batch job
     if not (file_sinks or out or mqtt) and stdout_by_default:
         updates.append((["sinks", "jsonl"], {"path": "-"}))
     if device_id:

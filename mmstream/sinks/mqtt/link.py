@@ -270,7 +270,7 @@ class BrokerLink:
         self._next_attempt = time.monotonic() + delay
         if not self._first.done():
             self._first.set_exception(ConnectFailure(reason, fatal))
-        elif self._attempt == 1 or self._attempt % 10 == 0:
+        elif self._attempt == 1:  # one warning per outage; the retries are info
             log.warning("MQTT broker %s: %s; retrying in %.1f s (attempt %d, %d events spooled)",
                         self.settings.label, reason, delay, self._attempt, self.spool.depth)
         else:

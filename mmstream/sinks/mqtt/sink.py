@@ -19,6 +19,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -63,7 +64,8 @@ class MqttSink(Sink):
         self.pipeline: PipelineView | None = None  # drops, models, control: for health
         self.commands = ControlTopic(config, device_id)
         spool = config.spool
-        self.spool = Spool(spool.path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
+        path = spool.path if isinstance(spool.path, Path) else None  # unset or "memory"
+        self.spool = Spool(path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
                                                    spool.max_age_s), spool.synchronous)
         self.stats = LinkStats()
         self._link: BrokerLink | None = None
