@@ -51,6 +51,21 @@ async def async_wait_until(condition: Callable[[], T], limit_s: float = 30.0,
     return found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`mmstream run` keeps its MQTT spool in the user's state directory: the tests (and the
+    commands they start) get one of their own, so no run sees events spooled by another."""
+    saved = {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "STATE_DIRECTORY")}
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    os.environ.pop("STATE_DIRECTORY", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def broker() -> Iterator[MosquittoBroker | AmqttBroker]:
     """A real mosquitto on 127.0.0.1 and a free port (amqtt only when mosquitto is absent)."""
