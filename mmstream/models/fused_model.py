@@ -113,11 +113,12 @@ class WindowResult:
     weights: dict[str, float]  # emotion gate weights of face, voice, text
     expert_emotion: dict[str, dict[str, float]]  # each modality's own distribution
     expert_valence: dict[str, float]
-    scene: dict[str, float]  # fused tag probabilities
-    image_tags: dict[str, float]  # what the image alone said
+    scene: dict[str, float]  # calibrated fused tag scores: ≥ 0.5 clears the tag's threshold
+    image_tags: dict[str, float]  # the same for what the image alone said
     scene_weights: dict[str, float]
     face_person: float
     top_classes: list[tuple[str, float]] = field(default_factory=list)
+    scene_evidence: dict[str, float] = field(default_factory=dict)  # before calibration
 
 
 def face_embed_and_logits(model: MiniXception, x: torch.Tensor
@@ -326,4 +327,5 @@ class FusedModel:
             scene_weights=named(out.scene_weights[i], SCENE_MODALITIES),
             face_person=float(out.face_person[i]),
             top_classes=top,
+            scene_evidence=named(out.scene_evidence[i], tags),
         )
