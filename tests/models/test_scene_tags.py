@@ -3,14 +3,17 @@ and the stage's own publishing (`InferStage.events_for` with default settings)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from skimage import data as skdata
 
-from mmstream.config import InferConfig
+from mmstream.config import FileSourceConfig, InferConfig
 from mmstream.events import SceneEvent
 from mmstream.media import VideoFrame, Window
 from mmstream.models.fused_model import FusedModel, WindowResult, plan_for
+from mmstream.sources.media_file import decode_media
 from mmstream.stages.infer import InferStage
 
 
@@ -84,3 +87,17 @@ def test_a_half_hidden_face_is_a_person_with_the_default_detector() -> None:
     result = model.forward([model.prepare(_window(PHOTOS["cameraman"]))])[0]
     assert result.present["face"]
     assert "person" in _published(stage, result)
+
+
+@pytest.mark.slow
+def test_the_demo_clip_is_tagged_person_and_nothing_else(sample_clip: Path) -> None:
+    """What a new user sees first: the astronaut portrait, zoomed and compressed to 320 px,
+    where ImageNet's top guess is "bobsled" at 50-60%."""
+    model = FusedModel(plan_for("cpu"))
+    stage = InferStage(InferConfig(), model=model)
+    frames = [item.image for item in decode_media(FileSourceConfig(path=str(sample_clip),
+                                                                   audio=False, fps=2.0))
+              if isinstance(item, VideoFrame)]
+    assert len(frames) >= 10
+    results = model.forward([model.prepare(_window(frame)) for frame in frames])
+    assert [set(_published(stage, r)) for r in results] == [{"person"}] * len(frames)
