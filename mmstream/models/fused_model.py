@@ -158,7 +158,8 @@ class FusedModel:
             self.image_encoder = torch.compile(self.image_encoder, dynamic=True)
         # `prepare` runs in several threads at once: each gets its own detector.
         self._make_detector = detector or (lambda: make_face_detector(face_detector))
-        self._make_detector()  # an unknown name or missing weights fail here, not per window
+        if "face" in self.modalities:  # an unknown name or missing weights fail here
+            self._make_detector()
         self._local = threading.local()
         self._staging: dict[tuple[int, ...], torch.Tensor] = {}
 
