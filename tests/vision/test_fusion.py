@@ -88,6 +88,21 @@ def test_default_scene_is_vocabulary_above_chance_or_face(vocabulary: SceneVocab
     assert torch.allclose(out.scene_scores, calibrate(out.scene_evidence, vocabulary.thresholds))
 
 
+def test_vocabulary_is_not_saved_and_old_checkpoints_still_load(vocabulary: SceneVocabulary,
+                                                                 tmp_path: Path) -> None:
+    """Classes and thresholds come from the vocabulary in use; checkpoints from before groups
+    carried the class matrix (tag_matrix, tag_share), which is ignored on load."""
+    model = fusion.FusionModel(vocabulary)
+    assert not {"group_matrix", "tag_threshold"} & set(model.state_dict())
+    path = tmp_path / "old.pt"
+    fusion.save_checkpoint(model, path, {})
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] |= {"tag_matrix": vocabulary.matrix,
+                           "tag_share": vocabulary.matrix.mean(dim=0)}
+    torch.save(blob, path)
+    fusion.load_checkpoint(fusion.FusionModel(vocabulary), path)
+
+
 def test_checkpoint_round_trip_and_errors(vocabulary: SceneVocabulary, tmp_path: Path) -> None:
     model = fusion.FusionModel(vocabulary)
     with torch.no_grad():
