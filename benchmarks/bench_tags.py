@@ -1,6 +1,6 @@
 """Tag benchmark: are the published scene tags ones a person would agree with?
 
-    python benchmarks/bench_tags.py                      # every face detector, ~3 min on 2 cores
+    python benchmarks/bench_tags.py                      # both face detectors, ~1.5 min on 2 cores
     python benchmarks/bench_tags.py --detectors mtcnn    # one detector
     python benchmarks/bench_tags.py --calibrate          # + per-tag thresholds by the rule
 
