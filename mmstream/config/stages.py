@@ -75,9 +75,13 @@ class InferConfig(Section):
     vocabulary: str | None = Field(None, description="scene vocabulary YAML (default bundled)")
     image: bool = Field(True, description="use the image encoder (scene tags)")
     face: bool = Field(True, description="use face detection + facial emotion")
+    face_detector: Literal["mtcnn", "haar"] = Field(
+        "mtcnn", description="mtcnn: faces at many poses + landmarks; haar: frontal cascade")
     voice: bool = Field(True, description="use voice prosody")
     text: bool = Field(True, description="use the transcript's sentiment")
-    scene_threshold: float = Field(0.2, ge=0, le=1, description="lowest tag score published")
+    scene_threshold: float = Field(
+        0.5, ge=0, le=1,
+        description="lowest calibrated tag score published (0.5: each tag at its own threshold)")
     scene_top_k: int = Field(5, ge=1, description="most tags per scene event")
 
 

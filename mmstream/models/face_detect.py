@@ -41,8 +41,10 @@ THRESHOLD_EPS = 1e-5  # OpenCV lowers every stage threshold by this
 class FaceBox:
     """A detected face in pixel coordinates of the input image.
 
-    `score` is the cascade's final-stage sum (OpenCV's "level weight"): higher means more
-    face-like; it is not a probability (typical detections score about 1 to 8).
+    `score` is the detector's own: for the Haar cascade its final-stage sum (OpenCV's "level
+    weight", typically 1 to 8, not a probability); for MTCNN the face probability, which is
+    then also `probability`. `landmarks` (MTCNN): left eye, right eye, nose, left and right
+    mouth corner, as (x, y).
     """
 
     x: int
@@ -50,13 +52,15 @@ class FaceBox:
     w: int
     h: int
     score: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    probability: float | None = None
 
     @property
     def area(self) -> int:
         return self.w * self.h
 
 
-def _to_gray(image_rgb: np.ndarray) -> np.ndarray:
+def to_gray(image_rgb: np.ndarray) -> np.ndarray:
     if image_rgb.ndim == 2:
         return image_rgb
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
@@ -273,7 +277,7 @@ class FaceDetector:
         Frames larger than `max_side` are searched downscaled (faces that small in a big frame
         are below the cascade's reliable size anyway); boxes are in input pixels.
         """
-        gray = _to_gray(image_rgb)
+        gray = to_gray(image_rgb)
         scale = 1.0
         if self.max_side and max(gray.shape) > self.max_side:
             scale = self.max_side / max(gray.shape)
@@ -314,7 +318,7 @@ def _square(box: FaceBox) -> tuple[int, int, int, int]:
 
 def crop_gray(image_rgb: np.ndarray, box: FaceBox, size: int = 64) -> np.ndarray:
     """The face as a grey uint8 [size,size] crop, framed exactly like fer's detect_emotions."""
-    gray = _to_gray(image_rgb)
+    gray = to_gray(image_rgb)
     # fer pads with the mean of the bottom two rows so a face at the border keeps its margin.
     fill = float(gray[-2:].mean())
     padded = cv2.copyMakeBorder(gray, FER_PADDING, FER_PADDING, FER_PADDING, FER_PADDING,

@@ -29,7 +29,14 @@ from mmstream.events import EMOTIONS
 from mmstream.media import Window
 from mmstream.models import prosody, text_affect
 from mmstream.models.efficientnet_lite import load_efficientnet_lite0, preprocess_images
-from mmstream.models.face_detect import FaceBox, FaceDetector, crop_gray
+from mmstream.models.face_align import face_crop
+from mmstream.models.face_detect import FaceBox
+from mmstream.models.faces import (
+    DEFAULT_FACE_DETECTOR,
+    FaceFinder,
+    face_confidence,
+    make_face_detector,
+)
 from mmstream.models.fusion import (
     EMOTION_MODALITIES,
     FACE_EMBED,
@@ -47,8 +54,6 @@ from mmstream.models.speedups import optimise_for_inference
 
 MODEL_NAME = "mmstream-fused/1"
 MODALITIES: tuple[str, ...] = ("image", "face", "voice", "text")
-FACE_SCORE_HALF = 1.5  # detector score at which face confidence is 1/2 (typical faces: 3-8)
-FACE_FULL_SIZE = 48  # faces smaller than this many pixels are less trustworthy
 
 
 @dataclass(frozen=True)
@@ -108,17 +113,12 @@ class WindowResult:
     weights: dict[str, float]  # emotion gate weights of face, voice, text
     expert_emotion: dict[str, dict[str, float]]  # each modality's own distribution
     expert_valence: dict[str, float]
-    scene: dict[str, float]  # fused tag probabilities
-    image_tags: dict[str, float]  # what the image alone said
+    scene: dict[str, float]  # calibrated fused tag scores: ≥ 0.5 clears the tag's threshold
+    image_tags: dict[str, float]  # the same for what the image alone said
     scene_weights: dict[str, float]
     face_person: float
     top_classes: list[tuple[str, float]] = field(default_factory=list)
-
-
-def face_confidence(box: FaceBox) -> float:
-    """Detector score and face size → 0..1 (a small, weakly detected face counts less)."""
-    score = max(box.score, 0.0)
-    return score / (score + FACE_SCORE_HALF) * min(1.0, box.w / FACE_FULL_SIZE)
+    scene_evidence: dict[str, float] = field(default_factory=dict)  # before calibration
 
 
 def face_embed_and_logits(model: MiniXception, x: torch.Tensor
@@ -135,7 +135,8 @@ class FusedModel:
 
     def __init__(self, plan: ExecutionPlan | None = None, *, checkpoint: str | None = None,
                  vocabulary: str | None = None, modalities: Sequence[str] = MODALITIES,
-                 detector: Callable[[], FaceDetector] = FaceDetector) -> None:
+                 face_detector: str = DEFAULT_FACE_DETECTOR,
+                 detector: Callable[[], FaceFinder] | None = None) -> None:
         self.plan = plan or plan_for("cpu")
         self.modalities = frozenset(modalities)
         unknown = self.modalities - set(MODALITIES)
@@ -156,7 +157,9 @@ class FusedModel:
         if self.plan.compile:
             self.image_encoder = torch.compile(self.image_encoder, dynamic=True)
         # `prepare` runs in several threads at once: each gets its own detector.
-        self._make_detector = detector
+        self._make_detector = detector or (lambda: make_face_detector(face_detector))
+        if "face" in self.modalities:  # an unknown name or missing weights fail here
+            self._make_detector()
         self._local = threading.local()
         self._staging: dict[tuple[int, ...], torch.Tensor] = {}
 
@@ -164,7 +167,7 @@ class FusedModel:
     def version(self) -> str:
         return f"{MODEL_NAME}+fusion:{self.fusion_version}"
 
-    def detector(self) -> FaceDetector:
+    def detector(self) -> FaceFinder:
         found = getattr(self._local, "detector", None)
         if found is None:
             found = self._local.detector = self._make_detector()
@@ -180,7 +183,7 @@ class FusedModel:
             faces = self.detector().detect(frame)
             if faces:  # the largest face speaks for the window
                 prepared.face_box = faces[0]
-                prepared.face_crop = crop_gray(frame, faces[0])
+                prepared.face_crop = face_crop(frame, faces[0])
                 prepared.face_conf = face_confidence(faces[0])
         if window.has_audio and "voice" in self.modalities:
             prepared.voice = prosody.prosody_features(window.audio)
@@ -325,4 +328,5 @@ class FusedModel:
             scene_weights=named(out.scene_weights[i], SCENE_MODALITIES),
             face_person=float(out.face_person[i]),
             top_classes=top,
+            scene_evidence=named(out.scene_evidence[i], tags),
         )

@@ -17,6 +17,10 @@ the image classifier's ImageNet probabilities pooled into the readable vocabular
 above the chance level of each tag's share of classes), with a
 detected face as evidence for `person` (ImageNet has almost no person classes). The remaining
 dims of x start random (seeded) and only matter once `mmstream train` fits the gates and heads.
+
+Scene scores are published calibrated: the fused evidence of each tag goes through
+`labels.calibrate`, which maps the tag's threshold (from the vocabulary) to 0.5, so one
+`scene_threshold` (0.5) publishes each tag at its own threshold.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from torch import nn
 from mmstream.errors import ModelError
 from mmstream.events import EMOTIONS
 from mmstream.models import prosody, text_affect
-from mmstream.models.labels import SceneVocabulary
+from mmstream.models.labels import SceneVocabulary, best_group, calibrate
 
 CHECKPOINT_FORMAT = "mmstream.fusion/1"
 EMOTION_MODALITIES: tuple[str, ...] = ("face", "voice", "text")
@@ -48,6 +52,7 @@ SCENE_PRIOR: dict[str, float] = {"image": 1.0, "face": 0.2, "voice": 0.1, "text"
 FACE_TEMPERATURE = 1.5  # FER classifiers are over-confident; soften before mixing
 EMOTION_VALENCE = torch.tensor([prosody.CIRCUMPLEX[e][0] for e in EMOTIONS])
 EPS = 1e-6
+LEGACY_KEYS = frozenset({"tag_matrix", "tag_share"})
 
 
 @dataclass
@@ -84,10 +89,11 @@ class FusionOutputs:
     expert_valence: torch.Tensor  # [B,3]
     expert_conf: torch.Tensor  # [B,3]
     expert_mask: torch.Tensor  # [B,3] bool
-    scene_scores: torch.Tensor  # [B,T] tag probabilities
-    image_tag_scores: torch.Tensor  # [B,T] what the image alone said
+    scene_scores: torch.Tensor  # [B,T] calibrated tag scores (0.5 = the tag's threshold)
+    image_tag_scores: torch.Tensor  # [B,T] the same for what the image alone said
     scene_weights: torch.Tensor  # [B,4] gate weights of image, face, voice, text
     face_person: torch.Tensor  # [B] evidence for `person` from the face detector
+    scene_evidence: torch.Tensor  # [B,T] fused tag evidence before calibration
 
     def detach_cpu(self) -> FusionOutputs:
         return FusionOutputs(**{k: v.detach().float().cpu() if v.is_floating_point()
@@ -132,9 +138,15 @@ class FusionModel(nn.Module):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         self.tags = list(vocabulary.tags)
-        self.register_buffer("tag_matrix", vocabulary.matrix.clone().float())
-        # Each tag's share of the classes: what a featureless frame scores (chance level).
-        self.register_buffer("tag_share", vocabulary.matrix.float().mean(dim=0))
+        # The vocabulary is configuration, not a learnt state: not saved in checkpoints.
+        self.register_buffer("group_matrix", vocabulary.groups.clone().float(), persistent=False)
+        # Each group's share of the classes: what a featureless frame scores (chance level).
+        self.register_buffer("group_share", vocabulary.groups.float().mean(dim=0),
+                             persistent=False)
+        self.register_buffer("group_membership", vocabulary.group_membership(),
+                             persistent=False)
+        self.register_buffer("tag_threshold", vocabulary.thresholds.clone().float(),
+                             persistent=False)
         self.register_buffer("emotion_valence", EMOTION_VALENCE.clone())
         self.voice_expert = prosody.VoiceExpert()
         self.text_expert = text_affect.TextExpert()
@@ -193,17 +205,18 @@ class FusionModel(nn.Module):
         scene_mask = torch.cat([inputs.image_mask[:, None], expert_mask], dim=1)
         scene_x, scene_w = _gated(torch.stack([xs[m] for m in SCENE_MODALITIES], dim=1),
                                   self.scene_log_prior, scene_conf, scene_mask, self.scene_gate)
-        pooled = inputs.image_probs.float() @ self.tag_matrix
-        # Lift above chance, (s - share) / (1 - share): a grey frame must not be 40% `animal`.
-        image_tags = ((pooled - self.tag_share) / (1.0 - self.tag_share).clamp_min(EPS))
-        image_tags = image_tags.clamp(0.0, 1.0)
+        # Best group per tag, lifted above chance: a grey frame must not be 40% `animal`.
+        image_tags = best_group(inputs.image_probs.float() @ self.group_matrix,
+                                self.group_share, self.group_membership, above_chance=True)
         image_tags = image_tags * inputs.image_mask[:, None]
         from_image = torch.sigmoid(torch.logit(image_tags, eps=EPS) + self.scene_head(scene_x))
         face_person = inputs.face_conf.float() * inputs.face_mask
         from_face = self.face_tag_weight.clamp(0.0, 1.0)[None, :] * face_person[:, None]
         scene = 1.0 - (1.0 - from_image) * (1.0 - from_face)  # noisy-or of the two sources
         return FusionOutputs(emotion_probs, valence, emo_w, expert_probs, expert_valence,
-                             expert_conf, expert_mask, scene, image_tags, scene_w, face_person)
+                             expert_conf, expert_mask, calibrate(scene, self.tag_threshold),
+                             calibrate(image_tags, self.tag_threshold), scene_w, face_person,
+                             scene)
 
 
 def save_checkpoint(model: FusionModel, path: str | Path, meta: dict[str, Any]) -> str:
@@ -234,8 +247,10 @@ def load_checkpoint(model: FusionModel, path: str | Path) -> dict[str, Any]:
     if list(blob.get("tags", [])) != model.tags:
         raise ModelError(f"{path}: trained for scene tags {blob.get('tags')}, but the "
                          f"vocabulary in use has {model.tags}")
+    # Checkpoints before vocabulary groups saved the class matrix; it comes from the vocabulary.
+    state = {k: v for k, v in blob["state_dict"].items() if k not in LEGACY_KEYS}
     try:
-        model.load_state_dict(blob["state_dict"], strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{path}: does not fit this fusion model: {exc}") from None
     return dict(blob.get("meta", {}))

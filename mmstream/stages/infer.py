@@ -107,7 +107,7 @@ class InferStage(Stage):
                 # Built on the thread that runs it, so CPU inference uses one thread pool.
                 self.model = await self.batcher.call(
                     FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
-                    modalities=modalities)
+                    modalities=modalities, face_detector=cfg.face_detector)
         self._prepare_pool = ThreadPoolExecutor(cfg.prepare_threads,
                                                 thread_name_prefix="mmstream-prepare")
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,

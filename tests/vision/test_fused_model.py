@@ -9,13 +9,14 @@ import pytest
 import torch
 from skimage import data as skdata
 
+from mmstream.config import InferConfig
 from mmstream.errors import ModelError
 from mmstream.events import Transcript
 from mmstream.media import VideoFrame as Frame
 from mmstream.media import Window
 from mmstream.models.fused_model import FusedModel, WindowResult, plan_for
 
-THRESHOLD = 0.2  # InferConfig.scene_threshold
+THRESHOLD = InferConfig().scene_threshold  # calibrated: each tag at its own threshold
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from mmstream.errors import ModelError
 from mmstream.events import EMOTIONS
 from mmstream.models import fusion, prosody, text_affect
-from mmstream.models.labels import SceneVocabulary, load_scene_vocabulary
+from mmstream.models.labels import SceneVocabulary, calibrate, load_scene_vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +75,32 @@ def test_default_scene_is_vocabulary_above_chance_or_face(vocabulary: SceneVocab
     with torch.no_grad():
         out = model(inputs)
     expected = vocabulary.scores(inputs.image_probs, above_chance=True)
-    assert torch.allclose(out.image_tag_scores, expected, atol=1e-4)
+    assert torch.allclose(out.image_tag_scores, calibrate(expected, vocabulary.thresholds),
+                          atol=1e-4)
     person = vocabulary.tags.index("person")
     others = [i for i in range(len(vocabulary.tags)) if i != person]
-    assert torch.allclose(out.scene_scores[:, others], expected[:, others], atol=1e-4)
+    assert torch.allclose(out.scene_evidence[:, others], expected[:, others], atol=1e-4)
     face = float(inputs.face_conf[0])
     noisy_or = 1 - (1 - float(expected[0, person])) * (1 - face)
-    assert abs(float(out.scene_scores[0, person]) - noisy_or) < 1e-4
-    assert abs(float(out.scene_scores[1, person]) - float(expected[1, person])) < 1e-4
+    assert abs(float(out.scene_evidence[0, person]) - noisy_or) < 1e-4
+    assert abs(float(out.scene_evidence[1, person]) - float(expected[1, person])) < 1e-4
+    # Published scores are the evidence calibrated per tag: its threshold becomes 0.5.
+    assert torch.allclose(out.scene_scores, calibrate(out.scene_evidence, vocabulary.thresholds))
+
+
+def test_vocabulary_is_not_saved_and_old_checkpoints_still_load(vocabulary: SceneVocabulary,
+                                                                 tmp_path: Path) -> None:
+    """Classes and thresholds come from the vocabulary in use; checkpoints from before groups
+    carried the class matrix (tag_matrix, tag_share), which is ignored on load."""
+    model = fusion.FusionModel(vocabulary)
+    assert not {"group_matrix", "tag_threshold"} & set(model.state_dict())
+    path = tmp_path / "old.pt"
+    fusion.save_checkpoint(model, path, {})
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] |= {"tag_matrix": vocabulary.matrix,
+                           "tag_share": vocabulary.matrix.mean(dim=0)}
+    torch.save(blob, path)
+    fusion.load_checkpoint(fusion.FusionModel(vocabulary), path)
 
 
 def test_checkpoint_round_trip_and_errors(vocabulary: SceneVocabulary, tmp_path: Path) -> None:
@@ -105,7 +123,9 @@ def test_checkpoint_round_trip_and_errors(vocabulary: SceneVocabulary, tmp_path:
     with pytest.raises(ModelError, match="not an mmstream fusion checkpoint"):
         fusion.load_checkpoint(fresh, other)
     small = load_scene_vocabulary()
-    small = type(small)(tags=small.tags[:3], matrix=small.matrix[:, :3])
+    first = small.group_tag < 3
+    small = type(small)(tags=small.tags[:3], groups=small.groups[:, first],
+                        group_tag=small.group_tag[first], thresholds=small.thresholds[:3])
     with pytest.raises(ModelError, match="trained for scene tags"):
         fusion.load_checkpoint(fusion.FusionModel(small), path)
 
