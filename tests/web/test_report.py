@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_report_of_a_recording_shows_speech_timeline_and_frames_offline(
         recorded: tuple[Path, Path], tmp_path: Path, browser_page: WatchedPage,
         keep_screenshot: Callable[[WatchedPage, str], Path]) -> None:
-    recording, _ = recorded
+    recording, events = recorded
     out = tmp_path / "report.html"
     done = mmstream("report", str(recording), "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -46,7 +48,11 @@ def test_report_of_a_recording_shows_speech_timeline_and_frames_offline(
     assert all(pixels > 200 for pixels in coloured_pixels(browser_page))
     widths = thumbnail_widths(browser_page)
     assert widths and all(width == 160 for width in widths)
-    assert "31: 7 transcript, 8 scene, 8 emotion, 8 fused" in page.inner_text("#event-counts")
+    counts = Counter(json.loads(line)["type"] for line in events.read_text().splitlines())
+    shown = ", ".join(f"{counts[kind]} {kind}" for kind in ("transcript", "scene", "emotion",
+                                                             "fused"))
+    assert f"{sum(counts.values())}: {shown}" in page.inner_text("#event-counts")
+    assert counts["scene"] == counts["fused"] == 8  # one window a second over the 8.2 s clip
     assert "mmstream-fused/1" in page.inner_text("#summary")
     assert browser_page.other_requests() == [] and browser_page.requests == browser_page.opened
     assert browser_page.errors == []
