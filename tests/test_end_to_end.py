@@ -24,12 +24,15 @@ def words(text: str) -> list[str]:
 
 
 async def collect(url_port: int, topic: str, until_offline: bool = True,
-                  limit_s: float = 180) -> tuple[list[bytes], list[bytes]]:
+                  limit_s: float = 180, subscribed: asyncio.Event | None = None,
+                  ) -> tuple[list[bytes], list[bytes]]:
     """Subscribe, then return (event payloads, availability payloads) until 'offline'."""
     events: list[bytes] = []
     availability: list[bytes] = []
     async with aiomqtt.Client("127.0.0.1", url_port) as client:
-        await client.subscribe(topic, qos=1)
+        await client.subscribe(topic, qos=1)  # returns once the broker sent its SUBACK
+        if subscribed is not None:
+            subscribed.set()
         async with asyncio.timeout(limit_s):
             async for message in client.messages:
                 if message.topic.value.endswith("/status") and message.topic.value.count("/") == 2:
@@ -43,8 +46,9 @@ async def collect(url_port: int, topic: str, until_offline: bool = True,
 
 async def test_replay_to_mosquitto_delivers_schema_valid_events_in_order(broker,
                                                                          sample_clip: Path):
-    subscriber = asyncio.create_task(collect(broker.port, "mmstream/#"))
-    await asyncio.sleep(0.5)  # subscribed before the publisher starts
+    subscribed = asyncio.Event()
+    subscriber = asyncio.create_task(collect(broker.port, "mmstream/#", subscribed=subscribed))
+    await asyncio.wait_for(subscribed.wait(), 30)  # subscribed before the publisher starts
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mmstream", "replay", str(sample_clip), "--mqtt", broker.url,
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -9,6 +9,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from mmstream.cli.doctor_cmd import heartbeat_age
 from mmstream.logs import configure_logging, redact
 from mmstream.runtime import metrics
 from mmstream.runtime.service import Service
+from tests.conftest import wait_until
 from tests.daemon.test_sdnotify import synthetic_config
 
 
@@ -44,18 +46,24 @@ async def test_metrics_endpoint_of_a_running_pipeline(tmp_path: Path) -> None:
     service = Service(config)
     running = asyncio.create_task(service.run())
     await asyncio.wait_for(service.up.wait(), 30)
-    await asyncio.sleep(0.5)
     url = service.metrics_url
     assert url is not None and url.startswith("http://127.0.0.1:")  # loopback by default
-    text = await asyncio.to_thread(scrape, url)
+
+    first_channel = service.pipeline.channels[0].name  # type: ignore[union-attr]
+
+    def sampled() -> str | None:  # this pipeline's sampler has run and its stages worked
+        found = scrape(url)
+        return found if f'mmstream_queue_capacity{{channel="{first_channel}"}}' in found and (
+            re.search(r'mmstream_stage_seconds_count{stage="overload"} [1-9]', found)) else None
+
+    text = await asyncio.to_thread(wait_until, sampled, 30, "the metrics' first samples")
     healthy = await asyncio.to_thread(health, url)
     report = await asyncio.wait_for(running, 30)
     unhealthy = await asyncio.to_thread(health, url)
 
     assert sample_value(text, "mmstream_stage_seconds_count", stage="overload") > 0
-    first_channel = service.pipeline.channels[0].name  # type: ignore[union-attr]
     assert sample_value(text, "mmstream_queue_capacity", channel=first_channel) == 64
-    assert sample_value(text, "mmstream_queue_depth", channel=first_channel) >= 0
+    assert 0 <= sample_value(text, "mmstream_queue_depth", channel=first_channel) <= 64
     age = heartbeat_age(text, __import__("time").time())
     assert age is not None and age < 60
     assert sum(report.events.values()) == 0  # analysis stages off: only plumbing
@@ -78,7 +86,7 @@ def test_metric_functions_for_other_modules() -> None:
     metrics.count_reconnect("mqtt-test")
     metrics.count_drop("mic-test", "overflow:AudioChunk", 3)
     with metrics.timed_model_load("model-test"):
-        pass
+        time.sleep(0.05)  # the load being timed
     text = generate_latest(metrics.REGISTRY).decode()
     assert sample_value(text, "mmstream_whisper_rtf_sum", model="whisper-test") == 0.25
     assert sample_value(text, "mmstream_batch_size_sum", stage="infer-test") == 8
@@ -86,7 +94,7 @@ def test_metric_functions_for_other_modules() -> None:
     assert sample_value(text, "mmstream_reconnects_total", part="mqtt-test") >= 1
     assert sample_value(text, "mmstream_drops_total", where="mic-test",
                         reason="overflow:AudioChunk") >= 3
-    assert sample_value(text, "mmstream_model_load_seconds", model="model-test") >= 0
+    assert sample_value(text, "mmstream_model_load_seconds", model="model-test") >= 0.05
 
 
 @pytest.fixture

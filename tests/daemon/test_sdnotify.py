@@ -133,6 +133,9 @@ async def test_service_sends_ready_watchdog_and_stopping(
     assert sum(text == "WATCHDOG=1" for text in received.texts()) >= 1
 
 
+BLOCKED_S = 0.6  # longer than the watchdog period below (0.1 s): pings must stop
+
+
 class BlockingStage(Stage):
     """Blocks the event loop once (a bug a watchdog exists to catch)."""
 
@@ -144,7 +147,7 @@ class BlockingStage(Stage):
     async def process(self, item: Any) -> None:
         if isinstance(item, VideoFrame) and item.index == 3 and not self.blocked:
             self.blocked = True
-            time.sleep(0.6)  # noqa: ASYNC251 - the bug under test: blocks the loop
+            time.sleep(BLOCKED_S)  # noqa: ASYNC251 - the bug under test: blocks the loop
         await self.emit(item)
 
 

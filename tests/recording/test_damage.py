@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from mmstream.errors import SourceError
 from mmstream.events import StatusEvent
 from mmstream.media import VideoFrame
 from mmstream.recording.info import inspect_recording
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until
 from tests.recording.recording_helpers import inputs_only, record_synthetic, replay_items
 
 CHUNK_KB = 16
@@ -123,9 +122,7 @@ def test_recording_sigkilled_mid_write_is_readable(cli: Any, tmp_path: Path) -> 
          "--no-analysis", "--set", "record.flush_interval_s=0.2", "--set", "record.chunk_kb=64"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _has_chunks(out, 3):
-            time.sleep(0.2)
+        wait_until(lambda: _has_chunks(out, 3), 60, "three complete chunks on disk")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)

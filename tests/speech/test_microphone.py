@@ -25,6 +25,7 @@ from conftest import REPO
 from mmstream.audio.ring import CaptureRing
 from mmstream.audio.virtual_mic import VirtualMic
 from mmstream.models.whisper import word_error_rate
+from tests.conftest import wait_until
 from tests.speech.clips import conversation
 
 RATE = 22050  # the device's own rate: the source resamples it to 16 kHz
@@ -76,14 +77,12 @@ class Running:
 
     def wait_for(self, found: Callable[[list[dict[str, Any]]], bool],
                  timeout: float = 60) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            events = self.events()
-            if found(events):
-                return events
+        def seen() -> list[dict[str, Any]] | None:
             assert self.proc.poll() is None, self.log.read_text()
-            time.sleep(0.2)
-        raise AssertionError(f"timed out; events so far: {self.events()}")
+            events = self.events()
+            return events if found(events) else None
+
+        return wait_until(seen, timeout, "the events the test waits for")
 
     def stop(self) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGTERM)
