@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, wait_until
-from tests.daemon.test_sdnotify import NO_ANALYSIS, NotifyListener
+from tests.notify_listener import NotifyListener
+from tests.pipelines import NO_ANALYSIS
 
 PIPELINE = {
     "device_id": "first",

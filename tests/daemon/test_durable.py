@@ -18,7 +18,7 @@ import yaml
 
 from mmstream.broker import MosquittoBroker
 from tests.conftest import REPO, wait_until
-from tests.daemon.test_sdnotify import NotifyListener
+from tests.notify_listener import NotifyListener
 from tests.sinks.mqtt.helpers import Subscriber
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from mmstream.media import AUDIO_RATE
 from mmstream.stages.vad import FRAME, SileroVad, UtteranceSegmenter, VadSettings
-from tests.speech.clips import conversation, white_noise
+from tests.speech_clips import conversation, white_noise
 
 
 def utterances(samples: np.ndarray, settings: VadSettings | None = None,

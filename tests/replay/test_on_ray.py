@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray", reason="the Ray extra is not installed")
 
 from mmstream.replay.on_ray import RayBatchRunner, RayOptions  # noqa: E402
 from mmstream.replay.parquet import read_parquet_events  # noqa: E402
-from tests.fleet.ray_faults import CrashingWorker  # noqa: E402
+from tests.replay.ray_faults import CrashingWorker  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from mmstream.audio.ring import CaptureRing
 from mmstream.audio.virtual_mic import VirtualMic
 from mmstream.models.whisper import word_error_rate
 from tests.conftest import wait_until
-from tests.speech.clips import conversation
+from tests.speech_clips import conversation
 
 RATE = 22050  # the device's own rate: the source resamples it to 16 kHz
 SENTENCE = "Turn on the lights in the living room."

@@ -23,7 +23,7 @@ from mmstream.logs import configure_logging, redact
 from mmstream.runtime import metrics
 from mmstream.runtime.service import Service
 from tests.conftest import wait_until
-from tests.daemon.test_sdnotify import synthetic_config
+from tests.pipelines import synthetic_config
 
 
 def scrape(url: str) -> str:

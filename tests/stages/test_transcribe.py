@@ -16,7 +16,7 @@ from mmstream.models.whisper import collapse_repeats, normalise_word, word_error
 from mmstream.runtime.harness import run_stage
 from mmstream.stages.transcribe import TranscribeStage
 from mmstream.stages.transcripts import LocalAgreement
-from tests.speech.clips import chunks, conversation, white_noise
+from tests.speech_clips import chunks, conversation, white_noise
 
 SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
 

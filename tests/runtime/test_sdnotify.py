@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mmstream.config import StagesConfig, validate_pipeline
+from mmstream.config import validate_pipeline
 from mmstream.media import VideoFrame
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
@@ -23,44 +21,8 @@ from mmstream.runtime.sdnotify import Notifier
 from mmstream.runtime.service import Service
 from mmstream.runtime.stage import Stage
 from mmstream.sources.synthetic import SyntheticSource
-
-
-class NotifyListener:
-    """Receives datagrams in a thread (so it keeps listening while the loop under test blocks)."""
-
-    def __init__(self, address: str | bytes) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(address)
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def texts(self) -> list[str]:
-        return [text for _, text in self.messages]
-
-    def wait_for(self, needle: str, timeout: float = 20.0, after: int = 0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for text in self.texts()[after:]:
-                if needle in text:
-                    return text
-            time.sleep(0.02)
-        raise AssertionError(f"no {needle!r} in {self.texts()}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
+from tests.notify_listener import NotifyListener
+from tests.pipelines import NO_ANALYSIS, synthetic_config
 
 
 @pytest.fixture
@@ -72,21 +34,6 @@ def listener(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
 
 
 # every analysis stage off: these tests are about the daemon's plumbing, not the models
-NO_ANALYSIS = {name: {"enabled": False} for name, field in StagesConfig.model_fields.items()
-               if "enabled" in getattr(field.annotation, "model_fields", {})}
-
-
-def synthetic_config(tmp_path: Path, seconds: float, **runtime: Any) -> Any:
-    return validate_pipeline({
-        "device_id": "t1",
-        "sources": [{"kind": "synthetic", "duration_s": seconds, "realtime": True,
-                     "width": 32, "height": 24}],
-        "stages": NO_ANALYSIS,
-        "sinks": {"jsonl": {"path": str(tmp_path / "out.jsonl")}},
-        "runtime": runtime,
-    })
-
-
 def test_notify_reaches_a_path_socket(listener: tuple[NotifyListener, str]) -> None:
     received, path = listener
     notifier = Notifier({"NOTIFY_SOCKET": path})

@@ -19,7 +19,7 @@ from mmstream.runtime.observer import ChannelState
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source, Stage, StageLink
 from mmstream.stages.overload import OverloadStage
-from tests.daemon.test_sdnotify import NO_ANALYSIS
+from tests.pipelines import NO_ANALYSIS
 
 FRAME_SHAPE = (240, 320, 3)  # 230 KB a frame: keeping every frame of the burst would need ~460 MB
 SLOW_FRAME_S = 0.01  # the analysis handles 100 frames/s
