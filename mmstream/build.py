@@ -109,8 +109,12 @@ def _analysis_stages(config: PipelineConfig) -> list[Stage]:
         from mmstream.stages.window import WindowStage
 
         text_wait = None if analyses.transcribe.enabled else 0.0  # no transcripts to wait for
+        overload = config.runtime.overload
+        shedding = overload_active(config)
         stages += [WindowStage(analyses.window, mode=mode, text_wait_s=text_wait),
-                   InferStage(analyses.infer, mode=mode)]
+                   InferStage(analyses.infer, mode=mode,
+                              max_lag_s=overload.max_lag_s if shedding else None,
+                              vision_nice=overload.vision_nice if shedding else 0)]
     return stages
 
 

@@ -25,8 +25,9 @@ def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
 
 def say_done(report: Any) -> None:
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.events.items())) or "no events"
-    drops = sum(report.drops.values())
-    typer.echo(f"done: {counts}; {drops} dropped", err=True)
+    drops = {where: n for where, n in sorted(report.drops.items()) if n}
+    why = f" ({', '.join(f'{where} {n}' for where, n in drops.items())})" if drops else ""
+    typer.echo(f"done: {counts}; {sum(drops.values())} dropped{why}", err=True)
 
 
 @app.command()

@@ -49,6 +49,12 @@ class OverloadConfig(Section):
     check_interval_s: float = Field(1.0, gt=0, description="how often the policy decides")
     max_stride: int = Field(16, ge=1, description="analyse at least 1 in this many frames")
     recover_checks: int = Field(3, ge=1, description="healthy checks before the rate steps up")
+    max_lag_s: float = Field(
+        1.0, gt=0, description="a video window older than this (capture -> now) is not "
+        "analysed but shed, and the frame stride widens until windows are fresher")
+    vision_nice: int = Field(
+        10, ge=0, le=19, description="nice value of the vision threads (face detection, the "
+        "fused model): speech gets the CPU first; 0 = same as the rest")
 
     @model_validator(mode="after")
     def _ordered(self) -> OverloadConfig:

@@ -52,7 +52,7 @@ class WindowConfig(Section):
     )
     text_wait_s: float | None = Field(
         None, ge=0, description="live: the longest a window waits (media seconds past its end) "
-        "for transcripts decided by its end when whisper falls behind; default 2 s"
+        "for transcripts decided by its end when whisper falls behind; default 0.5 s"
     )
 
 

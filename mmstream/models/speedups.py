@@ -1,9 +1,12 @@
 """Inference speed-ups that do not change results: BatchNorm folding, in-conv padding, and
-glibc memory reuse for large CPU batches (see docs/models.md, "Memory on CPU")."""
+glibc memory reuse for large CPU batches (see docs/models.md, "Memory on CPU"), and a lower
+scheduling priority for vision threads (speech first)."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import threading
 import types
 
 import torch
@@ -65,3 +68,19 @@ def optimise_for_inference(encoder: EfficientNetLite0) -> EfficientNetLite0:
             _fold(block, "project_conv", "project_bn")
             _pad_in_conv(block.dw_conv)
     return encoder
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Run the calling thread (and thread pools it creates, such as torch's OpenMP workers)
+    at `nice`, so the scheduler gives other work — speech — the CPU first. Only raises the
+    nice value (lowering it needs privileges); a no-op where threads have no nice of their
+    own."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        if nice > current:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError:
+        pass

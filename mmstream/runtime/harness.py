@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from mmstream.runtime.control import PipelineControl
-from mmstream.runtime.observer import ChannelState
+from mmstream.runtime.observer import ChannelState, PipelineView
 from mmstream.runtime.stage import Item, Stage, StageLink
 
 
@@ -40,14 +40,22 @@ class AloneView:
     def media_read(self) -> dict[str, float]:
         return {}
 
+    def age(self, stream_id: str, t_capture: float) -> float | None:
+        return None
+
+    def lags(self) -> dict[str, float]:
+        return {}
+
     def channels(self, after: str | None = None) -> list[ChannelState]:
         return []
 
 
 class StageHarness:
-    def __init__(self, stage: Stage, *, open_stage: bool = True) -> None:
+    def __init__(self, stage: Stage, *, open_stage: bool = True,
+                 view: PipelineView | None = None) -> None:
         self.stage = stage
         self.open_stage = open_stage
+        self.view = view or AloneView()
         self.emitted: list[Item] = []
         self._group = asyncio.TaskGroup()
 
@@ -59,7 +67,7 @@ class StageHarness:
 
     async def __aenter__(self) -> Self:
         await self._group.__aenter__()
-        self.stage.attach(StageLink(self._collect, self._spawn, AloneView()))
+        self.stage.attach(StageLink(self._collect, self._spawn, self.view))
         if self.open_stage:
             await self.stage.open()
         return self

@@ -64,6 +64,8 @@ LOOP_LAG = Gauge("mmstream_loop_lag_seconds", "How late the event loop woke the 
                  registry=REGISTRY)
 DEGRADED = Gauge("mmstream_degraded", "1 while the overload policy sheds frames",
                  registry=REGISTRY)
+LAG = Gauge("mmstream_lag_seconds", "How late a stream's latest analysed window reached the "
+            "sinks (capture of its end -> delivery)", ["stream"], registry=REGISTRY)
 FRAME_STRIDE = Gauge("mmstream_frame_stride", "Overload policy: 1 in N video frames analysed",
                      registry=REGISTRY)
 
@@ -143,6 +145,8 @@ class PipelineMetrics(PipelineObserver):
                 where, _, reason = key.partition(":")
                 count_drop(where, reason, new)
                 self._seen_drops[key] = total
+        for stream, lag in pipeline.lags().items():
+            LAG.labels(stream=stream).set(lag)
         for kind, total in pipeline.event_counts().items():
             new = total - self._seen_events.get(kind, 0)
             if new > 0:

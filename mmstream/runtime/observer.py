@@ -46,6 +46,14 @@ class PipelineView(Protocol):
     def channels(self, after: str | None = None) -> list[ChannelState]:
         """Every channel, or those downstream of the stage named `after`."""
 
+    def age(self, stream_id: str, t_capture: float) -> float | None:
+        """Wall seconds since the stream's moment `t_capture` was captured (runtime/lag.py);
+        None for a stream not seen yet."""
+
+    def lags(self) -> dict[str, float]:
+        """Per stream, how late its latest analysed window reached the sinks (capture of its
+        end -> delivery), in seconds."""
+
 
 class PipelineObserver:
     """All hooks are no-ops; override what you need."""

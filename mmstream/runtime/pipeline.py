@@ -21,11 +21,20 @@ from typing import Any
 
 from mmstream.config.runtime import RunMode
 from mmstream.errors import MmstreamError, SinkError, SourceError, StageError
-from mmstream.events import Envelope, Event, Status, StatusEvent, event_type, stamped
+from mmstream.events import (
+    Envelope,
+    Event,
+    FusedEvent,
+    Status,
+    StatusEvent,
+    event_type,
+    stamped,
+)
 from mmstream.media import EndOfStream
 from mmstream.runtime.channel import Channel
 from mmstream.runtime.clock import Clock, clock_for
 from mmstream.runtime.control import PipelineControl
+from mmstream.runtime.lag import SourceClocks
 from mmstream.runtime.observer import ChannelState, PipelineObserver
 from mmstream.runtime.stage import Item, Sink, Source, Stage, StageLink
 
@@ -112,6 +121,7 @@ class Pipeline:
         self.observers = list(observers)
         self._opened_sources: set[int] = set()
         self._timing = {stage.name: _StageTiming() for stage in self.stages}
+        self.clocks = SourceClocks()
 
     # ---- what observers and stages may read (runtime/observer.py PipelineView) ---------------
 
@@ -219,6 +229,7 @@ class Pipeline:
                 self._source_opened(source)
                 async for item in source:
                     last_t = item.t_capture
+                    self.clocks.observe(item.stream_id, last_t)
                     first_t = last_t if first_t is None else first_t
                     self.report.media_read[source.name] = last_t - first_t
                     await self.channels[0].put(item)
@@ -291,6 +302,8 @@ class Pipeline:
             if isinstance(item, Envelope):
                 event = self.sequencer.stamp(item)  # type: ignore[arg-type]
                 self.report.events[event_type(event)] += 1
+                if isinstance(event, FusedEvent):  # one per analysed window
+                    self.clocks.published_window(event.stream_id, event.t_capture)
                 for sink in self.sinks:
                     await _delivered(sink, sink.send(event))
             else:
@@ -327,6 +340,12 @@ class _View:
 
     def channels(self, after: str | None = None) -> list[ChannelState]:
         return self._pipeline.channels_state(after)
+
+    def age(self, stream_id: str, t_capture: float) -> float | None:
+        return self._pipeline.clocks.age(stream_id, t_capture)
+
+    def lags(self) -> dict[str, float]:
+        return self._pipeline.clocks.lags()
 
 
 async def _named_failure(stage: str, work: Awaitable[None]) -> None:

@@ -17,10 +17,11 @@ own opinion, and the model version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from collections import deque
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -47,7 +48,7 @@ from mmstream.models.fused_model import (
     plan_for,
 )
 from mmstream.models.numerics import pin_math_threads
-from mmstream.models.speedups import keep_freed_memory
+from mmstream.models.speedups import keep_freed_memory, lower_thread_priority
 from mmstream.runtime import metrics
 from mmstream.runtime.batcher import MicroBatcher
 from mmstream.runtime.stage import Item, Stage
@@ -65,7 +66,7 @@ class _Job:
     """One window on its way: prepared in a thread pool, then batched, then turned to events."""
 
     window: Window
-    result: asyncio.Future[WindowResult]
+    result: asyncio.Future[WindowResult | None]  # None: shed, never analysed
     submitted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -73,7 +74,8 @@ class InferStage(Stage):
     name = "infer"
 
     def __init__(self, config: InferConfig | None = None, *, mode: RunMode = "live",
-                 model: FusedModel | None = None) -> None:
+                 model: FusedModel | None = None, max_lag_s: float | None = None,
+                 vision_nice: int = 0) -> None:
         self.config = config or InferConfig()
         # A fast replay batches by stream and count and emits at fixed places in its input, so
         # its output never depends on timing; live, results go out the moment they are in.
@@ -83,7 +85,19 @@ class InferStage(Stage):
         self.pending: dict[str, deque[_Job]] = {}
         self.max_pending_per_stream = 2 * self.config.max_batch
         self._prepare_pool: ThreadPoolExecutor | None = None
+        self._model_thread: ThreadPoolExecutor | None = None
         self._emitting = asyncio.Lock()  # results of one stream go out in window order
+        # Live overload policy: at most this many windows in analysis (prepared, batched or
+        # running); a window older than `max_lag_s` when its turn comes is shed, not analysed,
+        # so no backlog of stale work can build inside the stage.
+        self.max_lag_s = None if self.deterministic else max_lag_s
+        self._admission = (asyncio.Semaphore(self.config.prepare_threads + self.config.max_batch)
+                           if self.max_lag_s is not None else None)
+        self.vision_nice = vision_nice
+        self.shed: Counter[str] = Counter()
+
+    def drops(self) -> Mapping[str, int]:
+        return self.shed
 
     @property
     def model_version(self) -> str | None:
@@ -97,8 +111,12 @@ class InferStage(Stage):
         plan = plan_for(cfg.device, cfg.precision, cfg.compile)
         if plan.device.type == "cpu" and cfg.keep_freed_memory:
             keep_freed_memory()  # before the worker threads exist: they inherit it
+        # vision runs at a lower priority than speech (its thread pools inherit it)
+        self._model_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="mmstream-infer", initializer=lower_thread_priority,
+            initargs=(self.vision_nice,))
         self.batcher = MicroBatcher(self._forward, max_batch=cfg.max_batch,
-                                    max_wait_ms=cfg.max_wait_ms,
+                                    max_wait_ms=cfg.max_wait_ms, executor=self._model_thread,
                                     deterministic=self.deterministic, name=self.name)
         self.batcher.start()
         if self.model is None:
@@ -108,8 +126,9 @@ class InferStage(Stage):
                 self.model = await self.batcher.call(
                     FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
                     modalities=modalities, face_detector=cfg.face_detector)
-        self._prepare_pool = ThreadPoolExecutor(cfg.prepare_threads,
-                                                thread_name_prefix="mmstream-prepare")
+        self._prepare_pool = ThreadPoolExecutor(
+            cfg.prepare_threads, thread_name_prefix="mmstream-prepare",
+            initializer=lower_thread_priority, initargs=(self.vision_nice,))
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
                  self.model.plan.device, cfg.max_batch,
                  "deterministic" if self.deterministic else f"{cfg.max_wait_ms} ms wait")
@@ -138,8 +157,9 @@ class InferStage(Stage):
                 job.result.cancel()
         if self.batcher is not None:
             await self.batcher.close()
-        if self._prepare_pool is not None:
-            self._prepare_pool.shutdown(wait=True)
+        for pool in (self._prepare_pool, self._model_thread):
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     async def _start(self, window: Window) -> None:
         """Start preparing the window at once (windows of all streams prepare in parallel)."""
@@ -147,28 +167,43 @@ class InferStage(Stage):
         job = _Job(window, asyncio.get_running_loop().create_future())
         self.in_background(self._run(job, queue[-1] if queue else None))
         queue.append(job)
-        if len(queue) > self.max_pending_per_stream:
+        if self.max_lag_s is None and len(queue) > self.max_pending_per_stream:
             await asyncio.wait([queue[0].result])  # backpressure: wait for the oldest window
+
+    def _stale(self, window: Window) -> bool:
+        if self.max_lag_s is None:
+            return False
+        age = self.link.pipeline.age(window.stream_id, window.t_capture)
+        if age is None or age <= self.max_lag_s:
+            return False
+        self.shed[f"shed:stale_window:{window.stream_id}"] += 1
+        return True
 
     async def _run(self, job: _Job, previous: _Job | None) -> None:
         """Background: prepare, batch, infer; live, emit what is finished right away."""
-        assert self.model is not None and self.batcher is not None
-        loop = asyncio.get_running_loop()
         try:
-            try:
-                prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
-                                                      job.window)
-                if previous is not None:  # a stream's windows enter the batcher in their order
-                    await previous.submitted.wait()
-                future = self.batcher.submit(prepared, key=job.window.stream_id)
-            finally:
-                job.submitted.set()  # also on failure, so the stream's next window is not stuck
-            job.result.set_result(await future)
+            async with self._admission or contextlib.nullcontext():
+                job.result.set_result(await self._analyse(job, previous))
         except BaseException:
             job.result.cancel()  # whoever waits for it stops; the pipeline stops with the error
             raise
         if not self.deterministic:
             await self._emit_finished()
+
+    async def _analyse(self, job: _Job, previous: _Job | None) -> WindowResult | None:
+        assert self.model is not None and self.batcher is not None
+        loop = asyncio.get_running_loop()
+        try:
+            if self._stale(job.window):
+                return None
+            prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
+                                                  job.window)
+            if previous is not None:  # a stream's windows enter the batcher in their order
+                await previous.submitted.wait()
+            future = self.batcher.submit(prepared, key=job.window.stream_id)
+        finally:
+            job.submitted.set()  # also when shed or failed: the stream's next window goes on
+        return await future
 
     async def _emit_finished(self) -> None:
         """Live: events of the windows whose results are in, up to each stream's first gap."""
@@ -205,7 +240,8 @@ class InferStage(Stage):
                 await self._emit_events(job)
 
     async def _emit_events(self, job: _Job) -> None:
-        for event in self.events_for(job.result.result()):
+        result = job.result.result()
+        for event in self.events_for(result) if result is not None else ():
             await self.emit(event)
 
     # ---- results -> events ------------------------------------------------------------------

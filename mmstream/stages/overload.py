@@ -1,18 +1,22 @@
-"""Overload policy: when analysis cannot keep up, analyse fewer frames instead of growing.
+"""Overload policy: when analysis cannot keep up, analyse fewer frames instead of falling behind.
 
-`OverloadStage` sits first in a live or paced pipeline and watches the channels after it
-(through its `PipelineView`). Each check
-(every `check_interval_s`) it looks at how full they are and whether they had to drop frames:
+`OverloadStage` sits first in a live or paced pipeline and watches what follows it (through
+its `PipelineView`): how full the channels are, how late the latest analysed windows reached
+the sinks (capture of the window's end -> delivery, per stream: runtime/lag.py), and whether
+anything downstream had to drop (a full channel's frames, the inference stage's stale
+windows). Each check (every `check_interval_s`):
 
-- overloaded (a queue above `high_watermark`, or new overflow drops): the frame stride doubles
-  (analyse 1 in 2, 4, ... up to `max_stride` video frames per stream); the first time, a
-  `status` event with state "degraded" goes to every video stream seen;
-- keeping up (every queue below `low_watermark` for `recover_checks` checks in a row): the
-  stride halves; back at 1, a `status` event with state "online" says it recovered.
+- overloaded (a queue above `high_watermark`, new drops downstream, or a window later than
+  `max_lag_s`): the frame stride doubles (analyse 1 in 2, 4, ... up to `max_stride` video
+  frames per stream); the first time, a `status` event with state "degraded" goes to every
+  video stream seen, with the lag per stream, the stride and the shed counts;
+- keeping up (queues below `low_watermark` and windows within half of `max_lag_s`, for
+  `recover_checks` checks in a row): the stride halves; back at 1, an "online" status says so.
 
-Frames skipped by the stride are counted as `shed:VideoFrame` (the channels count their own
-`overflow:VideoFrame`). Audio, transcripts and events are never shed here: they are lossless,
-so if they back up the sources feel backpressure and the status event says so.
+Frames skipped by the stride are counted as `shed:VideoFrame`; the backlog that could build
+inside the analysis is bounded there (stages/infer.py sheds windows older than `max_lag_s`).
+Audio, transcripts and events are never shed here: they are lossless, and the vision threads
+run at a lower priority than speech (`vision_nice`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Literal
 
 from mmstream.config.runtime import OverloadConfig
 from mmstream.events import Status, StatusEvent
-from mmstream.media import EndOfStream, is_wall_clock
+from mmstream.media import EndOfStream
 from mmstream.runtime import metrics
 from mmstream.runtime.channel import is_droppable
 from mmstream.runtime.observer import ChannelState
@@ -48,7 +52,7 @@ class OverloadStage(Stage):
         self.transitions: list[Transition] = []
         self._monotonic = monotonic
         self._next_check = 0.0
-        self._seen_overflow = 0
+        self._seen_downstream_drops = 0
         self._healthy_checks = 0
         self._frame_count: dict[str, int] = {}
 
@@ -81,19 +85,30 @@ class OverloadStage(Stage):
             self._frame_count.pop(item.stream_id, None)
         await self.emit(item)
 
+    def lag(self) -> float:
+        """How late the latest analysed windows reached the sinks (the worst stream)."""
+        return max(self.link.pipeline.lags().values(), default=0.0)
+
+    def _new_downstream_drops(self) -> int:
+        """Frames overflowing a channel, stale windows shed by the analysis: both mean the
+        analysis is behind, wherever the backlog is."""
+        total = sum(n for where, n in self.link.pipeline.drops().items()
+                    if not where.startswith(f"{self.name}:") and "text_not_waited" not in where)
+        new, self._seen_downstream_drops = total - self._seen_downstream_drops, total
+        return new
+
     def check(self) -> Transition | None:
         """One decision of the policy; returns the state it moved to, if it changed."""
         cfg = self.config
-        pressure = self.pressure()
-        overflow = sum(ch.dropped for ch in self.downstream())
-        new_overflow, self._seen_overflow = overflow - self._seen_overflow, overflow
+        pressure, lag = self.pressure(), self.lag()
+        new_drops = self._new_downstream_drops()
         transition: Transition | None = None
-        if pressure >= cfg.high_watermark or new_overflow > 0:
+        if pressure >= cfg.high_watermark or new_drops > 0 or lag > cfg.max_lag_s:
             self._healthy_checks = 0
             self.stride = min(cfg.max_stride, self.stride * 2)
             if not self.degraded:
                 self.degraded, transition = True, "degraded"
-        elif pressure <= cfg.low_watermark:
+        elif pressure <= cfg.low_watermark and lag <= cfg.max_lag_s / 2:
             self._healthy_checks += 1
             if self._healthy_checks >= cfg.recover_checks:
                 self._healthy_checks = 0
@@ -105,23 +120,24 @@ class OverloadStage(Stage):
         metrics.set_overload(self.degraded, self.stride)
         if transition is not None:
             self.transitions.append(transition)
-            log.warning("overload: %s (analysing 1 in %d video frames, queues %.0f%% full)",
-                        transition, self.stride, 100 * pressure)
+            log.warning("overload: %s (analysing 1 in %d video frames, windows %.2f s late, "
+                        "queues %.0f%% full)", transition, self.stride, lag, 100 * pressure)
         return transition
 
     def _status_events(self, transition: Transition, item: Item) -> list[StatusEvent]:
-        t_capture = float(item.t_capture)
-        # only a wall-clock capture time says how far behind now the analysis is
-        lag = max(0.0, time.time() - t_capture) if is_wall_clock(t_capture) else 0.0
+        view = self.link.pipeline
+        lags = view.lags()
         if transition == "degraded":
-            message = (f"analysis cannot keep up: analysing 1 in {self.stride} video frames; "
-                       "audio is kept (never shed)")
+            message = (f"analysis cannot keep up: analysing 1 in {self.stride} video frames, "
+                       "stale windows shed; audio and transcripts are kept (never shed)")
         else:
             message = "analysis keeps up again: every video frame analysed"
-        drops = self.link.pipeline.drops()
-        details = {"frame_stride": self.stride, "queue_fill": round(self.pressure(), 3)}
+        drops = view.drops()
+        shed = {where: n for where, n in drops.items() if "shed" in where or "overflow" in where}
+        details = {"frame_stride": self.stride, "queue_fill": round(self.pressure(), 3),
+                   "lag_s": lags, "shed": shed, "max_lag_s": self.config.max_lag_s}
         streams = list(self._frame_count) or [item.stream_id]
-        return [StatusEvent(stream_id=stream, t_capture=t_capture,
+        return [StatusEvent(stream_id=stream, t_capture=item.t_capture,
                             payload=Status(state=transition, message=message, drops=drops,
-                                           lag_s=round(lag, 3), details=details))
+                                           lag_s=lags.get(stream, 0.0), details=details))
                 for stream in streams]

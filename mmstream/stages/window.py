@@ -20,7 +20,8 @@ flushed. Every item passes on unchanged.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ from mmstream.media import (
 from mmstream.runtime.stage import Item, Stage
 
 ALIGN_GRACE_S = 0.25  # a frame may arrive this much (source time) after audio of its moment
-LIVE_TEXT_WAIT_S = 2.0
+LIVE_TEXT_WAIT_S = 0.5  # a partial decodes in ~0.1-0.4 s here; the window must stay fresh
 REPLAY_TEXT_WAIT_S = 30.0  # a bound only: in a fast replay TextProgress keeps up with audio
 
 
@@ -76,6 +77,11 @@ class WindowStage(Stage):
         self.max_frame_age_s = self.config.max_frame_age_s or self.config.length_s
         self.streams: dict[str, _Stream] = {}
         self.windows_emitted = 0
+        self.late_text: Counter[str] = Counter()  # windows that went before their text
+
+    def drops(self) -> Mapping[str, int]:
+        """Windows that did not wait for all their text (live, whisper behind)."""
+        return self.late_text
 
     async def process(self, item: Item) -> None:
         if isinstance(item, EndOfStream):
@@ -134,11 +140,13 @@ class WindowStage(Stage):
             has_video = state.frame_end > -math.inf
             grace = ALIGN_GRACE_S if has_video and state.has_audio else 0.0
             media_done = state.watermark >= end + grace
-            text_done = (not state.has_audio or self.text_wait_s <= 0
-                         or state.text_heard_to >= end
-                         or state.watermark >= end + self.text_wait_s)
-            if not (media_done and text_done):
+            text_known = (not state.has_audio or self.text_wait_s <= 0
+                          or state.text_heard_to >= end)
+            waited_enough = state.watermark >= end + self.text_wait_s
+            if not (media_done and (text_known or waited_enough)):
                 break
+            if not text_known:
+                self.late_text[f"text_not_waited_for:{stream_id}"] += 1
             windows.extend(self._emit(state, stream_id))
         return windows
 

@@ -24,6 +24,11 @@ def transcripts(events: list[Event]) -> list[tuple[float, bool, str, float, floa
             for e in events if isinstance(e, TranscriptEvent)]
 
 
+def dropped(stderr: str, reason: str) -> int:
+    """What the run's `done:` line counts for a drop reason (summed over streams)."""
+    return sum(int(n) for n in re.findall(rf"{reason}\S* (\d+)", stderr))
+
+
 def by_window(events: list[Event], kind: type) -> dict[float, Any]:
     return {e.t_capture: e.payload for e in events if isinstance(e, kind)}
 
@@ -39,13 +44,15 @@ def test_a_fast_replay_of_a_realtime_recording_gives_the_live_events(
     assert fast.returncode == 0, fast.stderr
     live_events, fast_events = events_of(live_out), events_of(fast_out)
 
-    # Live, a partial is skipped when whisper is still busy with the previous one (a loaded
-    # CPU): the one way the live transcripts may differ. Everything else must be equal.
-    shed = int(re.search(r"; (\d+) dropped", live.stderr).group(1))  # type: ignore[union-attr]
+    # Live, on a loaded CPU, a partial is skipped while whisper is busy with the previous one,
+    # and a window goes without the text whisper has not finished: the only ways the live
+    # events may differ, and the run counts them. Everything else must be equal.
+    skipped = dropped(live.stderr, "partial_skipped_busy")
+    late = dropped(live.stderr, "text_not_waited_for")
     said_live, said_fast = transcripts(live_events), transcripts(fast_events)
     assert set(said_live) <= set(said_fast)
     extra = set(said_fast) - set(said_live)
-    assert all(not final for _, final, *_ in extra) and len(extra) <= shed
+    assert all(not final for _, final, *_ in extra) and len(extra) <= skipped
     assert [t for t in said_live if t[1]] == [t for t in said_fast if t[1]]  # every final
     assert any("kitchen camera" in text for _, _, text, *_ in said_live)
 
@@ -53,7 +60,9 @@ def test_a_fast_replay_of_a_realtime_recording_gives_the_live_events(
         assert by_window(live_events, kind).keys() == by_window(fast_events, kind).keys()
     live_fused, fast_fused = by_window(live_events, FusedEvent), by_window(fast_events, FusedEvent)
     same_text = [t for t in live_fused if live_fused[t].transcript == fast_fused[t].transcript]
-    assert len(same_text) >= len(live_fused) - len(extra)
+    extra_texts = {text for _, _, text, *_ in extra}
+    for t in set(live_fused) - set(same_text):  # each difference has its counted cause
+        assert late or any(text in fast_fused[t].transcript for text in extra_texts), t
     assert len(live_fused) >= 7  # one window a second over the 8 s clip
     for t in same_text:
         a, b = live_fused[t], fast_fused[t]

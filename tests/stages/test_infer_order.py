@@ -1,9 +1,13 @@
 """Deterministic batching: where a window's events land in the output depends on the input only,
-never on how fast the model answered (replays must be byte-identical, whatever the timing)."""
+never on how fast the model answered (replays must be byte-identical, whatever the timing).
+Live: results go out when ready, and windows too old to matter are shed, not queued."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,8 +16,8 @@ import pytest
 
 from mmstream.config import InferConfig
 from mmstream.events import Event, FusedEvent
-from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, Window
-from mmstream.runtime.harness import StageHarness
+from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, VideoFrame, Window
+from mmstream.runtime.harness import AloneView, StageHarness
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source
 from mmstream.stages.infer import InferStage
@@ -105,3 +109,39 @@ async def test_live_results_do_not_wait_for_the_next_item() -> None:
     finally:
         release.set()
         await asyncio.wait_for(running, 60)
+
+
+class WallClockStreams(AloneView):
+    """Streams whose capture time is the wall clock, as a live camera's."""
+
+    def age(self, stream_id: str, t_capture: float) -> float | None:
+        return time.time() - t_capture
+
+
+@pytest.mark.slow
+async def test_live_inference_sheds_windows_older_than_max_lag_instead_of_queueing_them() -> None:
+    now = time.time()
+    frame = np.zeros((120, 160, 3), dtype=np.uint8)
+    windows = []
+    for index in range(10):  # a backlog: every other window is a minute old by its turn
+        for stream, age in (("fresh", 0.0), ("stale", 60.0)):
+            t = now - age + index
+            windows.append(Window(stream, t, t - 2.0, index,
+                                  VideoFrame(stream, t, frame, index)))
+    stage = InferStage(InferConfig(), mode="live", max_lag_s=30.0, vision_nice=10)
+    async with StageHarness(stage, view=WallClockStreams()) as harness:
+        for window in windows:
+            await harness.feed(window)
+        for stream in ("fresh", "stale"):
+            await harness.feed(EndOfStream(stream, now + 10))
+        vision = [t for t in threading.enumerate() if t.name.startswith(
+            ("mmstream-infer", "mmstream-prepare"))]
+        # speech first: the vision threads run at a lower priority
+        assert vision and {os.getpriority(os.PRIO_PROCESS, t.native_id or 0)
+                           for t in vision} == {10}
+    fused = [e for e in harness.emitted if isinstance(e, FusedEvent)]
+    assert [e.payload.window_end for e in fused] == [w.t_capture for w in windows
+                                                     if w.stream_id == "fresh"]
+    assert stage.drops() == {"shed:stale_window:stale": 10}  # counted, by stream and reason
+    ends = [e for e in harness.emitted if isinstance(e, EndOfStream)]
+    assert len(ends) == 2  # both streams still end properly

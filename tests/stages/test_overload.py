@@ -154,3 +154,28 @@ def test_overload_policy_is_off_for_fast_replays(tmp_path: Any) -> None:
     stages = build_pipeline(paced).stages
     assert isinstance(stages[0], OverloadStage)
     assert not any(isinstance(stage, OverloadStage) for stage in build_pipeline(fast).stages)
+
+
+def test_a_backlog_inside_a_stage_is_overload_though_the_queues_are_empty() -> None:
+    """The inference stage takes windows without blocking and works in the background: its
+    queues look empty while its windows come out late. The governor goes by that lag."""
+    late = {"cam0": 2.5}
+
+    class LateWindows(AloneView):
+        def lags(self) -> dict[str, float]:
+            return dict(late)
+
+    governor = OverloadStage(OverloadConfig(recover_checks=2, max_stride=8, max_lag_s=1.0))
+
+    async def nowhere(item: Any) -> None:
+        raise AssertionError("check() emits nothing")
+
+    governor.attach(StageLink(nowhere, asyncio.create_task, LateWindows()))
+    assert governor.pressure() == 0.0
+    assert governor.check() == "degraded" and governor.stride == 2
+    assert governor.check() is None and governor.stride == 4
+    late["cam0"] = 0.7  # within max_lag_s but not yet well within it: hold
+    assert governor.check() is None and governor.stride == 4
+    late["cam0"] = 0.2
+    assert governor.check() is None and governor.check() is None and governor.stride == 2
+    assert governor.check() is None and governor.check() == "online" and governor.stride == 1

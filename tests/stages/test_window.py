@@ -80,15 +80,14 @@ async def test_a_window_waits_until_what_was_said_by_its_end_is_known() -> None:
         (3.0, "good morning")]
 
 
-def _spoken_stream(live: bool) -> list[Any]:
+def _spoken_stream(delay: float) -> list[Any]:
     """Audio 0-6 s with a sentence at 0.5-3.1 s: partials decided at 1.5 and 2.5 s, the final
-    at 3.6 s (after the pause). Fast: each transcript comes right before the audio chunk it
-    was decided at. Live: whisper answers 1.2 s of audio later, progress held back until then."""
+    at 3.6 s (after the pause). Each transcript comes `delay` s of audio after the chunk it was
+    decided at (0: a fast replay; live, whisper's decoding time), progress held back until then."""
     media = _media("mic", 6.0, audio=True)
     said = {1.5: _said("mic", "the parcel", 0.5, 1.5, final=False),
             2.5: _said("mic", "the parcel is on", 0.5, 2.5, final=False),
             3.6: _said("mic", "the parcel is on the porch", 0.5, 3.1)}
-    delay = 1.2 if live else 0.0
     items: list[Any] = []
     pending: list[tuple[float, Any]] = []
     for chunk in media:
@@ -111,10 +110,17 @@ async def test_live_and_fast_give_the_same_windows() -> None:
         return [(w.t_capture, w.text) for w in await _run(stage, items)
                 if isinstance(w, Window)]
 
-    fast = await cut(_spoken_stream(live=False), "fast")
-    assert fast == await cut(_spoken_stream(live=True), "live")
+    fast = await cut(_spoken_stream(0.0), "fast")
+    assert fast == await cut(_spoken_stream(0.4), "live")  # whisper within text_wait_s
     assert fast[:4] == [(2.0, "the parcel"), (3.0, "the parcel is on"),
                         (4.0, "the parcel is on the porch"), (5.0, "the parcel is on the porch")]
+
+
+async def test_live_windows_do_not_wait_long_for_a_whisper_that_falls_behind() -> None:
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), mode="live")
+    windows = [w for w in await _run(stage, _spoken_stream(1.2)) if isinstance(w, Window)]
+    assert windows[0].text == ""  # [0, 2] went 0.5 s of media after its end, text or not
+    assert stage.drops() == {"text_not_waited_for:mic": 3}  # and says so
 
 
 async def test_text_wait_is_bounded_by_media_time() -> None:
