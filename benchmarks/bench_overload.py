@@ -53,8 +53,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def make_media(folder: Path, seconds: float) -> tuple[Path, Path, int]:
-    """A 640x480 2 fps camera clip, and a speech clip (sentences, 2 s apart) lasting
-    `seconds`; returns them and the number of sentences spoken."""
+    """A 640x480 2 fps camera clip (a camera at 2 fps, as in the issue), and a speech clip (a
+    sentence every 5 s) lasting `seconds`; returns them and the number of sentences spoken."""
     camera = folder / "camera2fps.mp4"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(sample_clip()), "-vf",
                     "scale=640:480", "-r", "2", "-c:v", "libx264", "-preset", "ultrafast",

@@ -106,4 +106,15 @@ class TextProgress:
     t_capture: float
 
 
-MediaItem = VideoFrame | AudioChunk | EndOfStream | TextProgress
+@dataclass(frozen=True, slots=True, eq=False)
+class FrameSkipped:
+    """A video frame captured at `t_capture` that a policy did not pass on (the overload
+    stride, a lowered frame rate): later stages learn that the stream's video has moved on,
+    so a window still closes on time when fewer frames are analysed. Not published."""
+
+    droppable: ClassVar[bool] = False
+    stream_id: str
+    t_capture: float
+
+
+MediaItem = VideoFrame | AudioChunk | EndOfStream | TextProgress | FrameSkipped

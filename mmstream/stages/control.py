@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from mmstream.media import AudioChunk, VideoFrame
+from mmstream.media import AudioChunk, FrameSkipped, VideoFrame
 from mmstream.runtime.control import PipelineControl
 from mmstream.runtime.stage import Item, Stage
 
@@ -35,6 +35,7 @@ class ControlStage(Stage):
             last = self._last_frame.get(item.stream_id)
             if last is not None and item.t_capture - last < 1.0 / self.control.fps - 1e-6:
                 self.dropped["rate:VideoFrame"] += 1
+                await self.emit(FrameSkipped(item.stream_id, item.t_capture))
                 return
             self._last_frame[item.stream_id] = item.t_capture
         await self.emit(item)

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from mmstream.config import InferConfig, RunMode
@@ -39,7 +40,7 @@ from mmstream.events import (
     SceneEvent,
     Tag,
 )
-from mmstream.media import EndOfStream, Window
+from mmstream.media import AUDIO_RATE, EndOfStream, VideoFrame, Window
 from mmstream.models.fused_model import (
     MODALITIES,
     FusedModel,
@@ -87,11 +88,12 @@ class InferStage(Stage):
         self._prepare_pool: ThreadPoolExecutor | None = None
         self._model_thread: ThreadPoolExecutor | None = None
         self._emitting = asyncio.Lock()  # results of one stream go out in window order
-        # Live overload policy: at most this many windows in analysis (prepared, batched or
-        # running); a window older than `max_lag_s` when its turn comes is shed, not analysed,
-        # so no backlog of stale work can build inside the stage.
+        # Live overload policy: a few windows in analysis at a time (prepared, batched or
+        # running: enough to keep the threads busy and batch a little); a window older than
+        # `max_lag_s` when its turn comes, or once prepared, is shed, not analysed further, so
+        # no backlog of stale work builds inside the stage and nothing is published very late.
         self.max_lag_s = None if self.deterministic else max_lag_s
-        self._admission = (asyncio.Semaphore(self.config.prepare_threads + self.config.max_batch)
+        self._admission = (asyncio.Semaphore(2 * self.config.prepare_threads + 2)
                            if self.max_lag_s is not None else None)
         self.vision_nice = vision_nice
         self.shed: Counter[str] = Counter()
@@ -129,9 +131,25 @@ class InferStage(Stage):
         self._prepare_pool = ThreadPoolExecutor(
             cfg.prepare_threads, thread_name_prefix="mmstream-prepare",
             initializer=lower_thread_priority, initargs=(self.vision_nice,))
+        if not self.deterministic:
+            await self._warm_up()
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
                  self.model.plan.device, cfg.max_batch,
                  "deterministic" if self.deterministic else f"{cfg.max_wait_ms} ms wait")
+
+    async def _warm_up(self) -> None:
+        """Live: the first window of each prepare thread and the first forward pass cost up to a
+        second (detector set-up, kernel choice); pay that before the camera's first window, not
+        with it (it would be stale, and shed)."""
+        assert self.model is not None and self.batcher is not None
+        frame = VideoFrame("warm-up", 0.0, np.zeros((480, 640, 3), dtype=np.uint8))
+        blank = Window("warm-up", 2.0, 0.0, 0, frame, np.zeros(2 * AUDIO_RATE, np.float32),
+                       has_audio=True)
+        loop = asyncio.get_running_loop()
+        prepared = await asyncio.gather(*(
+            loop.run_in_executor(self._prepare_pool, self.model.prepare, blank)
+            for _ in range(self.config.prepare_threads)))
+        await self.batcher.call(self.model.forward, prepared[:1])
 
     def _forward(self, batch: Sequence[PreparedWindow]) -> list[WindowResult]:
         assert self.model is not None
@@ -200,6 +218,8 @@ class InferStage(Stage):
                                                   job.window)
             if previous is not None:  # a stream's windows enter the batcher in their order
                 await previous.submitted.wait()
+            if self._stale(job.window):
+                return None
             future = self.batcher.submit(prepared, key=job.window.stream_id)
         finally:
             job.submitted.set()  # also when shed or failed: the stream's next window goes on

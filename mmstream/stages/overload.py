@@ -29,7 +29,7 @@ from typing import Literal
 
 from mmstream.config.runtime import OverloadConfig
 from mmstream.events import Status, StatusEvent
-from mmstream.media import EndOfStream
+from mmstream.media import EndOfStream, FrameSkipped
 from mmstream.runtime import metrics
 from mmstream.runtime.channel import is_droppable
 from mmstream.runtime.observer import ChannelState
@@ -38,6 +38,9 @@ from mmstream.runtime.stage import Item, Stage
 log = logging.getLogger(__name__)
 
 Transition = Literal["degraded", "online"]
+# Windows this far within max_lag_s count as keeping up: a video window closes with the first
+# frame at or after its end, up to one frame interval (0.5 s at 2 fps) late by design.
+HEALTHY_LAG = 0.75
 
 
 class OverloadStage(Stage):
@@ -80,6 +83,7 @@ class OverloadStage(Stage):
             self._frame_count[stream] = seen + 1
             if seen % self.stride:
                 self.shed[f"shed:{type(item).__name__}"] += 1
+                await self.emit(FrameSkipped(stream, item.t_capture))  # the clock goes on
                 return
         elif isinstance(item, EndOfStream):
             self._frame_count.pop(item.stream_id, None)
@@ -108,7 +112,7 @@ class OverloadStage(Stage):
             self.stride = min(cfg.max_stride, self.stride * 2)
             if not self.degraded:
                 self.degraded, transition = True, "degraded"
-        elif pressure <= cfg.low_watermark and lag <= cfg.max_lag_s / 2:
+        elif pressure <= cfg.low_watermark and lag <= cfg.max_lag_s * HEALTHY_LAG:
             self._healthy_checks += 1
             if self._healthy_checks >= cfg.recover_checks:
                 self._healthy_checks = 0

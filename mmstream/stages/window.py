@@ -32,6 +32,7 @@ from mmstream.media import (
     AUDIO_RATE,
     AudioChunk,
     EndOfStream,
+    FrameSkipped,
     TextProgress,
     VideoFrame,
     Window,
@@ -111,6 +112,9 @@ class WindowStage(Stage):
         if isinstance(item, VideoFrame):
             state = self._stream(item.stream_id, item.t_capture)
             state.frames.append(item)
+            state.frame_end = max(state.frame_end, item.t_capture)
+        elif isinstance(item, FrameSkipped):  # video went on, this frame is not analysed
+            state = self._stream(item.stream_id, item.t_capture)
             state.frame_end = max(state.frame_end, item.t_capture)
         elif isinstance(item, AudioChunk):
             state = self._stream(item.stream_id, item.t_capture)

@@ -8,7 +8,15 @@ import numpy as np
 
 from mmstream.config import RunMode, WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
-from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, TextProgress, VideoFrame, Window
+from mmstream.media import (
+    AUDIO_RATE,
+    AudioChunk,
+    EndOfStream,
+    FrameSkipped,
+    TextProgress,
+    VideoFrame,
+    Window,
+)
 from mmstream.runtime.harness import StageHarness, run_stage
 from mmstream.stages.window import WindowStage
 
@@ -154,6 +162,22 @@ async def test_video_only_streams_and_stale_frames() -> None:
     assert 3.0 not in starts and 4.0 not in starts  # no frame within max_frame_age: no window
     assert all(w.frame is not None and not w.has_audio and not len(w.audio) for w in windows)
     assert {w.t_start for w in windows} >= {0.0, 1.0, 6.0}
+
+
+async def test_skipped_frames_still_close_windows_on_time() -> None:
+    """Under overload only 1 frame in 4 is analysed; the others pass as marks, so a window
+    closes with the first frame (analysed or not) at its end, not up to 4 frames later."""
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=2.0)
+    items: list[Any] = []
+    for i, frame in enumerate(_media("cam", 4.0, fps=4.0, audio=False)):
+        items.append(frame if i % 4 == 0 else FrameSkipped("cam", frame.t_capture))
+    async with StageHarness(stage) as harness:
+        closed_by = {}
+        for item in items:
+            for window in await harness.feed(item):
+                if isinstance(window, Window):
+                    closed_by[window.t_capture] = item.t_capture
+    assert closed_by == {2.0: 2.0, 3.0: 3.0}  # the frame at the end closes it, skipped or not
 
 
 async def test_wall_clock_streams_share_one_grid() -> None:
