@@ -117,4 +117,33 @@ class FrameSkipped:
     t_capture: float
 
 
-MediaItem = VideoFrame | AudioChunk | EndOfStream | TextProgress | FrameSkipped
+@dataclass(frozen=True, slots=True, eq=False)
+class FaceMark:
+    """A face found in an analysed frame, in its pixel coordinates."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    landmarks: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AnalysedFrame:
+    """What a live window's analysis saw: its frame, the faces in it, and what the window's
+    events said (scene tags, emotion). Made by the inference stage for the sinks that show a
+    picture (the web view, Home Assistant's camera); droppable like the frame it carries, and
+    never published or recorded."""
+
+    droppable: ClassVar[bool] = True
+    stream_id: str
+    t_capture: float  # the window's end
+    image: np.ndarray  # RGB uint8 (H, W, 3), the window's frame (not a copy)
+    frame_t: float  # when that frame was captured
+    faces: tuple[FaceMark, ...] = ()
+    tags: tuple[tuple[str, float], ...] = ()  # published scene tags (label, score)
+    emotion: str | None = None
+    valence: float | None = None
+
+
+MediaItem = VideoFrame | AudioChunk | EndOfStream | TextProgress | FrameSkipped | AnalysedFrame

@@ -40,7 +40,14 @@ from mmstream.events import (
     SceneEvent,
     Tag,
 )
-from mmstream.media import AUDIO_RATE, EndOfStream, VideoFrame, Window
+from mmstream.media import (
+    AUDIO_RATE,
+    AnalysedFrame,
+    EndOfStream,
+    FaceMark,
+    VideoFrame,
+    Window,
+)
 from mmstream.models.fused_model import (
     MODALITIES,
     FusedModel,
@@ -261,8 +268,13 @@ class InferStage(Stage):
 
     async def _emit_events(self, job: _Job) -> None:
         result = job.result.result()
-        for event in self.events_for(result) if result is not None else ():
+        if result is None:
+            return
+        events = self.events_for(result)
+        for event in events:
             await self.emit(event)
+        if not self.deterministic and result.prepared.window.frame is not None:
+            await self.emit(analysed_frame(result, events))  # for sinks that show a picture
 
     # ---- results -> events ------------------------------------------------------------------
     def events_for(self, result: WindowResult) -> list[Envelope]:
@@ -349,3 +361,16 @@ class InferStage(Stage):
             contributions=[image, *contributions],
             emotion_confidence=emotion.confidence if emotion is not None else 0.0,
         )
+
+
+def analysed_frame(result: WindowResult, events: Sequence[Envelope]) -> AnalysedFrame:
+    """The window's frame with what its analysis found on it (see media.AnalysedFrame)."""
+    window, face = result.prepared.window, result.prepared.face_box
+    assert window.frame is not None
+    faces = (FaceMark(face.x, face.y, face.w, face.h, tuple(face.landmarks or ())),) if face else ()
+    scene = next((e.payload for e in events if isinstance(e, SceneEvent)), None)
+    emotion = next((e.payload for e in events if isinstance(e, EmotionEvent)), None)
+    return AnalysedFrame(
+        window.stream_id, window.t_capture, window.frame.image, window.frame.t_capture, faces,
+        tuple((t.label, t.score) for t in scene.tags) if scene else (),
+        emotion.label if emotion else None, emotion.valence if emotion else None)
