@@ -80,8 +80,12 @@ def home_assistant(
         if mqtt is None:
             raise ConfigError(f"{pipeline}: no sinks.mqtt section to take the broker from")
         streams = [source.id for source in config.sources]
-        build = removal_messages if ha_remove else discovery_messages
-        messages = build(mqtt.homeassistant, mqtt.prefix, config.device_id, streams)
+        if ha_remove:  # every entity there may be, control ones too
+            messages = removal_messages(mqtt.homeassistant, mqtt.prefix, config.device_id,
+                                        streams)
+        else:
+            messages = discovery_messages(mqtt.homeassistant, mqtt.prefix, config.device_id,
+                                          streams, control=mqtt.control)
         settings = one_off_settings(mqtt)  # the sink's broker and credentials; not its session
         publish_retained(settings, messages)
         done = "removed" if ha_remove else "published"

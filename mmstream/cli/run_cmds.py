@@ -55,6 +55,8 @@ def replay(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write events as JSONL here; "
                                     "for a folder or glob: the folder for one JSONL per input."),
     mqtt: str | None = typer.Option(None, "--mqtt", help="Publish to this broker, mqtt://h:p."),
+    ha: bool = typer.Option(False, "--ha", help="With --mqtt: publish Home Assistant discovery "
+                            "too, so the replayed device appears there (docs/mqtt.md)."),
     realtime: bool = typer.Option(False, "--realtime", help="Pace at the input's own rate."),
     speed: float | None = typer.Option(None, "--speed", min=0.01,
                                        help="Pace a recording at this multiple of real time."),
@@ -124,6 +126,7 @@ def replay(
         media = Path(source)
         say_done(run_one(media, lambda events: replay_config(
             media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
+            home_assistant=ha,
             deterministic=deterministic), out))
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report

@@ -43,6 +43,15 @@ class HomeAssistantConfig(Section):
     enabled: bool = Field(False, description="publish Home Assistant MQTT discovery configs")
     prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
     name: str | None = Field(None, description="device name shown in HA (default: device_id)")
+    snapshot_interval_s: float = Field(
+        2.0, gt=0, description="the camera entity's picture: at most one per stream this often")
+    snapshot_width: int = Field(640, ge=64, le=3840, description="the picture's width (pixels)")
+    presence_hold_s: float = Field(
+        10.0, ge=0, description="'person present' stays on this long (media seconds) after "
+        "the last window with a face or a person, so it does not flap")
+    event_max_age_s: float = Field(
+        60.0, gt=0, description="the utterance event entity ignores transcripts older than "
+        "this (a restart, a spool delivering after an outage): automations see only fresh ones")
 
 
 class CoalesceConfig(Section):

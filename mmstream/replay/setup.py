@@ -122,6 +122,7 @@ def replay_config(
     cuda: bool = False,
     record_to: Path | None = None,
     analysis: bool = True,
+    home_assistant: bool = False,
     stdout_by_default: bool = True,
 ) -> PipelineConfig:
     """The pipeline a replay runs: the given (or default) pipeline with `media` as its source.
@@ -136,6 +137,10 @@ def replay_config(
     if mqtt is not None:
         updates.append((["sinks", "mqtt", "url"], mqtt))
     mqtt_file = file_sinks.get("mqtt") or {}
+    if home_assistant:
+        if mqtt is None and not mqtt_file:
+            raise ConfigError("--ha publishes Home Assistant discovery over MQTT: give --mqtt")
+        updates.append((["sinks", "mqtt", "homeassistant", "enabled"], True))
     if (mqtt is not None or mqtt_file) and not (mqtt_file.get("spool") or {}).get("path"):
         updates.append((["sinks", "mqtt", "spool", "path"], "memory"))  # a batch job
     if not (file_sinks or out or mqtt) and stdout_by_default:

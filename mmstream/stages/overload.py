@@ -95,9 +95,9 @@ class OverloadStage(Stage):
 
     def _new_downstream_drops(self) -> int:
         """Frames overflowing a channel, stale windows shed by the analysis: both mean the
-        analysis is behind, wherever the backlog is."""
+        analysis is behind, wherever the backlog is (what a pause drops does not)."""
         total = sum(n for where, n in self.link.pipeline.drops().items()
-                    if not where.startswith(f"{self.name}:") and "text_not_waited" not in where)
+                    if ":overflow:" in where or ":shed:stale" in where)
         new, self._seen_downstream_drops = total - self._seen_downstream_drops, total
         return new
 

@@ -45,6 +45,7 @@ from mmstream.models.whisper import (
     load_whisper,
     resolve_device,
 )
+from mmstream.runtime import metrics
 from mmstream.runtime.stage import Item, Stage
 from mmstream.stages.decode_queue import DecodeQueue
 from mmstream.stages.transcripts import LocalAgreement, clamped_words
@@ -145,8 +146,9 @@ class TranscribeStage(Stage):
     async def open(self) -> None:
         cfg = self.config
         pin_math_threads()
-        self.model = await asyncio.to_thread(
-            load_whisper, cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads)
+        with metrics.timed_model_load("whisper"):
+            self.model = await asyncio.to_thread(
+                load_whisper, cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads)
         options = DecodeOptions(
             language=cfg.language, beam_size=cfg.beam_size, initial_prompt=cfg.initial_prompt,
             hotwords=cfg.hotwords, no_speech_threshold=cfg.no_speech_threshold,

@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+
 from mmstream.events import Status, StatusEvent
+from mmstream.runtime import metrics
 from mmstream.runtime.observer import PipelineView
 from mmstream.sinks.mqtt.client import LinkStats
 from mmstream.sinks.mqtt.spool import Spool
@@ -44,8 +47,13 @@ class HealthReport:
             "spool_depth": spool.depth, "published": stats.acked,
             "rejected": stats.rejected, "connects": stats.connects,
         }
+        loads = metrics.model_load_times()
+        details.update(cpu_percent=psutil.cpu_percent(interval=None),  # since the last call
+                       model_load_s=round(sum(loads.values()), 2))
         if pipeline is not None:
-            details.update(models=pipeline.models(), events=pipeline.event_counts())
+            lags = pipeline.lags()
+            details.update(models=pipeline.models(), events=pipeline.event_counts(),
+                           lag_s=max(lags.values(), default=0.0), lag_per_stream_s=lags)
             if pipeline.control is not None:
                 details["control"] = pipeline.control.snapshot()
         return details

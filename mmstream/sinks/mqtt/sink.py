@@ -26,12 +26,14 @@ from typing import Self
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import SinkError
 from mmstream.events import Event, encode
+from mmstream.media import MediaItem
 from mmstream.runtime.observer import PipelineView
 from mmstream.runtime.stage import Sink
 from mmstream.sinks.mqtt.broker import broker_settings, parse_mqtt_url
 from mmstream.sinks.mqtt.client import ConnectFailure, LinkSettings, LinkStats, link_settings
 from mmstream.sinks.mqtt.control import ControlTopic
 from mmstream.sinks.mqtt.health import HealthReport
+from mmstream.sinks.mqtt.homeassistant import HomeAssistantStates
 from mmstream.sinks.mqtt.link import BrokerLink
 from mmstream.sinks.mqtt.spool import Outgoing, Spool, SpoolLimits, shed_priority
 from mmstream.sinks.mqtt.topics import availability_topic, event_topic, health_topic
@@ -72,6 +74,12 @@ class MqttSink(Sink):
         self._resume: dict[str, int] = {}
         self._health = HealthReport(device_id)
         self._health_task: asyncio.Task[None] | None = None
+        ha = config.homeassistant
+        # Home Assistant's states (presence, speech, the camera's picture) come from events
+        # and from the analysed frames, so the sink then takes media too.
+        self.ha = (HomeAssistantStates(ha, config.prefix, device_id, self._set_retained)
+                   if ha.enabled else None)
+        self.wants_media = self.ha is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()
 
@@ -113,6 +121,8 @@ class MqttSink(Sink):
             link.set_retained(topic, payload)
         await self._connect(link)
         self._link, self.stats = link, link.stats
+        if self.ha is not None:  # the switch and the number show what the device does
+            self.ha.control(self.pipeline.control if self.pipeline else None)
         await self.commands.wait_subscribed(link, settings.connect_timeout_s)
         if self.spool.depth:
             log.info("MQTT spool %s: %d events from the last run go out first",
@@ -140,7 +150,12 @@ class MqttSink(Sink):
             return []
         from mmstream.sinks.mqtt.discovery import discovery_messages
 
-        return discovery_messages(ha, self.config.prefix, self.device_id, self.streams)
+        return discovery_messages(ha, self.config.prefix, self.device_id, self.streams,
+                                  control=self.config.control)
+
+    def _set_retained(self, topic: str, payload: bytes) -> None:
+        if self._link is not None:
+            self._link.set_retained(topic, payload)
 
     async def send(self, event: Event) -> None:
         link = self._link
@@ -148,12 +163,18 @@ class MqttSink(Sink):
             raise SinkError(f"MQTT sink for {self.broker} is not open")
         link.submit(Outgoing(event_topic(self.config.prefix, event), encode(event),
                              self.config.qos, shed_priority(event), event.stream_id, event.seq))
+        if self.ha is not None:
+            self.ha.event(event)
         while link.backlog >= HIGH_WATER:  # the link thread is far behind: slow the pipeline
             self._room.clear()
             link.when_drained(self._say_room)
             if link.backlog < HIGH_WATER:
                 break
             await self._room.wait()
+
+    async def send_media(self, item: MediaItem) -> None:
+        if self.ha is not None:
+            self.ha.media(item)
 
     def _say_room(self) -> None:
         """Runs on the link thread once it has taken the queued events."""
@@ -166,6 +187,8 @@ class MqttSink(Sink):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.ha is not None:
+            await self.ha.close()  # the last pictures go out before the link closes
         link, self._link = self._link, None
         if self._health_task is not None:
             self._health_task.cancel()
@@ -206,3 +229,5 @@ class MqttSink(Sink):
     def _apply_control(self, topic: str, payload: bytes) -> None:
         if self.commands.apply(self.pipeline, topic, payload):
             self.publish_health()  # subscribers see the new state at once
+            if self.ha is not None:
+                self.ha.control(self.pipeline.control if self.pipeline else None)

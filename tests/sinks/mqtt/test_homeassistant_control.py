@@ -8,10 +8,14 @@ import json
 import logging
 import shutil
 import subprocess
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
+import msgspec
 import paho.mqtt.client as paho
 import pytest
 import yaml
@@ -39,31 +43,47 @@ from tests.sinks.mqtt.helpers import retained_payloads
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-# keys documented for MQTT discovery (home-assistant.io/integrations/mqtt, sensor.mqtt, event.mqtt)
+# keys documented for MQTT discovery (home-assistant.io/integrations/mqtt and each platform)
 COMMON_KEYS = {"availability_topic", "payload_available", "payload_not_available", "device",
-               "origin", "unique_id", "name", "icon", "qos", "state_topic", "value_template",
-               "json_attributes_topic", "json_attributes_template", "enabled_by_default",
+               "origin", "unique_id", "name", "icon", "qos", "enabled_by_default",
                "entity_category", "encoding", "default_entity_id"}
+STATE_KEYS = {"state_topic", "value_template", "json_attributes_topic",
+              "json_attributes_template"}
 COMPONENT_KEYS = {
-    "sensor": COMMON_KEYS | {"device_class", "state_class", "unit_of_measurement",
-                             "expire_after", "force_update", "suggested_display_precision"},
-    "event": COMMON_KEYS | {"event_types", "device_class"},
+    "sensor": COMMON_KEYS | STATE_KEYS | {"device_class", "state_class", "unit_of_measurement",
+                                          "expire_after", "force_update",
+                                          "suggested_display_precision"},
+    "event": COMMON_KEYS | STATE_KEYS | {"event_types", "device_class"},
+    "binary_sensor": COMMON_KEYS | STATE_KEYS | {"device_class", "payload_on", "payload_off",
+                                                 "off_delay", "expire_after"},
+    "camera": COMMON_KEYS | {"topic", "image_encoding", "json_attributes_topic"},
+    "switch": COMMON_KEYS | STATE_KEYS | {"command_topic", "payload_on", "payload_off",
+                                          "state_on", "state_off", "device_class"},
+    "number": COMMON_KEYS | STATE_KEYS | {"command_topic", "command_template", "min", "max",
+                                          "step", "mode", "unit_of_measurement",
+                                          "device_class"},
 }
-REQUIRED = {"sensor": {"state_topic"}, "event": {"state_topic", "event_types"}}
+REQUIRED = {"sensor": {"state_topic"}, "event": {"state_topic", "event_types"},
+            "binary_sensor": {"state_topic"}, "camera": {"topic"},
+            "switch": {"command_topic"}, "number": {"command_topic"}}
 DEVICE_KEYS = {"identifiers", "connections", "name", "manufacturer", "model", "model_id",
                "sw_version", "hw_version", "serial_number", "suggested_area",
                "configuration_url", "via_device"}
 ORIGIN_KEYS = {"name", "sw_version", "support_url"}
 
 
-def configs(streams: list[str]) -> dict[str, dict]:
-    return {topic: json.loads(payload) for topic, payload in
-            discovery_messages(HomeAssistantConfig(enabled=True), "mmstream", "kitchen", streams)}
+def configs(streams: list[str], control: bool = False) -> dict[str, dict]:
+    return {topic: json.loads(payload) for topic, payload in discovery_messages(
+        HomeAssistantConfig(enabled=True), "mmstream", "kitchen", streams, control=control)}
 
 
 def test_discovery_configs_use_only_documented_keys() -> None:
-    found = configs(["cam0", "mic0"])
-    assert len(found) == 8
+    found = configs(["cam0", "mic0"], control=True)
+    per_component = Counter(topic.split("/")[1] for topic in found)
+    # per stream: camera, 2 binary sensors, 4 sensors, an event; per device: 6 diagnostic
+    # sensors, the analysis switch and the frame-rate number
+    assert per_component == {"camera": 2, "binary_sensor": 4, "sensor": 14, "event": 2,
+                             "switch": 1, "number": 1}
     unique = set()
     for topic, body in found.items():
         prefix, component, node, _object_id, tail = topic.split("/")
@@ -72,32 +92,44 @@ def test_discovery_configs_use_only_documented_keys() -> None:
         assert REQUIRED[component] <= body.keys()
         assert body["device"].keys() <= DEVICE_KEYS and body["origin"].keys() <= ORIGIN_KEYS
         assert body["availability_topic"] == "mmstream/kitchen/status"
-        assert body["state_topic"].startswith("mmstream/kitchen/")
+        assert body.get("state_topic", body.get("topic", "")).startswith("mmstream/kitchen/")
         unique.add(body["unique_id"])
     assert len(unique) == len(found)
+    diagnostics = [b for b in found.values() if b.get("entity_category") == "diagnostic"]
+    assert {b["name"] for b in diagnostics} == {"lag", "drops", "spool depth", "MQTT reconnects",
+                                                "model load time", "CPU"}
+    assert not any(t.split("/")[1] in ("switch", "number") for t in configs(["cam0"]))
 
 
-def render(template: str, event: object, state: str = "before") -> str:
-    """Render like Home Assistant: `value_json` is the payload, `this.state` the current state."""
+def render(template: str, value: object, state: str = "before") -> str:
+    """Render like Home Assistant: `value_json` is the payload, `this.state` the current
+    state, and `now()`/`as_timestamp` are Home Assistant's template functions."""
     environment = jinja2.Environment(autoescape=False)
-    value_json = json.loads(encode(event))  # type: ignore[arg-type]
-    return environment.from_string(template).render(value_json=value_json,
-                                                     this={"state": state})
+    value_json = json.loads(encode(value)) if not isinstance(value, dict) else value  # type: ignore[arg-type]
+    return environment.from_string(template).render(
+        value_json=value_json, this={"state": state}, now=lambda: datetime.now(UTC),
+        as_timestamp=lambda moment: moment.timestamp())
 
 
 def test_templates_pick_the_right_fields_from_real_events() -> None:
     body = {topic.split("/")[3]: value for topic, value in configs(["mic0"]).items()}
+    said = {"text": "coffee is ready", "confidence": 0.9, "start": 0.0, "end": 1.0}
+    assert render(body["mic0_transcript"]["value_template"], said) == "coffee is ready"
     final = TranscriptEvent(device_id="kitchen", stream_id="mic0", seq=7, t_capture=1.0,
-                            payload=Transcript(final=True, text="coffee is ready", start=0,
-                                               end=1, confidence=0.9))
+                            t_publish=time.time(), payload=Transcript(
+                                final=True, text="coffee is ready", start=0, end=1,
+                                confidence=0.9))
     partial = TranscriptEvent(device_id="kitchen", stream_id="mic0", seq=6, t_capture=0.5,
-                              payload=Transcript(final=False, text="coffee", start=0, end=0.5))
-    assert render(body["mic0_transcript"]["value_template"], final) == "coffee is ready"
-    assert render(body["mic0_transcript"]["value_template"], partial) == "before"
+                              t_publish=time.time(), payload=Transcript(
+                                  final=False, text="coffee", start=0, end=0.5))
     fired = json.loads(render(body["mic0_utterance"]["value_template"], final))
     assert fired["event_type"] in body["mic0_utterance"]["event_types"]
     assert fired["text"] == "coffee is ready" and fired["seq"] == 7
+    assert fired["confidence"] == 0.9 and fired["time"] == final.t_publish
     assert render(body["mic0_utterance"]["value_template"], partial) == ""  # HA ignores ""
+    # an old utterance (a restart, a spool delivering an outage's events) fires nothing
+    old = msgspec.structs.replace(final, t_publish=time.time() - 3600)
+    assert render(body["mic0_utterance"]["value_template"], old) == ""
     scene = SceneEvent(device_id="kitchen", stream_id="mic0", t_capture=1, payload=Scene(
         tags=[Tag("kitchen", 0.8), Tag("person", 0.6)]))
     assert render(body["mic0_scene"]["value_template"], scene) == "kitchen, person"
@@ -116,13 +148,13 @@ async def test_discovery_is_published_and_removed_with_ha_remove(
     topic = "homeassistant/sensor/mmstream_kitchen/cam0_scene/config"
     published = await asyncio.to_thread(retained_payloads, mosquitto.port, topic)
     assert json.loads(published[0])["state_topic"] == "mmstream/kitchen/cam0/scene"
-    assert len(await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#")) == 4
+    assert len(await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#")) == 14
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump({"device_id": "kitchen", "sources": [
         {"kind": "synthetic", "id": "cam0"}], "sinks": {"mqtt": config}}))
     removed = await asyncio.to_thread(cli, "ha", str(pipeline), "--ha-remove", timeout=60)
     assert removed.returncode == 0, removed.stderr
-    assert "removed 4 Home Assistant entities of kitchen" in removed.stderr
+    assert "removed 16 Home Assistant entities of kitchen" in removed.stderr  # control too
     assert await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#") == []
 
 
