@@ -16,6 +16,7 @@ from typing import TypeVar
 import pytest
 
 from mmstream.broker import AmqttBroker, MosquittoBroker
+from tests.notify_listener import NotifyListener
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -64,6 +65,15 @@ def private_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterato
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
+    """A systemd notify socket (its listener and its path, for NOTIFY_SOCKET)."""
+    path = str(tmp_path / "notify.sock")
+    listener = NotifyListener(path)
+    yield listener, path
+    listener.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from mmstream.broker import MosquittoBroker
+from tests.sinks.mqtt.helpers import password_broker
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -37,14 +37,7 @@ def auth_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A real mosquitto that accepts only user `edge` with password `s3cret`."""
     if not shutil.which("mosquitto_passwd"):
         pytest.skip("mosquitto_passwd is not installed")
-    passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edge", "s3cret"], check=True)
-    passwd.chmod(0o600)
-    # as root, mosquitto drops to user `mosquitto`, which cannot read pytest's private tmp dir
-    stay = "user root\n" if os.geteuid() == 0 else ""
-    broker = MosquittoBroker(
-        extra_config=f"allow_anonymous false\npassword_file {passwd}\n{stay}")
-    broker.start()
+    broker = password_broker(tmp_path, {"edge": "s3cret"})
     try:
         yield broker
     finally:

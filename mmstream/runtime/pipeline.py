@@ -350,18 +350,18 @@ class _View:
 
 async def _named_failure(stage: str, work: Awaitable[None]) -> None:
     """Await a stage's work; an unexpected error becomes `stage '<name>' failed: ...`."""
+    await _failing_as(StageError, f"stage '{stage}'", work)
+
+
+async def _delivered(sink: Sink, delivery: Awaitable[None]) -> None:
+    await _failing_as(SinkError, f"sink '{sink.name}'", delivery)
+
+
+async def _failing_as(error: type[MmstreamError], part: str, work: Awaitable[None]) -> None:
+    """A user-facing error passes as it is; anything else is wrapped, naming the part."""
     try:
         await work
     except MmstreamError:
         raise
     except Exception as exc:
-        raise StageError(f"stage '{stage}' failed: {type(exc).__name__}: {exc}") from exc
-
-
-async def _delivered(sink: Sink, delivery: Awaitable[None]) -> None:
-    try:
-        await delivery
-    except MmstreamError:
-        raise
-    except Exception as exc:
-        raise SinkError(f"sink '{sink.name}' failed: {type(exc).__name__}: {exc}") from exc
+        raise error(f"{part} failed: {type(exc).__name__}: {exc}") from exc

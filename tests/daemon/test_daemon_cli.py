@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,9 @@ PIPELINE = {
 }
 
 
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
-    path = str(tmp_path / "notify.sock")
-    listener = NotifyListener(path)
-    yield listener, path
-    listener.close()
-
-
 def test_run_reloads_on_sighup_and_drains_on_sigterm(
-        tmp_path: Path, notify: tuple[NotifyListener, str]) -> None:
-    received, socket_path = notify
+        tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
+    received, socket_path = notify_socket
     pipeline_file = tmp_path / "pipeline.yaml"
     pipeline_file.write_text(yaml.safe_dump(PIPELINE))
     env = {**os.environ, "NOTIFY_SOCKET": socket_path, "WATCHDOG_USEC": "2000000"}
@@ -70,8 +61,8 @@ def test_run_reloads_on_sighup_and_drains_on_sigterm(
 
 @pytest.mark.slow
 def test_a_reload_keeps_every_event_and_seq_goes_on(
-        sample_clip: Path, tmp_path: Path, notify: tuple[NotifyListener, str]) -> None:
-    received, socket_path = notify
+        sample_clip: Path, tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
+    received, socket_path = notify_socket
     out = tmp_path / "events.jsonl"
     pipeline_file = tmp_path / "pipeline.yaml"
     pipeline_file.write_text(yaml.safe_dump({

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from tests.sinks.mqtt.helpers import Subscriber
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
-    path = str(tmp_path / "notify.sock")
-    listener = NotifyListener(path)
-    yield listener, path
-    listener.close()
-
-
 def spooled(path: Path) -> int:
     if not path.exists():
         return 0
@@ -40,8 +31,8 @@ def spooled(path: Path) -> int:
 
 
 def test_run_starts_before_its_broker_and_loses_nothing(
-        sample_clip: Path, tmp_path: Path, notify: tuple[NotifyListener, str]) -> None:
-    listener, socket_path = notify
+        sample_clip: Path, tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
+    listener, socket_path = notify_socket
     broker = MosquittoBroker()
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump({

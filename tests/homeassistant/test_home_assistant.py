@@ -21,6 +21,7 @@ import pytest
 from mmstream.broker import MosquittoBroker
 from tests.conftest import REPO, wait_until
 from tests.homeassistant.home_assistant import HomeAssistant, copy_log, home_assistant_venv
+from tests.sinks.mqtt.helpers import password_broker
 
 pytestmark = pytest.mark.slow
 USERS = {"kitchen": "device-pw", "homeassistant": "ha-pw"}
@@ -43,12 +44,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeAssistant]:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    passwd = tmp_path / "passwd"
-    for user, password in USERS.items():
-        flags = ["-b", "-c"] if not passwd.exists() else ["-b"]
-        subprocess.run(["mosquitto_passwd", *flags, str(passwd), user, password], check=True)
-    broker = MosquittoBroker(extra_config=f"allow_anonymous false\npassword_file {passwd}\n")
-    broker.start()
+    broker = password_broker(tmp_path, USERS)
     yield broker
     broker.stop()
 

@@ -7,11 +7,8 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from mmstream.config import validate_pipeline
 from mmstream.media import VideoFrame
@@ -25,17 +22,9 @@ from tests.notify_listener import NotifyListener
 from tests.pipelines import NO_ANALYSIS, synthetic_config
 
 
-@pytest.fixture
-def listener(tmp_path: Path) -> Iterator[tuple[NotifyListener, str]]:
-    path = str(tmp_path / "notify.sock")
-    instance = NotifyListener(path)
-    yield instance, path
-    instance.close()
-
-
 # every analysis stage off: these tests are about the daemon's plumbing, not the models
-def test_notify_reaches_a_path_socket(listener: tuple[NotifyListener, str]) -> None:
-    received, path = listener
+def test_notify_reaches_a_path_socket(notify_socket: tuple[NotifyListener, str]) -> None:
+    received, path = notify_socket
     notifier = Notifier({"NOTIFY_SOCKET": path})
     assert notifier.ready("warming up") and notifier.watchdog() and notifier.stopping()
     received.wait_for("STOPPING=1")
@@ -66,8 +55,8 @@ def test_watchdog_interval_is_half_the_systemd_timeout() -> None:
 
 
 async def test_service_sends_ready_watchdog_and_stopping(
-        tmp_path: Path, listener: tuple[NotifyListener, str]) -> None:
-    received, path = listener
+        tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
+    received, path = notify_socket
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
     service = Service(synthetic_config(tmp_path, 30.0), notifier=notifier)
     running = asyncio.create_task(service.run())
@@ -99,8 +88,8 @@ class BlockingStage(Stage):
 
 
 async def test_a_blocked_loop_stops_the_watchdog_pings(
-        tmp_path: Path, listener: tuple[NotifyListener, str]) -> None:
-    received, path = listener
+        tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
+    received, path = notify_socket
     config = synthetic_config(tmp_path, 2.0)
 
     def builder(cfg: Any, observers: list[PipelineObserver]) -> Pipeline:
@@ -116,10 +105,10 @@ async def test_a_blocked_loop_stops_the_watchdog_pings(
 
 
 async def test_ready_with_an_unplugged_camera_and_reconnecting_status(
-        tmp_path: Path, listener: tuple[NotifyListener, str]) -> None:
+        tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
     """An absent camera at boot must not keep systemd waiting for READY (it would kill and
     restart the daemon in a loop): the daemon is up and says the camera is reconnecting."""
-    received, path = listener
+    received, path = notify_socket
     out = tmp_path / "out.jsonl"
     config = validate_pipeline({
         "device_id": "t2",

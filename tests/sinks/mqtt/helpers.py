@@ -19,11 +19,8 @@ from mmstream.events import decode
 from tests.sinks.mqtt.certs import Authority
 
 
-def tls_broker(folder: Path, authority: Authority, names: list[str], users: Mapping[str, str],
-               extra: str = "") -> MosquittoBroker:
-    """A started mosquitto on 127.0.0.1 with TLS (a certificate from `authority` for `names`)
-    that lets in only `users` (name: password)."""
-    server = authority.issue(f"server-{names[0]}", names)
+def password_file(folder: Path, users: Mapping[str, str]) -> Path:
+    """A mosquitto password file for `users` (name: password)."""
     passwd = folder / "passwd"
     passwd.unlink(missing_ok=True)
     for user, password in users.items():
@@ -31,6 +28,23 @@ def tls_broker(folder: Path, authority: Authority, names: list[str], users: Mapp
         subprocess.run(["mosquitto_passwd", *flags, str(passwd), user, password], check=True,
                        capture_output=True)
     passwd.chmod(0o600)
+    return passwd
+
+
+def password_broker(folder: Path, users: Mapping[str, str]) -> MosquittoBroker:
+    """A started mosquitto on 127.0.0.1 that lets in only `users` (name: password)."""
+    passwd = password_file(folder, users)
+    broker = MosquittoBroker(extra_config=f"allow_anonymous false\npassword_file {passwd}\n")
+    broker.start()
+    return broker
+
+
+def tls_broker(folder: Path, authority: Authority, names: list[str], users: Mapping[str, str],
+               extra: str = "") -> MosquittoBroker:
+    """A started mosquitto on 127.0.0.1 with TLS (a certificate from `authority` for `names`)
+    that lets in only `users` (name: password)."""
+    server = authority.issue(f"server-{names[0]}", names)
+    passwd = password_file(folder, users)
     broker = MosquittoBroker(extra_config=(
         f"cafile {authority.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
         f"allow_anonymous false\npassword_file {passwd}\n{extra}"))

@@ -39,6 +39,7 @@ from mmstream.runtime.harness import AloneView
 from mmstream.sinks.mqtt import MqttSink
 from mmstream.sinks.mqtt.discovery import discovery_messages
 from tests.conftest import async_wait_until
+from tests.sinks.mqtt.helpers import password_broker as password_broker_for
 from tests.sinks.mqtt.helpers import retained_payloads
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -162,10 +163,7 @@ async def test_discovery_is_published_and_removed_with_ha_remove(
 def password_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     if not shutil.which("mosquitto_passwd"):
         pytest.skip("mosquitto_passwd is not installed")
-    passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edge", "pw"], check=True)
-    broker = MosquittoBroker(extra_config=f"allow_anonymous false\npassword_file {passwd}\n")
-    broker.start()
+    broker = password_broker_for(tmp_path, {"edge": "pw"})
     try:
         yield broker
     finally:
