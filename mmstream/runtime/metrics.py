@@ -70,8 +70,17 @@ FRAME_STRIDE = Gauge("mmstream_frame_stride", "Overload policy: 1 in N video fra
                      registry=REGISTRY)
 
 
+_model_loads: dict[str, float] = {}
+
+
 def observe_model_load(model: str, seconds: float) -> None:
     MODEL_LOAD_SECONDS.labels(model=model).set(seconds)
+    _model_loads[model] = seconds
+
+
+def model_load_times() -> dict[str, float]:
+    """How long the last load of each model took, in seconds (health payloads, the web view)."""
+    return dict(_model_loads)
 
 
 @contextlib.contextmanager

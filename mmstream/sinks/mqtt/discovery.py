@@ -54,12 +54,15 @@ def _entities(topic: str, stream: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def discovery_messages(config: HomeAssistantConfig, prefix: str, device_id: str,
-                       streams: list[str]) -> list[tuple[str, bytes]]:
+                       streams: list[str], *,
+                       configuration_url: str | None = None) -> list[tuple[str, bytes]]:
     """Retained (topic, config JSON) for every entity of every stream."""
     node = f"mmstream_{device_id}".replace(".", "_")
-    device = {"identifiers": [node], "name": config.name or device_id,
-              "manufacturer": "mmstream", "model": "mmstream edge daemon",
-              "sw_version": __version__}
+    device: dict[str, Any] = {"identifiers": [node], "name": config.name or device_id,
+                              "manufacturer": "mmstream", "model": "mmstream edge daemon",
+                              "sw_version": __version__}
+    if configuration_url:
+        device["configuration_url"] = configuration_url
     messages = []
     for stream in streams:
         for component, object_id, keys in _entities(f"{prefix}/{device_id}/{stream}", stream):
