@@ -42,7 +42,7 @@ def render_jpeg(frame: AnalysedFrame, max_width: int = MAX_WIDTH,
 
 
 def _draw_faces(image: np.ndarray, frame: AnalysedFrame, scale: float) -> None:
-    thickness = max(1, round(image.shape[1] / 240))
+    thickness = max(2, round(image.shape[1] / 240))
     for face in frame.faces:
         x, y = round(face.x * scale), round(face.y * scale)
         w, h = round(face.w * scale), round(face.h * scale)
