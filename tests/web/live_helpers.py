@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import aiohttp
 import numpy as np
+from conftest import REPO, wait_until
 
 from mmstream.events import Emotion, EmotionEvent, Transcript, TranscriptEvent
 from mmstream.media import AnalysedFrame, FaceMark
@@ -84,3 +88,44 @@ def stop(process: subprocess.Popen[str], timeout: float = 60) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+@dataclass
+class Daemon:
+    """A `mmstream` command running in a subprocess, with its stderr and its web address."""
+
+    process: subprocess.Popen[str]
+    stderr: StderrWatch
+    url: str
+
+    def status(self) -> dict[str, Any]:
+        """The view's /status (viewers, frames per stream, reloads)."""
+        with urllib.request.urlopen(self.url + "status", timeout=10) as response:
+            return json.loads(response.read())
+
+    def viewers(self) -> int | None:
+        try:
+            return int(self.status()["viewers"])
+        except OSError:
+            return None
+
+
+def start_daemon(*args: str, env: dict[str, str] | None = None) -> Daemon:
+    """Start `python -m mmstream ARGS` and wait for its `web view on …` line."""
+    process = subprocess.Popen([sys.executable, "-m", "mmstream", *args], cwd=REPO, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, **(env or {})})
+    assert process.stderr is not None
+    watch = StderrWatch(process.stderr)
+
+    def address() -> str | None:
+        if process.poll() is not None:
+            raise AssertionError(f"mmstream {' '.join(args)} exited: {watch.text}")
+        return watch.web_url()
+
+    try:
+        url = wait_until(address, 120, "the daemon's `web view on` line")
+    except BaseException:
+        stop(process)
+        raise
+    return Daemon(process, watch, url)
