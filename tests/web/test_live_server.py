@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,9 +17,17 @@ import numpy as np
 import pytest
 from conftest import async_wait_until
 
-from mmstream.config import WebConfig
+from mmstream.build import build_sinks
+from mmstream.config import PipelineConfig, WebConfig, validate_pipeline
+from mmstream.config.sinks import HomeAssistantConfig
 from mmstream.errors import ConfigError
+from mmstream.runtime.observer import PipelineObserver
+from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.service import Service
+from mmstream.runtime.stage import Sink
+from mmstream.sinks.mqtt import MqttSink
+from mmstream.sinks.mqtt.discovery import discovery_messages
+from mmstream.sources.synthetic import SyntheticSource
 from mmstream.web.live.server import WebServer
 from mmstream.web.live.view import LiveView
 from tests.pipelines import synthetic_config
@@ -195,3 +204,28 @@ async def test_the_daemon_stops_at_start_when_its_port_is_taken(tmp_path: Path) 
         config = config.model_copy(update={"web": config.web.model_copy(update={"port": port})})
         with pytest.raises(ConfigError, match=rf"web\.port {port}"):
             await asyncio.wait_for(Service(config).run(), 30)
+
+
+async def test_home_assistant_links_to_the_view_the_daemon_serves(tmp_path: Path) -> None:
+    config = synthetic_config(tmp_path, 1.0).model_copy(update={
+        "sinks": validate_pipeline({"sources": [{"kind": "synthetic"}], "sinks": {
+            "mqtt": {"homeassistant": {"enabled": True}}}}).sinks})
+    built: list[PipelineConfig] = []
+
+    def builder(cfg: PipelineConfig, observers: list[PipelineObserver],
+                sinks: list[Sink]) -> Pipeline:
+        built.append(cfg)
+        return Pipeline([SyntheticSource(cfg.sources[0])], [], sinks, device_id="t1",
+                        observers=observers)
+
+    service = Service(config, builder=builder)
+    await asyncio.wait_for(service.run(), 30)
+    url = built[0].web.public_url
+    assert url is not None and url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
+    mqtt = next(sink for sink in build_sinks(built[0]) if isinstance(sink, MqttSink))
+    assert mqtt.configuration_url == url
+    messages = discovery_messages(HomeAssistantConfig(enabled=True), "mmstream", "t1", ["cam"],
+                                  configuration_url=url)
+    assert {json.loads(body)["device"]["configuration_url"] for _, body in messages} == {url}
+    unlinked = discovery_messages(HomeAssistantConfig(enabled=True), "mmstream", "t1", ["cam"])
+    assert all("configuration_url" not in json.loads(body)["device"] for _, body in unlinked)
