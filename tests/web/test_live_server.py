@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from conftest import async_wait_until
 
+from mmstream.broker import AmqttBroker, MosquittoBroker
 from mmstream.build import build_sinks
-from mmstream.config import PipelineConfig, WebConfig, validate_pipeline
+from mmstream.config import MqttSinkConfig, PipelineConfig, WebConfig, validate_pipeline
 from mmstream.config.sinks import HomeAssistantConfig
 from mmstream.errors import ConfigError
 from mmstream.runtime.observer import PipelineObserver
@@ -229,3 +230,14 @@ async def test_home_assistant_links_to_the_view_the_daemon_serves(tmp_path: Path
     assert {json.loads(body)["device"]["configuration_url"] for _, body in messages} == {url}
     unlinked = discovery_messages(HomeAssistantConfig(enabled=True), "mmstream", "t1", ["cam"])
     assert all("configuration_url" not in json.loads(body)["device"] for _, body in unlinked)
+
+
+async def test_the_mqtt_sink_tells_the_health_panel_its_link_and_spool(
+        broker: MosquittoBroker | AmqttBroker) -> None:
+    sink = MqttSink(MqttSinkConfig(url=broker.url, connect_timeout_s=2), "t1")
+    assert sink.health()["connected"] is False  # not open yet
+    async with sink:
+        health = sink.health()
+    assert health["connected"] is True and health["spool_depth"] == 0
+    assert health["broker"].endswith(str(broker.port)) and health["last_error"] == ""
+    assert sink.health()["connected"] is False  # closed
