@@ -68,3 +68,22 @@ def test_an_open_page_reconnects_by_itself_to_a_restarted_daemon(
         keep_screenshot(browser_page, "live-reconnected")
     finally:
         assert stop(second.process) == 0
+
+
+def test_with_a_token_the_page_carries_it_to_its_own_requests(
+        tmp_path: Path, browser_page: WatchedPage) -> None:
+    token = "a-token-for-this-test-only"
+    daemon = start_daemon("run", str(synthetic_pipeline(tmp_path)),
+                          env={"MMSTREAM_WEB__TOKEN": token})
+    try:
+        assert "(token required)" in daemon.stderr.text and token not in daemon.stderr.text
+        page = browser_page.page
+        refused = page.request.get(daemon.url)
+        assert refused.status == 401 and refused.body() == b""
+        page.goto(f"{daemon.url}?token={token}", wait_until="load")
+        page.wait_for_function(CONNECTION_JS, arg="live")
+        page.wait_for_function("() => document.querySelector('#health-sources .state-ok')")
+        updates = [url for url in browser_page.requests if "/updates" in url]
+        assert updates and all(url.endswith(f"?token={token}") for url in updates)
+    finally:
+        assert stop(daemon.process) == 0

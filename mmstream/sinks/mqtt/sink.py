@@ -92,7 +92,7 @@ class MqttSink(Sink):
     def health(self) -> Mapping[str, Any]:
         """The broker link and the spool, for the web view's health panel."""
         link = self._link
-        return {"broker": self.broker.label, "connected": link is not None and link.connected,
+        return {"broker": str(self.broker), "connected": link is not None and link.connected,
                 "spool_depth": self.spool.depth, "published": self.published,
                 "connects": self.stats.connects, "last_error": self.stats.last_error}
 
