@@ -128,8 +128,15 @@ def build_sinks(config: PipelineConfig) -> list[Sink]:
         from mmstream.sinks.mqtt import MqttSink
 
         sinks.append(MqttSink(config.sinks.mqtt, config.device_id,
-                              streams=[source.id for source in config.sources]))
+                              streams=[source.id for source in config.sources],
+                              configuration_url=web_link(config)))
     return sinks
+
+
+def web_link(config: PipelineConfig) -> str | None:
+    """Where the live view is, for Home Assistant's device page (the daemon fills
+    `web.public_url` with the address it serves on, unless the user set one)."""
+    return config.web.public_url if config.serves_web else None
 
 
 def overload_active(config: PipelineConfig) -> bool:

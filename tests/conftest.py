@@ -21,6 +21,7 @@ from tests.notify_listener import NotifyListener
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "mmstream" / "assets" / "sample.mp4"
+WEB_PORT_ENV = "MMSTREAM_WEB__PORT"
 SAMPLE_SENTENCES = (
     "Hello from the kitchen camera. I am very happy today.",
     "The coffee is ready on the table.",
@@ -55,10 +56,14 @@ async def async_wait_until(condition: Callable[[], T], limit_s: float = 30.0,
 @pytest.fixture(scope="session", autouse=True)
 def private_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """`mmstream run` keeps its MQTT spool in the user's state directory: the tests (and the
-    commands they start) get one of their own, so no run sees events spooled by another."""
-    saved = {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "STATE_DIRECTORY")}
+    commands they start) get one of their own, so no run sees events spooled by another.
+    The live view of every command they start listens on a free port (the daemon says which
+    on stderr), never on the fixed default that a running daemon or another test may hold."""
+    names = ("XDG_STATE_HOME", "STATE_DIRECTORY", WEB_PORT_ENV)
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
     os.environ.pop("STATE_DIRECTORY", None)
+    os.environ[WEB_PORT_ENV] = "0"
     yield
     for name, value in saved.items():
         if value is None:

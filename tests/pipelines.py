@@ -19,4 +19,5 @@ def synthetic_config(tmp_path: Path, seconds: float, **runtime: Any) -> Any:
         "stages": NO_ANALYSIS,
         "sinks": {"jsonl": {"path": str(tmp_path / "out.jsonl")}},
         "runtime": runtime,
+        "web": {"port": 0},  # the live view on any free port: never the fixed one
     })

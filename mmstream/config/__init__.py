@@ -40,6 +40,7 @@ from mmstream.config.sources import (
     SyntheticSourceConfig,
 )
 from mmstream.config.stages import InferConfig, StagesConfig, TranscribeConfig, WindowConfig
+from mmstream.config.web import WebConfig
 from mmstream.errors import ConfigError
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "SyntheticSourceConfig",
     "TranscribeConfig",
     "Update",
+    "WebConfig",
     "WindowConfig",
     "load_pipeline",
     "validate_pipeline",
@@ -86,6 +88,7 @@ class PipelineConfig(Section):
     sinks: SinksConfig = SinksConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     record: RecordConfig | None = None
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _resolve_mode(self) -> PipelineConfig:
@@ -109,8 +112,14 @@ class PipelineConfig(Section):
         """The resolved run mode (runtime/clock.py, stages and channels follow it)."""
         return self.runtime.mode  # type: ignore[return-value]  # resolved above
 
+    @property
+    def serves_web(self) -> bool:
+        """The live view is served: enabled, and not a fast replay (nothing to watch)."""
+        return self.web.enabled and self.mode != "fast"
+
 
 Origins = Mapping[tuple[str, ...], str]  # an override's path -> where it came from
+SECRET_FIELDS = frozenset({"password", "token"})
 
 
 def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> str:
@@ -120,7 +129,8 @@ def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> s
     for item in error.errors():
         loc = tuple(str(part) for part in item["loc"])
         value = item.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        secret = bool(loc) and loc[-1] in SECRET_FIELDS  # never echo a secret into a log
+        shown = "" if isinstance(value, dict | list) or secret else f" (got {value!r})"
         source = _override_of(loc, overrides)
         from_file = from_file or source is None
         where = f", set by {source}" if source else ""

@@ -8,8 +8,9 @@ block. `PipelineView` is all an observer (or a stage) may read of the running pi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mmstream.runtime.control import PipelineControl
@@ -54,6 +55,9 @@ class PipelineView(Protocol):
         """Per stream, how late its latest analysed window reached the sinks (capture of its
         end -> delivery), in seconds."""
 
+    def sink_health(self) -> dict[str, Mapping[str, Any]]:
+        """What each sink says of its own link (`Sink.health()`), by sink name."""
+
 
 class PipelineObserver:
     """All hooks are no-ops; override what you need."""
@@ -69,3 +73,9 @@ class PipelineObserver:
 
     def source_restart(self, source: str, reason: str) -> None:
         """A restartable source failed and will be reopened."""
+
+    def source_opened(self, source: str) -> None:
+        """A source opened (at start, or again after a restart): it is delivering."""
+
+    def source_ended(self, source: str) -> None:
+        """A source reached its end (a file played out) or was stopped."""

@@ -194,6 +194,8 @@ class Pipeline:
             while not stop.is_set():
                 try:
                     last_t = await self._pump_until_stopped(source, stop)
+                    for watcher in self._watchers():
+                        watcher.source_ended(source.name)
                     await out.put(EndOfStream(source.stream_id, last_t))
                     return
                 except SourceError as exc:
@@ -227,6 +229,8 @@ class Pipeline:
             first_t: float | None = None
             async with source:
                 self._source_opened(source)
+                for watcher in self._watchers():
+                    watcher.source_opened(source.name)
                 async for item in source:
                     last_t = item.t_capture
                     self.clocks.observe(item.stream_id, last_t)
@@ -346,6 +350,9 @@ class _View:
 
     def lags(self) -> dict[str, float]:
         return self._pipeline.clocks.lags()
+
+    def sink_health(self) -> dict[str, Mapping[str, Any]]:
+        return {sink.name: sink.health() for sink in self._pipeline.sinks}
 
 
 async def _named_failure(stage: str, work: Awaitable[None]) -> None:

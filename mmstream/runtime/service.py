@@ -8,6 +8,9 @@
   first try and is reconnecting); WATCHDOG=1 from a task on
   this event loop, so a blocked loop stops the pings and systemd restarts the daemon.
 - Metrics served only when `runtime.metrics.enabled`, on 127.0.0.1 unless configured.
+- The live view (web/live/) served when `web.enabled` and the run is live or paced, on
+  127.0.0.1:8787 unless configured; its server and what it shows outlive reloads, like the
+  metrics endpoint. Its address goes to stderr (`web view on http://…/`) and STATUS=.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmstream.config import PipelineConfig
 from mmstream.errors import MmstreamError
@@ -26,11 +30,15 @@ from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline, PipelineReport
 from mmstream.runtime.sdnotify import Notifier
 from mmstream.runtime.signals import Signals, stop_on_signals
+from mmstream.runtime.stage import Sink
+
+if TYPE_CHECKING:
+    from mmstream.web.live.service import LiveWeb
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], PipelineConfig]
-Builder = Callable[[PipelineConfig, list[PipelineObserver]], Pipeline]
+Builder = Callable[[PipelineConfig, list[PipelineObserver], list[Sink]], Pipeline]
 
 
 class ReadyNotifier(PipelineObserver):
@@ -47,15 +55,17 @@ class ReadyNotifier(PipelineObserver):
         self.notifier.status(f"reconnecting {source}: {reason}"[:200])
 
 
-def describe(config: PipelineConfig) -> str:
+def describe(config: PipelineConfig, web_url: str | None = None) -> str:
     sources = ", ".join(f"{s.kind}:{s.id}" for s in config.sources)
-    return f"device {config.device_id}; sources {sources}"
+    web = f"; web view on {web_url}" if web_url else ""
+    return f"device {config.device_id}; sources {sources}{web}"
 
 
-def _default_builder(config: PipelineConfig, observers: list[PipelineObserver]) -> Pipeline:
+def _default_builder(config: PipelineConfig, observers: list[PipelineObserver],
+                     sinks: list[Sink]) -> Pipeline:
     from mmstream.build import build_pipeline
 
-    return build_pipeline(config, observers=observers)
+    return build_pipeline(config, extra_sinks=sinks, observers=observers)
 
 
 class Service:
@@ -76,6 +86,7 @@ class Service:
         self._stop_current = asyncio.Event()
         self._next_config: PipelineConfig | None = None
         self._metrics_server: metrics.MetricsServer | None = None
+        self._web: LiveWeb | None = None
         self._last_seq: dict[str, int] = {}
 
     @property
@@ -122,6 +133,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             self._close_metrics()
+            if self._web is not None:
+                await self._web.close()
             self.notifier.close()
 
     async def _run_once(self, config: PipelineConfig) -> PipelineReport:
@@ -130,14 +143,16 @@ class Service:
         if not rt.watchdog.notify:
             self.notifier.address = None
         self._apply_metrics_server(config)
+        config, web_sinks = await self._apply_web(config)
         self.up.clear()
         observers: list[PipelineObserver] = [
-            ReadyNotifier(self.notifier, describe(config), self.up), *self.observers]
+            ReadyNotifier(self.notifier, describe(config, self.web_url), self.up),
+            *self.observers]
         sampler: metrics.PipelineMetrics | None = None
         if self._metrics_server is not None:
             sampler = metrics.PipelineMetrics()
             observers.append(sampler)
-        pipeline = self.pipeline = self.builder(config, observers)
+        pipeline = self.pipeline = self.builder(config, observers, web_sinks)
         if sampler is None:
             return await pipeline.run(self._stop_current, after=self._last_seq)
         sampling = asyncio.create_task(sampler.run_sampler(rt.metrics.sample_interval_s))
@@ -160,6 +175,24 @@ class Service:
         if wanted.enabled and self._metrics_server is None:
             self._metrics_server = metrics.serve_metrics(wanted.host, wanted.port)
 
+    async def _apply_web(self, config: PipelineConfig) -> tuple[PipelineConfig, list[Sink]]:
+        """Start, keep, move or stop the live view for this config; returns the config with
+        `web.public_url` resolved (Home Assistant links there) and the view's sink, if any."""
+        if self._web is None:
+            if not config.serves_web:
+                return config, []
+            from mmstream.web.live.service import LiveWeb
+
+            self._web = LiveWeb()
+        if await self._web.apply(config, first=self.reloads == 0):
+            token = " (token required)" if config.web.token else ""
+            print(f"web view on {self._web.url}{token}", file=sys.stderr, flush=True)
+        sink = self._web.sink_for(config, self.reloads)
+        if sink is None:
+            return config, []
+        web = config.web.model_copy(update={"public_url": self._web.public_url(config)})
+        return config.model_copy(update={"web": web}), [sink]
+
     def _close_metrics(self) -> None:
         if self._metrics_server is not None:
             self._metrics_server.close()
@@ -168,6 +201,11 @@ class Service:
     @property
     def metrics_url(self) -> str | None:
         return self._metrics_server.url if self._metrics_server else None
+
+    @property
+    def web_url(self) -> str | None:
+        """The live view's address while it is served (its port, when port 0 picked one)."""
+        return self._web.url if self._web is not None else None
 
 
 async def run_service(config: PipelineConfig, loader: Loader | None = None,

@@ -10,9 +10,9 @@ and emits the results from there the moment they are ready; `finish()` runs once
 has ended and emits what it still holds.
 
 What the runner, metrics and health need from a part is declared here, never probed:
-`Stage.drops()` and `Stage.model_version`, `Sink.resume_seqs()`. Every part is also a
-`PipelineObserver` (runtime/observer.py): a sink that publishes health is told the pipeline it
-serves through `attached(view)`.
+`Stage.drops()` and `Stage.model_version`, `Sink.resume_seqs()` and `Sink.health()`. Every
+part is also a `PipelineObserver` (runtime/observer.py): a sink that publishes health is told
+the pipeline it serves through `attached(view)`.
 """
 
 from __future__ import annotations
@@ -141,5 +141,10 @@ class Sink(AsyncResource, PipelineObserver, ABC):
     def resume_seqs(self) -> Mapping[str, int]:
         """The last `seq` per stream that a durable sink already delivered in a previous run:
         the pipeline continues numbering from there."""
+        return {}
+
+    def health(self) -> Mapping[str, Any]:
+        """The state of the sink's own link (connected, backlog), for health views; small,
+        JSON-ready and quick: it is read on the event loop."""
         return {}
 

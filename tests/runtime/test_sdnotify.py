@@ -92,8 +92,8 @@ async def test_a_blocked_loop_stops_the_watchdog_pings(
     received, path = notify_socket
     config = synthetic_config(tmp_path, 2.0)
 
-    def builder(cfg: Any, observers: list[PipelineObserver]) -> Pipeline:
-        return Pipeline([SyntheticSource(cfg.sources[0])], [BlockingStage()], [],
+    def builder(cfg: Any, observers: list[PipelineObserver], sinks: list[Any]) -> Pipeline:
+        return Pipeline([SyntheticSource(cfg.sources[0])], [BlockingStage()], sinks,
                         device_id=cfg.device_id, observers=observers)
 
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
@@ -118,6 +118,7 @@ async def test_ready_with_an_unplugged_camera_and_reconnecting_status(
                      "realtime": True, "width": 32, "height": 24}],
         "stages": NO_ANALYSIS,
         "sinks": {"jsonl": {"path": str(out)}},
+        "web": {"port": 0},
     })
     service = Service(config, notifier=Notifier({"NOTIFY_SOCKET": path}))
     running = asyncio.create_task(service.run())

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import SinkError
@@ -56,9 +56,10 @@ class MqttSink(Sink):
     name = "mqtt"
 
     def __init__(self, config: MqttSinkConfig, device_id: str, *,
-                 streams: Sequence[str] = ()) -> None:
+                 streams: Sequence[str] = (), configuration_url: str | None = None) -> None:
         self.config = config
         self.device_id = device_id
+        self.configuration_url = configuration_url  # Home Assistant's link to the web view
         self.broker = parse_mqtt_url(config.url)  # a bad URL fails here, at build time
         self.status_topic = availability_topic(config.prefix, device_id)
         self.health_topic = health_topic(config.prefix, device_id)
@@ -95,6 +96,13 @@ class MqttSink(Sink):
 
     def attached(self, pipeline: PipelineView) -> None:
         self.pipeline = pipeline
+
+    def health(self) -> Mapping[str, Any]:
+        """The broker link and the spool, for the web view's health panel."""
+        link = self._link
+        return {"broker": str(self.broker), "connected": link is not None and link.connected,
+                "spool_depth": self.spool.depth, "published": self.published,
+                "connects": self.stats.connects, "last_error": self.stats.last_error}
 
     def resume_seqs(self) -> Mapping[str, int]:
         """The last seq per stream of the previous run (durable spool only): the pipeline
@@ -151,7 +159,8 @@ class MqttSink(Sink):
         from mmstream.sinks.mqtt.discovery import discovery_messages
 
         return discovery_messages(ha, self.config.prefix, self.device_id, self.streams,
-                                  control=self.config.control)
+                                  control=self.config.control,
+                                  configuration_url=self.configuration_url)
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
         if self._link is not None:
