@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +12,7 @@ import typer
 from mmstream.cli.app import app, user_errors
 
 if TYPE_CHECKING:
+    from mmstream.replay.batch import FileResult
     from mmstream.web.summary import ReportSummary
 
 DAMAGED_EXIT = 3  # the report was written, from a damaged input (like a partial batch)
@@ -48,6 +51,33 @@ def write_replay_report(events: Path, replayed: Path, out: Path) -> None:
     from mmstream.web.report import report_from_input
 
     _tell(out, report_from_input(events, out, media=replayed, title=replayed.name))
+
+
+def write_batch_reports(results: Sequence[FileResult], base: Path, index: Path) -> None:
+    """A batch's reports: `<name>.html` beside each input's events, and an index page that
+    links them (relative to where it is) and lists the inputs that failed."""
+    from mmstream.errors import MmstreamError
+    from mmstream.web.report import IndexEntry, report_from_input, write_index
+
+    entries = []
+    for result in results:
+        name = str(Path(result.path).relative_to(base)) if Path(result.path).is_relative_to(
+            base) else result.path
+        if not result.output:
+            entries.append(IndexEntry(name, error=result.error or result.status))
+            continue
+        events = Path(result.output)
+        page = events.with_suffix(".html")
+        try:
+            summary = report_from_input(events, page, media=Path(result.path), title=name)
+        except MmstreamError as exc:
+            entries.append(IndexEntry(name, error=str(exc)))
+            continue
+        entries.append(IndexEntry(name, os.path.relpath(page, index.parent), summary))
+    index.parent.mkdir(parents=True, exist_ok=True)
+    write_index(entries, index)
+    typer.echo(f"wrote {index}: {sum(e.summary is not None for e in entries)} reports of "
+               f"{len(entries)} inputs", err=True)
 
 
 def _tell(out: Path, summary: ReportSummary) -> None:

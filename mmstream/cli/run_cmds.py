@@ -86,8 +86,10 @@ def replay(
     ray_gpus: float = typer.Option(0.0, "--ray-gpus", min=0.0, help="With --ray: GPUs per "
                                    "worker (0.5 = two workers share one); runs models on CUDA."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    report: Path | None = typer.Option(None, "--report", help="One file, with --out: also "
-                                       "write an HTML report of its events (mmstream report)."),
+    report: Path | None = typer.Option(None, "--report", help="With --out: also write an HTML "
+                                       "report of the events (mmstream report); for a folder "
+                                       "or glob, this is the index page, and each input's "
+                                       "report goes beside its events."),
 ) -> None:
     """Run a recording or media file (or a folder/glob of them) through the analyses.
 
@@ -111,12 +113,14 @@ def replay(
             from mmstream.replay.on_ray import RayOptions
 
             ray_options = RayOptions(ray_address, ray_workers, ray_threads, ray_gpus)
-        if report is not None and (is_batch_input(source) or out is None):
-            raise ConfigError("--report needs one input file and --out events.jsonl")
+        if report is not None and out is None:
+            raise ConfigError("--report needs --out (events.jsonl, or a folder for a batch)")
+        if report is not None and output_format != "jsonl":
+            raise ConfigError("--report reads the events as JSONL: use --format jsonl")
         if is_batch_input(source):
             plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, deterministic)
             _replay_batch(source, plan, out=out, resume=resume, fmt=output_format,
-                          ray_options=ray_options)
+                          ray_options=ray_options, report=report)
             return
         if on_ray or output_format != "jsonl":
             raise ConfigError(f"--ray and --format work on a folder or glob of inputs; "
@@ -135,7 +139,7 @@ def replay(
 
 
 def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
-                  fmt: Any, ray_options: Any) -> None:
+                  fmt: Any, ray_options: Any, report: Path | None = None) -> None:
     from rich.console import Console
 
     from mmstream.cli.replay_view import ConsoleProgress, RayConsoleProgress, summary_table
@@ -160,6 +164,10 @@ def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
                              progress=ConsoleProgress())
         results = asyncio.run(_run_until_signal(runner.run))
     Console().print(summary_table(results, base))  # the result: stdout; progress: stderr
+    if report is not None:
+        from mmstream.cli.report_cmd import write_batch_reports
+
+        write_batch_reports(results, base, report)
     code = exit_code(results)
     if code:
         failed = [r.path for r in results if r.status != "ok" and r.status != "skipped"]

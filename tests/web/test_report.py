@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -120,3 +121,24 @@ def test_replay_writes_a_report_beside_its_events(tmp_path: Path) -> None:
     assert all(sentence in html for sentence in SAMPLE_SENTENCES)
     assert html.count('<img src="data:image/jpeg;base64,') == 7
     assert "<title>sample.mp4 · mmstream report</title>" in html
+
+
+@pytest.mark.slow
+def test_a_batch_replay_writes_a_report_per_input_and_an_index(
+        tmp_path: Path, browser_page: WatchedPage) -> None:
+    inputs, out = tmp_path / "inputs", tmp_path / "results"
+    inputs.mkdir()
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(SAMPLE_CLIP), "-t", "4",
+                    "-c", "copy", str(inputs / "door.mp4")], check=True)
+    (inputs / "broken.mp4").write_bytes(SAMPLE_CLIP.read_bytes()[:3000])
+    done = mmstream("replay", str(inputs), "--out", str(out), "--report", str(out / "index.html"))
+    assert done.returncode == 3, done.stderr  # one input failed, the other finished
+    assert f"wrote {out / 'index.html'}: 1 reports of 2 inputs" in done.stderr
+    assert sorted(p.name for p in out.glob("*.html")) == ["door.mp4.html", "index.html"]
+    browser_page.open(out / "index.html")
+    page = browser_page.page
+    assert "broken.mp4" in page.inner_text("body")  # the failure is listed, with its reason
+    page.click("a[href='door.mp4.html']")
+    page.wait_for_selector("#transcripts")
+    assert "Hello from the kitchen camera" in page.inner_text("#transcripts")
+    assert browser_page.errors == []
