@@ -120,6 +120,16 @@ class PipelineConfig(Section):
 
 Origins = Mapping[tuple[str, ...], str]  # an override's path -> where it came from
 SECRET_FIELDS = frozenset({"password", "token"})
+#: Settings of earlier releases, and what replaced them, so an old pipeline file is told how
+#: to change rather than only that a field is unknown.
+RETIRED_FIELDS: dict[tuple[str, ...], str] = {
+    ("runtime", "clock"): "replaced by runtime.mode (auto | live | paced | fast): the run mode "
+    "decides the clock",
+    ("stages", "infer", "batching"): "removed: batching follows runtime.mode (a fast replay "
+    "batches deterministically)",
+    ("runtime", "overload", "mode"): "replaced by runtime.overload.enabled (true | false); a "
+    "fast replay never sheds",
+}
 
 
 def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> str:
@@ -134,7 +144,9 @@ def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> s
         source = _override_of(loc, overrides)
         from_file = from_file or source is None
         where = f", set by {source}" if source else ""
-        problems.append(f"{'.'.join(loc) or '(root)'}: {item['msg']}{shown}{where}")
+        message = RETIRED_FIELDS.get(loc, item["msg"]) if item["type"] == "extra_forbidden" \
+            else item["msg"]
+        problems.append(f"{'.'.join(loc) or '(root)'}: {message}{shown}{where}")
     header = f"invalid pipeline config in {origin}" if from_file else "invalid pipeline config"
     if len(problems) == 1:
         return f"{header}: {problems[0]}"

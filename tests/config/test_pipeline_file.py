@@ -40,6 +40,16 @@ def test_unknown_field_is_an_error(tmp_path: Path) -> None:
         load_pipeline(path, environ={})
 
 
+def test_a_setting_of_an_earlier_release_says_what_replaced_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources: [{kind: synthetic}]\nruntime: {clock: media}\n"
+                           "stages: {infer: {batching: auto}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path, environ={})
+    message = str(caught.value)
+    assert "runtime.clock: replaced by runtime.mode" in message
+    assert "stages.infer.batching: removed: batching follows runtime.mode" in message
+
+
 def test_env_and_set_override_in_that_order(tmp_path: Path) -> None:
     path = write(tmp_path, "device_id: a\nsources: [{kind: synthetic}]\nsinks: {mqtt: {}}\n")
     env = {"MMSTREAM_DEVICE_ID": "from-env", "MMSTREAM_SINKS__MQTT__QOS": "0",
