@@ -77,7 +77,8 @@ class InferConfig(Section):
     prepare_threads: int = Field(2, ge=1, description="threads for face detection + features")
     compile: bool = Field(False, description="torch.compile the encoders (CUDA; slow start)")
     image_runtime: Literal["auto", "torch", "onnx"] = Field(
-        "auto", description="image encoder: ONNX Runtime (faster on CPU, same outputs) or torch; "
+        "auto", description="image encoder + face net: ONNX Runtime (faster on CPU, same outputs) "
+        "or torch; "
         "auto: onnx on CPU in fp32 when onnx and onnxruntime are installed")
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU")
     keep_freed_memory: bool = Field(

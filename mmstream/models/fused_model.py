@@ -16,6 +16,7 @@ on both, so CPU tests cover the CUDA logic.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from mmstream.models.fusion import (
 )
 from mmstream.models.labels import IMAGENET_CLASSES, load_scene_vocabulary
 from mmstream.models.mini_xception import MiniXception, load_mini_xception, preprocess_faces
-from mmstream.models.onnx_encoder import OnnxImageEncoder, onnx_available
+from mmstream.models.onnx_encoder import OnnxImageEncoder, OnnxModule, onnx_available
 from mmstream.models.speedups import optimise_for_inference
 
 MODEL_NAME = "mmstream-fused/1"
@@ -68,7 +69,7 @@ class ExecutionPlan:
     channels_last: bool = False
     pinned: bool = False
     compile: bool = False
-    onnx_image: bool = False  # the image encoder runs in ONNX Runtime (CPU, fp32)
+    onnx_image: bool = False  # the image encoder and the face net run in ONNX Runtime (CPU)
 
     @property
     def non_blocking(self) -> bool:
@@ -164,6 +165,11 @@ class FusedModel:
         elif self.plan.channels_last:
             self.image_encoder = self.image_encoder.to(memory_format=torch.channels_last)
         self.face_model = load_mini_xception(device)
+        self._face_net: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = functools.partial(
+            face_embed_and_logits, self.face_model)
+        if self.plan.onnx_image:  # ~3x faster per face on CPU, same outputs
+            self._face_net = OnnxModule(self.face_model, self._face_net,
+                                        torch.zeros(1, 1, 64, 64), ("embed", "logits"))
         self.vocabulary = load_scene_vocabulary(vocabulary)
         self.fusion = FusionModel(self.vocabulary)
         self.fusion_version = "default"
@@ -264,7 +270,7 @@ class FusedModel:
         if rows:
             crops = self._upload(np.stack([batch[i].face_crop for i in rows]))  # type: ignore
             with self._autocast():
-                e, lg = face_embed_and_logits(self.face_model, preprocess_faces(crops))
+                e, lg = self._face_net(preprocess_faces(crops))
             index = torch.tensor(rows, device=device)
             embed[index], logits[index] = e.float(), lg.float()
         return embed, logits
