@@ -10,8 +10,9 @@ before issue 20 (finals only after the 500 ms hang-over, first partial after 1 s
 whisper's full 30 s window), `after` the defaults; the others switch one lever at a time.
 
 - offline: plain faster-whisper (tiny.en int8, 2 CPU threads, beam 5, its own defaults, full
-  30 s window) over clips of two sentences each: `rtf_offline`, `wer_offline`. The WER target
-  of every variant's finals: no worse than this.
+  30 s window) over clips of two sentences each: `rtf_offline`, `wer_offline` (the target of
+  the streaming finals); and over the live runs' own clips, each decoded whole:
+  `wer_offline_live_clips` (the target of the live finals).
 - streaming, per variant: the TranscribeStage over the same clips fed as fast as possible
   (VAD, partials, finals): `rtf` and `wer` of its finals.
 - live, per variant: a real `mmstream run` with a microphone source on a virtual ALSA capture
@@ -98,6 +99,12 @@ def wer_of(pairs: list[tuple[str, str]]) -> float:
     """Corpus WER: errors over all reference words."""
     errors = sum(word_error_rate(ref, hyp) * len(ref.split()) for ref, hyp in pairs)
     return errors / max(1, sum(len(ref.split()) for ref, _ in pairs))
+
+
+def live_clips(tmp: Path, count: int) -> list[tuple[np.ndarray, list[Any]]]:
+    """What the live runs speak: one sentence, then SILENCE_AFTER_S of silence, each."""
+    return [conversation(tmp / f"live{index}", [text], gap_s=SILENCE_AFTER_S, lead_s=0.0,
+                         rate=MIC_RATE) for index, text in enumerate(SENTENCES[:count])]
 
 
 def offline(clips: list[tuple[np.ndarray, list[Any]]]) -> dict[str, float]:
@@ -201,9 +208,7 @@ def live(tmp: Path, broker: MosquittoBroker, settings: dict[str, Any], count: in
         time.sleep(idle_s)
         idle = (run.cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100
         spoken = []
-        for index, text in enumerate(SENTENCES[:count]):
-            audio, truth = conversation(tmp / f"live{index}", [text], gap_s=SILENCE_AFTER_S,
-                                        lead_s=0.0, rate=MIC_RATE)
+        for audio, truth in live_clips(tmp, count):
             spoken.append(truth[0])
             run.mic.play(audio)
         run.mic.wait_played(count * 10 + 30)
@@ -282,9 +287,11 @@ def main() -> None:
             tmp = Path(tmp_dir)
             clips = make_clips(tmp, 10 if not args.quick else 4)
             base = offline(clips)
+            spoken = offline(live_clips(tmp, count))  # the live runs' clips, decoded whole
             result.update(audio_s=round(base["audio_s"], 1),
                           rtf_offline=round(base["rtf_offline"], 4),
-                          wer_offline=round(base["wer_offline"], 4))
+                          wer_offline=round(base["wer_offline"], 4),
+                          wer_offline_live_clips=round(spoken["wer_offline"], 4))
             passes: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             for _ in range(args.rounds_streaming):  # interleaved, as the live runs
                 for name in names:
@@ -313,13 +320,13 @@ def main() -> None:
     after = result["variants"].get("after", {}).get("live")
     if after is not None:
         result["targets"] = {"final_p50_s": 0.8, "final_p95_s": 1.2, "first_text_p50_s": 1.0,
-                             "wer_live": "<= wer_offline", "rtf_offline": 0.10,
+                             "wer_live": "<= wer_offline_live_clips", "rtf_offline": 0.10,
                              "idle_cpu_percent": 5.0}
         result["meets"] = {
             "final_p50_s": (after["final_s"]["p50"] or 99) <= 0.8,
             "final_p95_s": (after["final_s"]["p95"] or 99) <= 1.2,
             "first_text_p50_s": (after["first_text_s"]["p50"] or 99) <= 1.0,
-            "wer_live": after["wer_live"] <= result["wer_offline"],
+            "wer_live": after["wer_live"] <= result["wer_offline_live_clips"],
             "rtf_offline": result["rtf_offline"] <= 0.10,
             "idle_cpu_percent": after["idle_cpu_percent"] < 5.0}
     out = args.out or REPO / "benchmarks" / "results" / f"asr{'_quick' if args.quick else ''}.json"
