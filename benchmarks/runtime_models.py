@@ -217,14 +217,15 @@ async def streams_run(cameras: int, seconds: float, broker: Any, camera: Path, s
     for index in range(cameras):
         ends = sorted({round(t) for s, t, _ in counted if s == f"cam{index}"})
         missing += (ends[-1] - ends[0] + 1 - len(ends)) if ends else 1
-    shed = {k: v for k, v in drops.items() if v and ("shed" in k or "skipped" in k
-                                                       or "not_waited" in k)}
+    shed = {k: v for k, v in drops.items() if v and "shed" in k}  # frames or windows
+    late_text = {k: v for k, v in drops.items() if v and "not_waited" in k}
     speech_finals = finals_latency(arrivals.rows, truth, chunks)
     third = started + 2 * seconds / 3
     late = [ms for ms, (_, _, at) in zip(from_frame, counted, strict=False) if at >= third]
     result = {
         "cameras": cameras, "seconds": seconds, "windows": len(counted),
-        "windows_missing": missing, "shed": shed,
+        "windows_missing": missing, "shed": shed, "windows_without_their_text": late_text,
+        "drops": {k: v for k, v in drops.items() if v},
         "frame_to_mqtt_ms": {"p50": round(statistics.median(from_frame), 1),
                              "p99": round(percentile(from_frame, 99), 1),
                              "last_third_p99": round(percentile(late, 99), 1) if late else None},
