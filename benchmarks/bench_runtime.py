@@ -14,12 +14,14 @@
   one event per frame through the real MqttSink and mosquitto to a paho subscriber thread.
 - capture->MQTT with models (`capture_to_mqtt_models`, or alone with `--models-only`): a real
   camera source (the bundled clip at 640x480, 25 fps, looping; analysed at 2 fps) through the
-  default window and fused-model stages, the MqttSink and mosquitto. A window is complete when
-  the first frame captured at or after its end arrives; `frame_to_mqtt` is from that frame's
-  capture to the window's scene/fused event at the subscriber (the pipeline's latency),
-  `window_end_to_mqtt` from the window's end (its `t_capture`), which adds the wait for that
-  frame (0 to one frame interval, by the phase of the camera against the window grid).
-Prints one JSON object and writes it to benchmarks/results/runtime[_quick].json.
+  default window and fused-model stages, the MqttSink and mosquitto (runtime_models.py).
+- streams per box (`--streams`): 1, 2, 3, ... such cameras plus one microphone speaking all the
+  time (a speech file played in real time, a sentence every ~4 s), each run `--e2e-s` long,
+  until a run does not hold: frame -> MQTT p99 <= 250 ms over every camera window, no window
+  missing or shed, and the speech finals within target (end of sentence -> arrival p50 <= 0.8 s,
+  p95 <= 1.2 s). Reports the last camera count that held.
+Prints one JSON object and writes it to benchmarks/results/runtime[_quick|_models|_streams].json
+(or --out).
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
-import tempfile
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -44,11 +45,13 @@ import numpy as np
 from mmstream.config import MqttSinkConfig, OverloadConfig
 from mmstream.events import Scene, SceneEvent, Tag, decode
 from mmstream.media import AudioChunk, VideoFrame
-from mmstream.replay.batch import ProgressSource
 from mmstream.runtime.metrics import PipelineMetrics
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Sink, Source, Stage
 from mmstream.stages.overload import OverloadStage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime_models import capture_to_mqtt_models, streams_per_box
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = 5
@@ -238,89 +241,12 @@ async def capture_to_mqtt(seconds: float, fps: float) -> dict[str, Any]:
             "max_ms": round(max(ms), 2)}
 
 
-async def capture_to_mqtt_models(seconds: float) -> dict[str, Any]:
-    import paho.mqtt.client as paho
-
-    from mmstream.broker import MosquittoBroker
-    from mmstream.build import build_pipeline
-    from mmstream.config import load_pipeline
-    from mmstream.replay.setup import sample_clip
-
-    broker = MosquittoBroker()
-    broker.start()
-    arrivals: list[tuple[str, float, float]] = []  # (type, window end, received)
-    frames: list[float] = []  # capture times of every frame the camera delivered
-    subscribed = threading.Event()
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    client.on_connect = lambda c, *_: (c.subscribe("bench/#", qos=1), subscribed.set())
-
-    def received(_c: Any, _u: Any, msg: Any) -> None:
-        kind = msg.topic.rsplit("/", 1)[-1]
-        if kind in ("scene", "fused"):
-            arrivals.append((kind, decode(msg.payload).t_capture, time.time()))
-
-    client.on_message = received
-    try:
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
-        subscribed.wait(10)
-        # A camera delivers 25-30 fps and the source samples the newest frame at 2 fps; the
-        # bundled clip is 10 fps, whose newest frame would be up to 100 ms old at each tick.
-        camera = Path(tempfile.mkdtemp(prefix="bench-camera-")) / "camera25.mp4"
-        await asyncio.to_thread(
-            subprocess.run, ["ffmpeg", "-loglevel", "error", "-y", "-i", str(sample_clip()),
-                             "-vf", "scale=640:480", "-r", "25", "-c:v", "libx264", "-preset",
-                             "ultrafast", "-an", str(camera)], check=True)
-        config = load_pipeline(None, base={
-            "device_id": "bench",
-            "sources": [{"kind": "camera", "id": "cam0", "url": str(camera),
-                         "loop": True, "fps": 2.0}],
-            "stages": {"transcribe": {"enabled": False}},
-            "sinks": {"mqtt": {"url": broker.url, "prefix": "bench"}}})
-        pipeline = build_pipeline(config)
-        pipeline.sources = [FrameTimes(source, frames) for source in pipeline.sources]
-        stop = asyncio.Event()
-        running = asyncio.create_task(pipeline.run(stop))
-        await asyncio.sleep(seconds)
-        stop.set()
-        await running
-        await asyncio.sleep(1.0)
-    finally:
-        client.loop_stop()
-        client.disconnect()
-        broker.stop()
-    result: dict[str, Any] = {"fps": 2.0, "seconds": seconds, "model_load_included": False}
-    for kind in ("scene", "fused"):
-        got = [(end, at) for k, end, at in arrivals if k == kind][3:]  # after warm-up
-        # The frame that completes a window is the first one captured at or after its end:
-        # from its capture on, the latency is the pipeline's (window, models, MQTT).
-        closing = [(min(t for t in frames if t >= end), at) for end, at in got
-                   if any(t >= end for t in frames)]
-        from_frame = [1000 * (at - t) for t, at in closing]
-        from_end = [1000 * (at - end) for end, at in got]
-        result[kind] = {"received": len(got),
-                        "frame_to_mqtt_p50_ms": round(statistics.median(from_frame), 1),
-                        "frame_to_mqtt_p99_ms": round(percentile(from_frame, 99), 1),
-                        "window_end_to_mqtt_p50_ms": round(statistics.median(from_end), 1),
-                        "window_end_to_mqtt_p99_ms": round(percentile(from_end, 99), 1)}
-    return result
-
-
-class FrameTimes(ProgressSource):
-    """Passes a source's items on and notes each frame's capture time."""
-
-    def __init__(self, inner: Any, frames: list[float]) -> None:
-        super().__init__(inner, lambda _s: None)
-        self.frames = frames
-
-    async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
-        async for item in self.inner:
-            if isinstance(item, VideoFrame):
-                self.frames.append(item.t_capture)
-            yield item
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.streams:
+        return {"benchmark": "runtime", "mode": "streams",
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                           f"{platform.python_version()}",
+                "streams_per_box": await streams_per_box(args.max_cameras, args.e2e_s)}
     if args.models_only:
         return {"benchmark": "runtime", "mode": "models-only",
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
@@ -357,10 +283,15 @@ if __name__ == "__main__":
                         help="only capture->MQTT with the real models (--e2e-s long)")
     parser.add_argument("--latency-rate", type=float, default=2000.0,
                         help="offered events/s for the per-stage latency")
+    parser.add_argument("--streams", action="store_true",
+                        help="only the streams-per-box ramp (each step --e2e-s long)")
+    parser.add_argument("--max-cameras", type=int, default=10, help="where the ramp stops")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
     options = parser.parse_args()
     outcome = asyncio.run(main(options))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = ("runtime_quick" if options.quick else
+    name = ("runtime_quick" if options.quick else "runtime_streams" if options.streams else
             "runtime_models" if options.models_only else "runtime")
-    (RESULTS / f"{name}.json").write_text(json.dumps(outcome, indent=2) + "\n")
+    target = options.out or RESULTS / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(outcome, indent=2) + "\n")
     print(json.dumps(outcome))

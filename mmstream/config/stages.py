@@ -22,6 +22,14 @@ class TranscribeConfig(Section):
     # streaming: partials while someone speaks, one final per utterance
     partials: bool = Field(True, description="publish partial transcripts while speech goes on")
     partial_interval_s: float = Field(1.0, gt=0, description="source seconds between partials")
+    first_partial_s: float = Field(
+        0.5, gt=0, description="seconds of speech before an utterance's first partial")
+    sentence_end_ms: int | None = Field(
+        200, ge=0, description="a pause this long (at least speech_pad_ms) ends an utterance whose "
+        "transcript reads as a finished sentence; null: only min_silence_ms ends one")
+    context_margin_s: float | None = Field(
+        10.0, ge=0, le=30, description="whisper encodes the audio + this much of its silence "
+        "padding instead of 30 s (faster); null: the full 30 s")
     max_utterance_s: float = Field(
         25.0, ge=5, le=30, description="longer speech is cut at a pause (whisper sees 30 s)")
     max_batch: int = Field(8, ge=1, description="utterances decoded together (batched on CUDA)")
@@ -68,6 +76,10 @@ class InferConfig(Section):
     max_wait_ms: float = Field(20.0, ge=0, description="how long a partial batch waits")
     prepare_threads: int = Field(2, ge=1, description="threads for face detection + features")
     compile: bool = Field(False, description="torch.compile the encoders (CUDA; slow start)")
+    image_runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="image encoder + face net: ONNX Runtime (faster on CPU, same outputs) "
+        "or torch; "
+        "auto: onnx on CPU in fp32 when onnx and onnxruntime are installed")
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU")
     keep_freed_memory: bool = Field(
         True, description="CPU: let glibc reuse freed memory (no page faults per batch)")

@@ -162,10 +162,20 @@ class MtcnnDetector:
         """Stage 1: P-Net candidates over the pyramid, squared, [N,5] x1,y1,x2,y2,score."""
         height, width = image.shape[:2]
         scale = CELL / self.min_face
+        # Shrinking every level from the whole frame reads all of it each time (~1.2 ms a level
+        # at 640x480, ~10 ms a frame); each level is shrunk from the smallest halving of the
+        # frame at least twice its size instead (2x2 means, as a mip-map): ~2 ms a frame, and
+        # the levels differ from the direct ones by about a grey level.
+        halvings = [image]
         found = []
         while min(height, width) * scale > CELL:
             size = (math.ceil(width * scale), math.ceil(height * scale))
-            offsets, probs = self.nets.pnet(_preprocess(_resize(image, size)[None]))
+            while scale <= 0.5 ** (len(halvings) + 1) and min(halvings[-1].shape[:2]) >= 4 * CELL:
+                last = halvings[-1]
+                halvings.append(_resize(last, (last.shape[1] // 2, last.shape[0] // 2)))
+            source = next(h for h in reversed(halvings) if h.shape[1] >= 2 * size[0]
+                          and h.shape[0] >= 2 * size[1])
+            offsets, probs = self.nets.pnet(_preprocess(_resize(source, size)[None]))
             boxes = self._windows(probs[0].numpy(), offsets[0].numpy(), scale)
             found.append(boxes[nms(boxes, 0.5)])
             scale *= PYRAMID_FACTOR

@@ -1,8 +1,12 @@
 """Camera source (OpenCV): a device index, /dev/videoN, an rtsp:// or http:// URL, or a video file.
 
-A grabber thread reads frames as fast as the camera delivers them and keeps only the newest;
-the async side takes the newest one `fps` times a second, so a slow analysis never makes the
-camera lag (old frames are skipped, never queued). `t_capture` is the wall-clock time the frame
+A grabber thread grabs frames as fast as the camera delivers them, so the stream stays
+current, and decodes (retrieves and converts) only the frame analysis asks for: `fps` times a
+second the async side asks for the next frame, which the grabber hands over the moment it is
+grabbed. Analysis gets the freshest frame there is (not one that waited up to a frame interval,
+40 ms at 25 fps, in a buffer), a slow analysis never makes the camera lag (frames are skipped,
+never queued), and the frames nobody analyses cost a grab, not a decode and a colour
+conversion (a JPEG decode, on an MJPEG camera). `t_capture` is the wall-clock time the frame
 was grabbed.
 
 When the camera cannot be opened, stops delivering frames for `read_timeout_s`, or its stream
@@ -21,6 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,6 +37,7 @@ from mmstream.runtime.stage import Source
 
 log = logging.getLogger(__name__)
 FALLBACK_FILE_FPS = 25.0
+POLL_S = 0.25  # how often a wait for the next frame looks whether the camera is still there
 
 
 def describe(url: int | str) -> str:
@@ -65,7 +71,7 @@ def _looks_like_file(url: int | str) -> bool:
 
 
 class FrameGrabber(threading.Thread):
-    """Reads frames in a thread; `newest()` hands out the latest one, older ones are dropped."""
+    """Grabs frames in a thread; `next_frame()` decodes and hands over the next one grabbed."""
 
     def __init__(self, capture: cv2.VideoCapture, config: CameraSourceConfig) -> None:
         super().__init__(name=f"camera-{config.id}", daemon=True)
@@ -75,20 +81,19 @@ class FrameGrabber(threading.Thread):
         file_fps = capture.get(cv2.CAP_PROP_FPS) if self.is_file else 0.0
         self.file_fps = file_fps if 0 < file_fps < 1000 else FALLBACK_FILE_FPS
         self.captured = 0
-        self.skipped = 0  # frames replaced by a newer one before analysis took them
+        self.skipped = 0  # frames grabbed that analysis did not ask for
         self.ended = False  # a video file reached its end
         self.error: str | None = None
         self.last_frame_at = time.monotonic()
         self._lock = threading.Lock()
-        self._newest: tuple[int, float, np.ndarray] | None = None
+        self._wanted: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None = None
         self._stopping = threading.Event()
 
     def run(self) -> None:
         started = time.monotonic()
         try:
             while not self._stopping.is_set():
-                ok, frame = self.capture.read()
-                if not ok or frame is None:
+                if not self.capture.grab():
                     if self.is_file and self.config.loop and self.captured:
                         self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                         started, self.captured = time.monotonic(), 0
@@ -98,7 +103,7 @@ class FrameGrabber(threading.Thread):
                     else:
                         self.error = "the camera stopped delivering frames"
                     return
-                self._publish(frame)
+                self._grabbed(time.time())
                 if self.is_file:  # a file plays at its own rate, like a camera would
                     delay = started + self.captured / self.file_fps - time.monotonic()
                     if delay > 0:
@@ -106,25 +111,45 @@ class FrameGrabber(threading.Thread):
         except cv2.error as exc:
             self.error = f"capture failed: {exc}"
         finally:
+            self._hand_over(None)
             self.capture.release()
 
-    def _publish(self, frame: np.ndarray) -> None:
-        now = time.time()
-        with self._lock:
-            if self._newest is not None:
-                self.skipped += 1
-            self.captured += 1
-            self._newest = (self.captured, now, frame)
+    def _grabbed(self, now: float) -> None:
+        self.captured += 1
         self.last_frame_at = time.monotonic()
-
-    def newest(self) -> tuple[float, np.ndarray] | None:
-        """Take the newest frame not taken yet (None if nothing new arrived)."""
         with self._lock:
-            found, self._newest = self._newest, None
-        return None if found is None else (found[1], found[2])
+            wanted = self._wanted is not None
+        if not wanted:
+            self.skipped += 1
+            return
+        ok, frame = self.capture.retrieve()
+        if ok and frame is not None:
+            self._hand_over((now, frame))
+
+    def _hand_over(self, found: tuple[float, np.ndarray] | None) -> None:
+        with self._lock:
+            wanted, self._wanted = self._wanted, None
+        if wanted is not None:
+            loop, future = wanted
+            loop.call_soon_threadsafe(_resolve, future, found)
+
+    def next_frame(self) -> asyncio.Future[tuple[float, np.ndarray] | None]:
+        """The next frame grabbed, decoded (None if the grabber stops first)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._wanted = (loop, future)
+        if not self.is_alive():
+            self._hand_over(None)
+        return future
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def to_rgb(frame: np.ndarray, width: int | None, height: int | None) -> np.ndarray:
@@ -172,13 +197,19 @@ class CameraSource(Source):
         while True:
             next_tick = max(next_tick + interval, time.monotonic())
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            taken = grabber.newest()
+            asked = grabber.next_frame()
+            done, _ = await asyncio.wait({asked}, timeout=POLL_S)
+            while not done and grabber.is_alive() and (
+                    time.monotonic() - grabber.last_frame_at <= cfg.read_timeout_s):
+                done, _ = await asyncio.wait({asked}, timeout=POLL_S)
+            taken = asked.result() if done else None
             if taken is not None:
                 t, bgr = taken
                 image = await asyncio.to_thread(to_rgb, bgr, cfg.width, cfg.height)
                 yield VideoFrame(self.stream_id, t, image, self.frames_yielded)
                 self.frames_yielded += 1
                 continue
+            asked.cancel()
             if grabber.ended:
                 return
             if grabber.error is not None:

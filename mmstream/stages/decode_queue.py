@@ -6,17 +6,23 @@ its prompt — the stream's previous finals — includes every final decided bef
 the timing: a batch holds at most one request per stream, so a stream's earlier final is
 always decoded (in an earlier batch) before its next request is built. A live run and a fast
 replay therefore give whisper the same prompts.
+
+It also measures how long a partial takes to decode here (`partial_seconds`, a moving average),
+which a live stage uses to space its partials on a slow machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mmstream.models.whisper import DecodeRequest, DecodeResult, WhisperDecoder
+
+SMOOTHING = 0.3  # weight of the newest partial in the moving average of decode times
 
 
 @dataclass(eq=False)
@@ -33,6 +39,7 @@ class DecodeQueue:
         self._queue: deque[_Queued] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.partial_seconds: float | None = None  # wall time of one partial's decode
 
     def submit(self, stream_id: str, build: Callable[[], DecodeRequest]
                ) -> asyncio.Future[DecodeResult]:
@@ -66,7 +73,9 @@ class DecodeQueue:
             while batch := self._next_batch():
                 try:
                     requests = [queued.build() for queued in batch]
+                    started = time.perf_counter()
                     results = await asyncio.to_thread(self.decoder.decode, requests)
+                    self._measured(requests, time.perf_counter() - started)
                 except Exception as exc:  # hand the failure to whoever waits on it
                     for queued in batch:
                         if not queued.result.done():
@@ -75,6 +84,13 @@ class DecodeQueue:
                 for queued, decoded in zip(batch, results, strict=True):
                     if not queued.result.done():
                         queued.result.set_result(decoded)
+
+    def _measured(self, requests: list[DecodeRequest], seconds: float) -> None:
+        if any(request.final for request in requests):
+            return  # a final's beam and word times say little about a partial's cost
+        each = seconds / len(requests)
+        known = self.partial_seconds
+        self.partial_seconds = each if known is None else known + SMOOTHING * (each - known)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -117,7 +117,7 @@ class InferStage(Stage):
         pin_math_threads()
         if cfg.cpu_threads:
             torch.set_num_threads(cfg.cpu_threads)
-        plan = plan_for(cfg.device, cfg.precision, cfg.compile)
+        plan = plan_for(cfg.device, cfg.precision, cfg.compile, image_runtime=cfg.image_runtime)
         if plan.device.type == "cpu" and cfg.keep_freed_memory:
             keep_freed_memory()  # before the worker threads exist: they inherit it
         # vision runs at a lower priority than speech (its thread pools inherit it)

@@ -1,12 +1,14 @@
 """Streaming speech to text: VAD utterances, partial transcripts while they last, one final each.
 
 Per stream, the Silero VAD (stages/vad.py) runs incrementally on the 16 kHz audio and marks
-utterances. While someone speaks, the utterance so far is decoded every `partial_interval_s`
-of source time and published as a `partial` transcript whose `stable_text` is the prefix two
-consecutive passes agreed on (LocalAgreement-2); when the utterance ends (or is cut at a pause
-for being too long) it is decoded once more, with word timestamps, and published as the
-`final`. Everything is driven by source time, so a file replayed as fast as possible gives
-the same events every time.
+utterances. While someone speaks, the utterance so far is decoded `first_partial_s` of speech
+after it began and then every `partial_interval_s` of source time, and published as a `partial`
+transcript whose `stable_text` is the prefix two consecutive passes agreed on (LocalAgreement-2).
+An utterance ends at a pause of `min_silence_ms`, or already after `sentence_end_ms` when the
+final's decode of the speech before the pause reads as a finished sentence that keeps the words
+of its newest partial (`transcripts.finished_sentence`); it is decoded once more, with word
+timestamps, and published as the `final`. Everything is driven by source time and by decodes of
+fixed audio, so a file replayed as fast as possible gives the same events every time.
 
 A transcript's `t_capture` is when it was decided, on the source's clock (a partial: the end
 of the audio it covers; a final: when the pause that ended its utterance was heard), and after
@@ -16,23 +18,22 @@ window downstream holds exactly what had been recognised by its end.
 Whisper runs in a worker thread on one model shared by every stream of the stage, through a
 `DecodeQueue` (stages/decode_queue.py) that builds each request's prompt when it runs. In a
 fast replay each decode is awaited before the next item, so transcripts sit at the same place
-in the output every time; live (and paced), each transcript is emitted the moment its decode is
-done, a final's decode starts as soon as the pause holds its padding (speculatively), and a
-stream that still has a partial in flight skips the next one, so a slow CPU sheds partials,
-never finals — the one way a live run's transcripts can differ from a replay's. Audio chunks
-pass on unchanged for later stages.
+in the output every time. Live (and paced), each transcript is emitted the moment its decode is
+done, and a stream's audio waits (in order, while other items pass on) at a pause whose
+sentence check is still decoding, so the check ends the same utterances as in a replay. Live, a
+stream that still has a partial in flight skips the next one, and so does one whose partials
+come faster than twice their measured decode time (a slow CPU sheds partials, never finals) —
+the one way a live run's transcripts can differ from a replay's. Audio chunks pass on unchanged
+for later stages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from mmstream.audio.buffer import SampleBuffer
 from mmstream.config import RunMode, TranscribeConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, TextProgress
@@ -48,75 +49,25 @@ from mmstream.models.whisper import (
 from mmstream.runtime import metrics
 from mmstream.runtime.stage import Item, Stage
 from mmstream.stages.decode_queue import DecodeQueue
-from mmstream.stages.transcripts import LocalAgreement, clamped_words
+from mmstream.stages.speech_stream import (
+    DecodeJob,
+    EarlyFinal,
+    HeardChunk,
+    NewestPartial,
+    SpeechStream,
+)
+from mmstream.stages.transcripts import LocalAgreement, clamped_words, finished_sentence
 from mmstream.stages.vad import (
     FRAME,
+    Pause,
     SileroVad,
     Utterance,
     UtteranceSegmenter,
     VadSettings,
 )
 
-CONTEXT_CHARS = 200  # of previous finals given to whisper as its prompt
 GAP_TOLERANCE_S = 0.25  # a jump in capture time larger than this starts a new timeline
-
-
-@dataclass
-class _Job:
-    """A decode in flight, and what its result becomes."""
-
-    final: bool
-    utterance_id: int
-    start: float  # speech start (source time)
-    end: float  # speech end so far (source time)
-    decided_at: float  # source time at which it was decided: the event's t_capture
-    result: asyncio.Future[DecodeResult]
-
-
-@dataclass
-class _Ahead:
-    span: tuple[int, int, int, int]  # decoded audio [begin, end) and speech [start, end)
-    result: asyncio.Future[DecodeResult]
-
-
-@dataclass
-class _Stream:
-    stream_id: str
-    t0: float  # source time of sample 0
-    vad: SileroVad
-    segmenter: UtteranceSegmenter
-    buffer: SampleBuffer = field(default_factory=SampleBuffer)
-    utterance_id: int = 0
-    last_partial_at: int = 0  # sample index of the last partial's end
-    partials_sent: int = 0  # partial events published for the current utterance
-    agreement: LocalAgreement = field(default_factory=LocalAgreement)
-    context: str = ""  # the stream's last final text(s): the prompt of the next decodes
-    finals: deque[asyncio.Future[DecodeResult]] = field(default_factory=deque)  # decided
-    jobs: deque[_Job] = field(default_factory=deque)
-    speculative: _Ahead | None = None  # live: the final's decode, started early
-    progress_sent: float = -math.inf  # the last TextProgress of this stream
-
-    def prompt(self) -> str:
-        """The finals decided so far (all decoded by now: see stages/decode_queue.py)."""
-        while self.finals and self.finals[0].done():
-            decided = self.finals.popleft()
-            if not decided.cancelled() and decided.exception() is None:
-                self.context = (self.context + " " + decided.result().text).strip()
-                self.context = self.context[-CONTEXT_CHARS:]
-        return self.context
-
-    def heard_to(self) -> float:
-        """Every transcript decided at or before this source time has been emitted."""
-        if self.jobs:  # decided, not yet out (a millisecond before: times are rounded to ms)
-            return round(self.jobs[0].decided_at - 0.001, 3)
-        return self.time(self.next_sample)
-
-    @property
-    def next_sample(self) -> int:
-        return self.buffer.end
-
-    def time(self, sample: int) -> float:
-        return round(self.t0 + sample / AUDIO_RATE, 3)
+CADENCE = 2.0  # live: partials at most every CADENCE x their decode time (half the decoder)
 
 
 class TranscribeStage(Stage):
@@ -125,14 +76,20 @@ class TranscribeStage(Stage):
     def __init__(self, config: TranscribeConfig, *, mode: RunMode = "fast") -> None:
         self.config = config
         self.deterministic = mode == "fast"
+        self.ends_sentences = config.sentence_end_ms is not None
+        # Pauses are where a final's decode starts: with the sentence check in every mode; else
+        # only live, to have the final sooner (the same decode a replay makes later).
+        pause_ms = config.sentence_end_ms if self.ends_sentences else (
+            None if self.deterministic else config.speech_pad_ms)
         self.vad_settings = VadSettings(
             threshold=config.vad_threshold, neg_threshold=config.vad_neg_threshold,
             min_speech_ms=config.min_speech_ms, min_silence_ms=config.min_silence_ms,
-            speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s)
+            speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s,
+            pause_ms=pause_ms)
         self.pad = config.speech_pad_ms * AUDIO_RATE // 1000
         self.model: Any = None
         self.decodes: DecodeQueue | None = None
-        self.streams: dict[str, _Stream] = {}
+        self.streams: dict[str, SpeechStream] = {}
         self.skipped: Counter[str] = Counter()  # partials skipped while the decoder was busy
         self._emitting = asyncio.Lock()  # a stream's transcripts go out in decode order
 
@@ -153,7 +110,8 @@ class TranscribeStage(Stage):
             language=cfg.language, beam_size=cfg.beam_size, initial_prompt=cfg.initial_prompt,
             hotwords=cfg.hotwords, no_speech_threshold=cfg.no_speech_threshold,
             logprob_threshold=cfg.logprob_threshold, max_repeats=cfg.max_repeats,
-            compression_ratio_threshold=cfg.compression_ratio_threshold)
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            context_margin_s=cfg.context_margin_s)
         decoder = WhisperDecoder(self.model, options, resolve_device(cfg.device))
         self.decodes = DecodeQueue(decoder, cfg.max_batch)
         await asyncio.to_thread(SileroVad)  # load the VAD session before audio arrives
@@ -177,88 +135,149 @@ class TranscribeStage(Stage):
     async def _audio(self, chunk: AudioChunk) -> None:
         state = self.streams.get(chunk.stream_id)
         if state is not None and abs(
-                state.time(state.next_sample) - chunk.t_capture) > GAP_TOLERANCE_S:
+                state.time(state.buffer.end) - chunk.t_capture) > GAP_TOLERANCE_S:
             await self._finish(chunk.stream_id)  # e.g. a microphone reopened
             state = None
         if state is None:
-            state = self._new_stream(chunk)
+            state = SpeechStream(chunk.stream_id, chunk.t_capture, SileroVad(),
+                            UtteranceSegmenter(self.vad_settings))
+            self.streams[chunk.stream_id] = state
         state.buffer.append(chunk.samples)
         probs = await asyncio.to_thread(state.vad, chunk.samples)
-        for utterance in state.segmenter.push(probs):
-            await self._final(chunk.stream_id, state, utterance)
-        if not self.deterministic:
-            self._speculate(state)
-        if self.config.partials and self._partial_due(state):
-            await self._partial(chunk.stream_id, state)
-        self._trim(state)
+        state.backlog.append(HeardChunk(probs, state.buffer.end))
+        await self._segment(state, wait=self.deterministic)
 
-    def _new_stream(self, chunk: AudioChunk) -> _Stream:
-        state = _Stream(chunk.stream_id, chunk.t_capture, SileroVad(),
-                        UtteranceSegmenter(self.vad_settings))
-        self.streams[chunk.stream_id] = state
-        return state
+    async def _segment(self, state: SpeechStream, wait: bool) -> None:
+        """Act on the stream's audio in order: utterance ends, pauses, partials. At a pause
+        whose sentence check is still decoding, stop (live: it resumes in the background when
+        the check is in; with `wait`, await it) — later audio is never acted on before it."""
+        async with state.lock:
+            while True:
+                if state.verdict is not None:
+                    if not state.verdict.done() and not wait:
+                        return
+                    finished, state.verdict = await state.verdict, None
+                    if finished and (utterance := state.segmenter.end_at_pause()) is not None:
+                        await self._final(state, utterance, state.backlog[0].end)
+                if not state.backlog:
+                    return
+                heard = state.backlog[0]
+                while heard.index < len(heard.probs) and state.verdict is None:
+                    found = state.segmenter.step(float(heard.probs[heard.index]))
+                    heard.index += 1
+                    if isinstance(found, Utterance):
+                        await self._final(state, found, heard.end)
+                    elif isinstance(found, Pause):
+                        state.verdict = self._at_pause(state, found)
+                if state.verdict is not None:
+                    if not state.verdict.done() and not wait:
+                        self.in_background(self._resume(state, state.verdict))
+                    continue
+                state.backlog.popleft()
+                state.heard = heard.end
+                self._drop_stale_candidate(state)
+                if self.config.partials and self._partial_due(state):
+                    await self._partial(state)
+                self._trim(state)
 
-    def _partial_due(self, state: _Stream) -> bool:
-        """Every `partial_interval_s` of speech, until a pause holds the speech's padding (the
-        final is on its way then; live, its decode starts right there)."""
+    async def _resume(self, state: SpeechStream, verdict: asyncio.Future[bool]) -> None:
+        await asyncio.wait({verdict})
+        await self._segment(state, wait=False)
+        await self._emit_ready()
+
+    def _at_pause(self, state: SpeechStream, pause: Pause) -> asyncio.Future[bool] | None:
+        """Start the final's decode of the speech before the pause (the same audio the final
+        takes if the pause ends the utterance: decoded now, it is there sooner) and, with
+        `sentence_end_ms`, check whether it reads as a finished sentence."""
+        span = (max(pause.start - self.pad, state.buffer.start), pause.end + self.pad,
+                pause.start, pause.end)
+        if state.speculative is None or state.speculative.span != span:
+            if state.speculative is not None:
+                state.speculative.result.cancel()
+            state.speculative = EarlyFinal(span, self._decode(state, span[0], span[1], final=True))
+        if not self.ends_sentences:
+            return None
+        return asyncio.ensure_future(self._finished(
+            state.speculative.result, self._reference(state, pause.start)))
+
+    def _reference(self, state: SpeechStream, speech_start: int
+                   ) -> asyncio.Future[DecodeResult] | None:
+        """The newest partial of this speech, decoded now if it was skipped live, so the
+        sentence check compares the same texts in a live run and in a replay."""
+        newest = state.newest_partial
+        if newest is None or newest.speech_start != speech_start:
+            return None
+        if newest.result is None:
+            newest.result = self._decode(state, *newest.span, final=False)
+        return newest.result
+
+    @staticmethod
+    async def _finished(candidate: asyncio.Future[DecodeResult],
+                        reference: asyncio.Future[DecodeResult] | None) -> bool:
+        said = await candidate
+        partial = (await reference).text if reference is not None else None
+        return finished_sentence(said, partial)
+
+    def _drop_stale_candidate(self, state: SpeechStream) -> None:
+        """Speech went on after the pause: the final's early decode is not needed."""
+        if state.speculative is not None and state.segmenter.silence_from is None:
+            state.speculative.result.cancel()
+            state.speculative = None
+
+    def _partial_due(self, state: SpeechStream) -> bool:
+        """`first_partial_s` into the speech, then every `partial_interval_s`, until a pause
+        holds the speech's padding (the final is on its way then)."""
         seg = state.segmenter
         start = seg.speech_start_sample()
-        interval = self.config.partial_interval_s * AUDIO_RATE
-        pausing = seg.silence_from is not None and (
-            state.next_sample >= seg.silence_from * FRAME + self.pad)
-        return (start is not None and not pausing and state.next_sample - start >= interval
-                and state.next_sample - state.last_partial_at >= interval)
+        if start is None or (seg.silence_from is not None
+                             and state.heard >= seg.silence_from * FRAME + self.pad):
+            return False
+        newest = state.newest_partial
+        if newest is None or newest.speech_start != start:
+            return state.heard - start >= self.config.first_partial_s * AUDIO_RATE
+        return state.heard - newest.span[1] >= self.config.partial_interval_s * AUDIO_RATE
 
-    async def _partial(self, stream_id: str, state: _Stream) -> None:
+    async def _partial(self, state: SpeechStream) -> None:
         start = state.segmenter.speech_start_sample()
         assert start is not None
-        state.last_partial_at = state.next_sample
-        if not self.deterministic and any(not job.final for job in state.jobs):
-            self.skipped["partial_skipped_busy"] += 1
+        span = (max(start - self.pad, state.buffer.start), state.heard)
+        state.newest_partial = NewestPartial(start, span, None)
+        if not self.deterministic and (reason := self._too_busy(state)):
+            self.skipped[reason] += 1
             return
-        begin = max(start - self.pad, state.buffer.start)
-        await self._submit(state, final=False, begin=begin, end=state.next_sample,
-                           speech=(start, state.segmenter.speech_end_sample()))
+        state.last_submitted = state.heard
+        state.newest_partial.result = self._decode(state, *span, final=False)
+        await self._submit(state, final=False, speech=(start, state.segmenter.speech_end_sample()),
+                           at=state.heard, result=state.newest_partial.result)
 
-    async def _final(self, stream_id: str, state: _Stream, utterance: Utterance) -> None:
+    def _too_busy(self, state: SpeechStream) -> str | None:
+        """Live: skip a partial while the stream's previous one is still decoding, or when
+        partials would come faster than CADENCE x their measured decode time."""
+        if any(not job.final for job in state.jobs):
+            return "partial_skipped_busy"
+        assert self.decodes is not None
+        took = self.decodes.partial_seconds
+        since = (state.heard - state.last_submitted) / AUDIO_RATE
+        if took is not None and since < CADENCE * took:
+            return "partial_skipped_slow"
+        return None
+
+    async def _final(self, state: SpeechStream, utterance: Utterance, at: int) -> None:
         begin = max(utterance.start - self.pad, state.buffer.start)
-        end = utterance.end if utterance.cut else min(utterance.end + self.pad, state.next_sample)
-        ahead, state.speculative, early = state.speculative, None, None
+        end = utterance.end if utterance.cut else min(utterance.end + self.pad, at)
+        ahead, state.speculative, result = state.speculative, None, None
         if ahead is not None:
             if ahead.span == (begin, end, utterance.start, utterance.end):
-                early = ahead.result  # the very same audio, already decoding
+                result = ahead.result  # the very same audio, already decoding
             else:
                 ahead.result.cancel()
-        await self._submit(state, final=True, begin=begin, end=end,
-                           speech=(utterance.start, utterance.end), early=early)
+        result = result or self._decode(state, begin, end, final=True)
+        await self._submit(state, final=True, speech=(utterance.start, utterance.end), at=at,
+                           result=result)
         state.utterance_id += 1
-        state.last_partial_at = utterance.end
+        state.newest_partial = None
 
-    def _speculate(self, state: _Stream) -> None:
-        """Live: start the final's decode once a silence holds its padding, not after all of
-        `min_silence_ms`. Its audio is exactly what the final would decode, so if the silence
-        does end the utterance the result is the same, just earlier; if speech resumes, it is
-        dropped."""
-        seg, ahead = state.segmenter, state.speculative
-        start = seg.speech_start_sample()
-        if start is None or seg.silence_from is None:
-            if ahead is not None:
-                ahead.result.cancel()
-                state.speculative = None
-            return
-        speech_end = seg.silence_from * FRAME
-        span = (max(start - self.pad, state.buffer.start), speech_end + self.pad, start,
-                speech_end)
-        too_short = speech_end - start < self.vad_settings.frames(
-            self.vad_settings.min_speech_ms) * FRAME
-        if (ahead is not None and ahead.span == span) or too_short or (
-                state.next_sample < speech_end + self.pad):
-            return
-        if ahead is not None:
-            ahead.result.cancel()
-        state.speculative = _Ahead(span, self._decode(state, span[0], span[1], final=True))
-
-    def _decode(self, state: _Stream, begin: int, end: int, final: bool
+    def _decode(self, state: SpeechStream, begin: int, end: int, final: bool
                 ) -> asyncio.Future[DecodeResult]:
         """Queue the decode of samples [begin, end); its prompt is taken when it runs."""
         assert self.decodes is not None
@@ -266,14 +285,12 @@ class TranscribeStage(Stage):
         return self.decodes.submit(state.stream_id, lambda: DecodeRequest(
             audio, offset, final, state.prompt()))
 
-    async def _submit(self, state: _Stream, *, final: bool, begin: int, end: int,
-                      speech: tuple[int, int],
-                      early: asyncio.Future[DecodeResult] | None = None) -> None:
-        result = early or self._decode(state, begin, end, final)
+    async def _submit(self, state: SpeechStream, *, final: bool, speech: tuple[int, int], at: int,
+                      result: asyncio.Future[DecodeResult]) -> None:
         # t_capture is when the transcript was decided, on the source's clock: a partial at the
         # end of the audio it covers, a final when the pause that ends its utterance was heard
-        job = _Job(final, state.utterance_id, state.time(speech[0]), state.time(speech[1]),
-                   state.time(state.next_sample), result)
+        job = DecodeJob(final, state.utterance_id, state.time(speech[0]), state.time(speech[1]),
+                   state.time(at), result)
         state.jobs.append(job)
         if final:
             state.finals.append(result)
@@ -282,7 +299,7 @@ class TranscribeStage(Stage):
         else:
             self.in_background(self._emit_when_decoded(job))
 
-    async def _emit_when_decoded(self, job: _Job) -> None:
+    async def _emit_when_decoded(self, job: DecodeJob) -> None:
         """Live: a transcript goes out the moment its decode is done, not with the next chunk."""
         await asyncio.wait({job.result})
         await self._emit_ready()
@@ -298,9 +315,9 @@ class TranscribeStage(Stage):
                     state.progress_sent = heard_to
                     await self.emit(TextProgress(stream_id, heard_to))
 
-    def _trim(self, state: _Stream) -> None:
+    def _trim(self, state: SpeechStream) -> None:
         start = state.segmenter.speech_start_sample()
-        keep_from = (start if start is not None else state.next_sample) - self.pad
+        keep_from = (start if start is not None else state.heard) - self.pad
         state.buffer.trim_before(keep_from)
 
     def _ready_events(self) -> list[TranscriptEvent]:
@@ -313,7 +330,7 @@ class TranscribeStage(Stage):
                     events.append(event)
         return events
 
-    def _event(self, stream_id: str, state: _Stream, job: _Job) -> TranscriptEvent | None:
+    def _event(self, stream_id: str, state: SpeechStream, job: DecodeJob) -> TranscriptEvent | None:
         if job.result.cancelled():
             return None
         result = job.result.result()
@@ -343,9 +360,11 @@ class TranscribeStage(Stage):
         state = self.streams.get(stream_id)
         if state is None:
             return
-        utterance = state.segmenter.finish()
-        if utterance is not None:
-            await self._final(stream_id, state, utterance)
+        await self._segment(state, wait=True)  # all audio heard, sentence checks included
+        async with state.lock:
+            utterance = state.segmenter.finish()
+            if utterance is not None:
+                await self._final(state, utterance, state.heard)
         for job in list(state.jobs):
             await asyncio.wait({job.result})
         await self._emit_ready()

@@ -7,6 +7,11 @@ faster-whisper's `get_speech_timestamps` (start above `threshold`, end after `mi
 below `neg_threshold`), live: it reports a start as soon as speech begins and an end as soon
 as the silence is long enough. Speech longer than `max_speech` is cut at the latest pause
 (or the least speech-like frame), never in the middle of a word.
+
+With `pause_ms` set, it also reports the moment a silence inside speech has lasted that long (a
+`Pause`): the caller may then end the utterance there (`end_at_pause`) — the transcription
+stage does when what was said reads as a finished sentence — instead of waiting for all of
+`min_silence`. Everything is counted in frames of audio, so a replay pauses at the same places.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class VadSettings:
     min_silence_ms: int = 500
     speech_pad_ms: int = 200
     max_speech_s: float = 25.0
+    pause_ms: int | None = None  # report a Pause once a silence in speech lasts this long
 
     @property
     def low(self) -> float:
@@ -97,6 +103,16 @@ class VadSettings:
     def frames(self, ms: float) -> int:
         return round(ms * AUDIO_RATE / 1000 / FRAME)
 
+    @property
+    def pause_frames(self) -> int | None:
+        """Silence frames after which a `Pause` is reported: at least `pause_ms` and at least
+        the padding a final needs after the speech (so its audio is there), before the end."""
+        if self.pause_ms is None:
+            return None
+        ms = max(self.pause_ms, self.speech_pad_ms)
+        frames = -(-ms * AUDIO_RATE // (1000 * FRAME))  # whole frames, rounded up
+        return frames if frames < self.frames(self.min_silence_ms) else None
+
 
 @dataclass(frozen=True)
 class Utterance:
@@ -105,6 +121,14 @@ class Utterance:
     start: int
     end: int
     cut: bool = False  # ended by the length limit at a pause, speech goes on after it
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Speech from sample `start` to `end` has been followed by `pause_frames` of silence."""
+
+    start: int
+    end: int
 
 
 @dataclass
@@ -131,16 +155,24 @@ class UtteranceSegmenter:
         return end * FRAME
 
     def push(self, probs: np.ndarray) -> list[Utterance]:
-        """Feed frame probabilities; returns the utterances that ended with them."""
-        done: list[Utterance] = []
-        for prob in probs.tolist():
-            ended = self._step(float(prob))
-            if ended is not None:
-                done.append(ended)
-            self.frame_index += 1
-        return done
+        """Feed frame probabilities; returns the utterances that ended with them (pauses are
+        not reported: use `step` to act on them)."""
+        done = [self.step(float(prob)) for prob in probs.tolist()]
+        return [found for found in done if isinstance(found, Utterance)]
 
-    def _step(self, prob: float) -> Utterance | None:
+    def step(self, prob: float) -> Utterance | Pause | None:
+        """Feed one frame's probability: an utterance that ended with it, a pause that reached
+        `pause_frames` with it, or nothing."""
+        found = self._step(prob)
+        self.frame_index += 1
+        return found
+
+    def end_at_pause(self) -> Utterance | None:
+        """End the ongoing speech at the start of its current silence (after a `Pause`)."""
+        assert self.silence_from is not None
+        return self._end(self.silence_from)
+
+    def _step(self, prob: float) -> Utterance | Pause | None:
         cfg, i = self.settings, self.frame_index
         if self.start is None:
             if prob >= cfg.threshold:
@@ -156,6 +188,9 @@ class UtteranceSegmenter:
         if self.silence_from is not None and i + 1 - self.silence_from >= cfg.frames(
                 cfg.min_silence_ms):
             return self._end(self.silence_from)
+        if (self.silence_from is not None and i + 1 - self.silence_from == cfg.pause_frames
+                and self.silence_from - self.start >= cfg.frames(cfg.min_speech_ms)):
+            return Pause(self.start * FRAME, self.silence_from * FRAME)
         if i + 1 - self.start >= cfg.max_speech_s * AUDIO_RATE / FRAME:
             return self._cut()
         return None

@@ -160,6 +160,29 @@ def test_inference_optimised_encoder_gives_the_same_outputs() -> None:
     assert torch.allclose(want[1], got[1], atol=1e-3)
 
 
+@pytest.mark.slow
+def test_the_onnx_runtime_encoder_gives_the_torch_outputs() -> None:
+    """On CPU the image encoder runs in ONNX Runtime (models/onnx_encoder.py): the same
+    embedding and class probabilities as the torch module it was exported from."""
+    from mmstream.models.efficientnet_lite import load_efficientnet_lite0
+    from mmstream.models.onnx_encoder import OnnxImageEncoder
+    from mmstream.models.speedups import optimise_for_inference
+
+    encoder = optimise_for_inference(load_efficientnet_lite0())
+    onnx = OnnxImageEncoder(encoder)
+    x = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = encoder.forward_both(x)
+    got = onnx.forward_both(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(want[0], got[0], atol=1e-4)
+    assert torch.allclose(torch.softmax(want[1], -1), torch.softmax(got[1], -1), atol=1e-5)
+    assert plan_for("auto", cuda_available=False).onnx_image
+    assert not plan_for("auto", image_runtime="torch", cuda_available=False).onnx_image
+    assert not plan_for("cpu", "bf16").onnx_image  # autocast is torch's
+    with pytest.raises(ModelError, match="onnx runs on CPU"):
+        plan_for("auto", image_runtime="onnx", cuda_available=True)
+
+
 def test_keep_freed_memory_is_applied_on_glibc() -> None:
     import platform
 

@@ -47,7 +47,7 @@ def test_a_fast_replay_of_a_realtime_recording_gives_the_live_events(
     # Live, on a loaded CPU, a partial is skipped while whisper is busy with the previous one,
     # and a window goes without the text whisper has not finished: the only ways the live
     # events may differ, and the run counts them. Everything else must be equal.
-    skipped = dropped(live.stderr, "partial_skipped_busy")
+    skipped = dropped(live.stderr, "partial_skipped")  # busy or slow (the live cadence)
     late = dropped(live.stderr, "text_not_waited_for")
     said_live, said_fast = transcripts(live_events), transcripts(fast_events)
     assert set(said_live) <= set(said_fast)

@@ -33,10 +33,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _red_clip(path: Path, seconds: float = 1.0) -> Path:
+def _red_clip(path: Path, seconds: float = 1.0, fps: int = 10) -> Path:
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"color=c=red:s=160x120:r=10:d={seconds}", "-pix_fmt", "yuv420p", str(path)],
-                   check=True)
+                    f"color=c=red:s=160x120:r={fps}:d={seconds}", "-pix_fmt", "yuv420p",
+                    str(path)], check=True)
     return path
 
 
@@ -87,6 +87,50 @@ async def test_a_video_file_works_as_a_camera(tmp_path: Path) -> None:
     assert [f.index for f in frames] == list(range(len(frames)))
     assert all(b.t_capture > a.t_capture for a, b in itertools.pairwise(frames))
     assert abs(first.t_capture - time.time()) < 10  # wall-clock capture time
+
+
+class CountingCapture:
+    """A VideoCapture that counts the frames decoded (retrieved) and grabbed."""
+
+    def __init__(self, capture: Any) -> None:
+        self.capture, self.grabbed, self.retrieved = capture, 0, 0
+
+    def grab(self) -> bool:
+        self.grabbed += 1
+        return bool(self.capture.grab())
+
+    def retrieve(self) -> tuple[bool, Any]:
+        self.retrieved += 1
+        return self.capture.retrieve()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.capture, name)
+
+
+async def test_only_the_frames_analysed_are_decoded_and_they_are_fresh(tmp_path: Path) -> None:
+    """A 25 fps camera analysed at 4 fps: every frame is grabbed (the stream stays current),
+    only the one analysis asks for is decoded, and it is grabbed after it was asked for."""
+    clip = _red_clip(tmp_path / "clip25.mp4", seconds=3.0, fps=25)
+    asked: list[float] = []
+    async with CameraSource(CameraSourceConfig(url=str(clip), fps=4)) as camera:
+        assert camera.grabber is not None
+        counting = CountingCapture(camera.grabber.capture)
+        camera.grabber.capture = counting  # type: ignore[assignment]
+        grabber, frames = camera.grabber, []
+        next_frame = grabber.next_frame
+
+        def asking() -> Any:
+            asked.append(time.time())
+            return next_frame()
+
+        grabber.next_frame = asking  # type: ignore[method-assign]
+        async for frame in camera:
+            frames.append(frame)
+            if len(frames) == 6:
+                break
+    assert counting.retrieved == len(frames)
+    assert counting.grabbed >= 4 * len(frames)  # ~6 grabbed per frame analysed
+    assert all(f.t_capture >= t for f, t in zip(frames, asked, strict=False))
 
 
 async def test_a_looping_file_camera_keeps_going(tmp_path: Path) -> None:

@@ -10,15 +10,25 @@ import numpy as np
 import pytest
 
 from mmstream.config import RunMode, TranscribeConfig
-from mmstream.events import Transcript, TranscriptEvent
+from mmstream.events import Transcript, TranscriptEvent, Word
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
-from mmstream.models.whisper import collapse_repeats, normalise_word, word_error_rate
-from mmstream.runtime.harness import run_stage
-from mmstream.stages.transcribe import TranscribeStage
-from mmstream.stages.transcripts import LocalAgreement
+from mmstream.models.whisper import (
+    DecodeRequest,
+    DecodeResult,
+    collapse_repeats,
+    normalise_word,
+    word_error_rate,
+)
+from mmstream.runtime.harness import StageHarness, run_stage
+from mmstream.stages import decode_queue
+from mmstream.stages import transcribe as transcribe_module
+from mmstream.stages.decode_queue import DecodeQueue
+from mmstream.stages.transcribe import CADENCE, TranscribeStage
+from mmstream.stages.transcripts import LocalAgreement, finished_sentence
 from tests.speech_clips import chunks, conversation, white_noise
 
 SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
+UNFINISHED = ["Please remind me to", "call my sister tomorrow."]  # a pause after "to"
 
 
 async def transcribe(items: list[Any], mode: RunMode = "fast",
@@ -72,6 +82,120 @@ async def test_partials_precede_their_final_and_agree_with_it(two_sentences: Any
         last_stable = [normalise_word(w) for w in stable[-1]]
         assert final_words[:len(last_stable)] == last_stable, (stable[-1], mine[-1].text)
         assert all(p.text.startswith(p.stable_text) for p in partials)
+
+
+@pytest.fixture(scope="module")
+def short_pause(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, list[Any]]:
+    """Two sentences 0.4 s apart: shorter than the hang-over (min_silence_ms 500)."""
+    return conversation(tmp_path_factory.mktemp("pause"), SENTENCES, gap_s=0.4)
+
+
+def final_events(events: list[TranscriptEvent]) -> list[TranscriptEvent]:
+    return [e for e in events if e.payload.final]
+
+
+@pytest.mark.slow
+async def test_a_short_pause_ends_a_finished_sentence(short_pause: Any) -> None:
+    audio, truth = short_pause
+    early = final_events(await transcribe(chunks(audio)))
+    assert len(early) == 2, [e.payload.text for e in early]
+    first = early[0]
+    assert word_error_rate(truth[0].text, first.payload.text) <= 0.2
+    # decided in the pause, before the hang-over could have ended the utterance
+    assert first.t_capture - first.payload.end < TranscribeConfig().min_silence_ms / 1000
+    assert early[1].payload.start >= truth[0].end
+    # with the hang-over alone, the pause is too short: one utterance
+    hang_over = finals(await transcribe(chunks(audio), sentence_end_ms=None))
+    assert len(hang_over) == 1
+    assert word_error_rate(" ".join(s.text for s in truth), hang_over[0].text) <= 0.2
+
+
+@pytest.mark.slow
+async def test_a_short_pause_mid_sentence_does_not_end_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio, truth = conversation(tmp_path, UNFINISHED, gap_s=0.4)
+    kept = finals(await transcribe(chunks(audio)))
+    assert len(kept) == 1, [f.text for f in kept]
+    assert word_error_rate(" ".join(s.text for s in truth), kept[0].text) <= 0.2
+    # the pause was long enough: only the sentence check kept the utterance open
+    monkeypatch.setattr(transcribe_module, "finished_sentence", lambda said, partial: True)
+    assert len(finals(await transcribe(chunks(audio)))) == 2
+
+
+@pytest.mark.slow
+async def test_a_live_run_ends_the_same_utterances_as_a_replay(short_pause: Any) -> None:
+    """Live, a stream's audio waits at a pause until the sentence check is decoded, so the
+    check ends the same utterances, with the same t_capture, as in a fast replay."""
+    audio, _ = short_pause
+
+    def said(events: list[TranscriptEvent]) -> list[tuple[Any, ...]]:
+        return [(e.t_capture, e.payload.final, e.payload.text, e.payload.start, e.payload.end)
+                for e in events]
+
+    fast = said(await transcribe(chunks(audio)))
+    live = said(await transcribe(chunks(audio), mode="live"))
+    assert [x for x in live if x[1]] == [x for x in fast if x[1]] and len(fast) > 2
+    assert set(live) <= set(fast)  # live may only skip partials
+
+
+@pytest.mark.slow
+async def test_the_first_partial_comes_half_a_second_into_the_speech(
+        two_sentences: Any) -> None:
+    audio, _ = two_sentences
+    events = await transcribe(chunks(audio))  # first_partial_s 0.5, then every second
+    for utterance in (0, 1):
+        partials = [e for e in events
+                    if not e.payload.final and e.payload.utterance_id == utterance]
+        heard = [e.t_capture - e.payload.start for e in partials]
+        assert 0.5 <= heard[0] < 0.5 + 0.1 + 0.001  # the first chunk (100 ms) past 0.5 s
+        assert all(b - a >= 1.0 - 1e-6 for a, b in itertools.pairwise(heard))
+
+
+class InstantDecoder:
+    """Stands in for whisper: the same words at once for any audio."""
+
+    def decode(self, requests: list[DecodeRequest]) -> list[DecodeResult]:
+        return [DecodeResult("hello there.", [Word("hello", r.offset, r.offset + 0.2, 0.9),
+                                               Word("there.", r.offset + 0.2, r.offset + 0.4,
+                                                    0.9)]) for r in requests]
+
+
+async def test_live_partials_are_spaced_by_their_measured_decode_time(
+        two_sentences: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow machine: each decode is measured at 0.8 s, so live partials (due every 0.25 s of
+    speech) come at most every CADENCE x 0.8 s and the rest are skipped (and counted)."""
+    audio, _ = two_sentences
+    ticks = itertools.count()
+    monkeypatch.setattr(decode_queue.time, "perf_counter", lambda: 0.8 * next(ticks))
+    stage = TranscribeStage(TranscribeConfig(partial_interval_s=0.25, first_partial_s=0.25),
+                            mode="live")
+    stage.decodes = DecodeQueue(InstantDecoder(), max_batch=8)  # type: ignore[arg-type]
+    async with StageHarness(stage, open_stage=False) as harness:
+        for item in chunks(audio):
+            await harness.feed(item)
+    partials = [e for e in harness.emitted
+                if isinstance(e, TranscriptEvent) and not e.payload.final]
+    assert stage.decodes.partial_seconds == pytest.approx(0.8)
+    assert stage.drops()["partial_skipped_slow"] >= 2
+    for a, b in itertools.pairwise(partials):
+        if a.payload.utterance_id == b.payload.utterance_id:
+            assert b.t_capture - a.t_capture >= CADENCE * 0.8 - 1e-6
+
+
+def test_a_finished_sentence_is_stable_punctuated_and_sure_of_its_last_word() -> None:
+    def said(text: str, last: float = 0.9) -> DecodeResult:
+        return DecodeResult(text, [Word(w, 0, 0, 0.9) for w in text.split()[:-1]]
+                            + [Word(text.split()[-1], 0, 0, last)] if text else [])
+
+    assert finished_sentence(said("The garage door is open."), "The garage door is op")
+    assert finished_sentence(said("Is it open?"), None)
+    assert not finished_sentence(said("The garage door is open"), None)  # no full stop
+    assert not finished_sentence(said("Please remind me to."), None)  # ends on "to"
+    assert not finished_sentence(said("Please remind me to call my..."), None)
+    assert not finished_sentence(said("Turn off the light, Simmer.", last=0.4), None)
+    # not stable: the final's decode lost words its partial had heard
+    assert not finished_sentence(said("The garage is open."), "The garage door is op")
+    assert not finished_sentence(said(""), None)
 
 
 @pytest.mark.slow

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from mmstream.media import AUDIO_RATE
-from mmstream.stages.vad import FRAME, SileroVad, UtteranceSegmenter, VadSettings
+from mmstream.stages.vad import (
+    FRAME,
+    Pause,
+    SileroVad,
+    Utterance,
+    UtteranceSegmenter,
+    VadSettings,
+)
 from tests.speech_clips import conversation, white_noise
 
 
@@ -88,3 +95,23 @@ def test_long_speech_without_pause_is_cut_at_the_weakest_frame(dip_at: int) -> N
     found = UtteranceSegmenter(settings).push(probs)
     assert found and found[0].cut
     assert found[0].end == dip_at * FRAME
+
+
+def test_a_pause_is_reported_once_and_the_speech_may_end_there() -> None:
+    """With `pause_ms`, a silence inside speech is reported when it has lasted that long (in
+    whole frames, and never shorter than the padding a final needs); ending the utterance there
+    gives the speech up to the silence, as the full hang-over would have."""
+    settings = VadSettings(min_silence_ms=500, speech_pad_ms=200, pause_ms=150)
+    assert settings.pause_frames == 7  # 200 ms (the padding) = 6.25 frames -> 7
+    segmenter = UtteranceSegmenter(settings)
+    found = [segmenter.step(p) for p in frames_of((0.0, 10), (0.9, 40), (0.1, 8)).tolist()]
+    pauses = [(i, x) for i, x in enumerate(found) if isinstance(x, Pause)]
+    assert [i for i, _ in pauses] == [10 + 40 + 7 - 1]  # once, on the 7th silent frame
+    assert pauses[0][1] == Pause(10 * FRAME, 50 * FRAME)
+    assert segmenter.end_at_pause() == Utterance(10 * FRAME, 50 * FRAME)
+    assert not segmenter.in_speech
+    # without ending it there, the hang-over ends the same speech later
+    late = UtteranceSegmenter(settings).push(frames_of((0.0, 10), (0.9, 40), (0.1, 20)))
+    assert late == [Utterance(10 * FRAME, 50 * FRAME)]
+    assert VadSettings().pause_frames is None  # off by default
+    assert VadSettings(pause_ms=600).pause_frames is None  # not shorter than min_silence
