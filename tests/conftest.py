@@ -22,8 +22,9 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "mmstream" / "assets" / "sample.mp4"
 WEB_PORT_ENV = "MMSTREAM_WEB__PORT"
-SAMPLE_SENTENCES = (
-    "Hello from the kitchen camera. I am very happy today.",
+SAMPLE_SENTENCES = (  # the sample clip's finals: a short pause ends a finished sentence
+    "Hello from the kitchen camera.",
+    "I am very happy today.",
     "The coffee is ready on the table.",
 )
 

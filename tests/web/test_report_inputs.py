@@ -138,7 +138,7 @@ def test_a_missing_media_file_is_named(tmp_path: Path) -> None:
 def test_replay_report_needs_an_events_file(tmp_path: Path) -> None:
     done = mmstream("replay", str(SAMPLE_CLIP), "--report", str(tmp_path / "r.html"))
     assert done.returncode == 2
-    assert one_line(done) == "error: --report needs one input file and --out events.jsonl"
+    assert one_line(done) == "error: --report needs --out (events.jsonl, or a folder for a batch)"
 
 
 def test_report_explains_itself() -> None:
