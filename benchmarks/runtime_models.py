@@ -57,7 +57,8 @@ def camera_clip(folder: Path) -> Path:
 def speech_clip(folder: Path, seconds: float, gap_s: float = 1.0
                 ) -> tuple[Path, list[tuple[float, float]]]:
     """Sentences one after another, `gap_s` apart, for `seconds`: (wav, [(start, end)])."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    repo = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(repo / "tests"), str(repo)]  # speech_clips imports tests.conftest
     from speech_clips import conversation
 
     said = [SENTENCES[i % len(SENTENCES)] for i in range(int(seconds / 4) + 1)]
