@@ -74,15 +74,19 @@ SENTENCES = [
     "The battery of the smoke detector in the hallway is low.",
 ]
 VARIANTS: dict[str, dict[str, Any]] = {
-    "before": {"sentence_end_ms": None, "first_partial_s": 1.0, "context_margin_s": None},
+    "before": {"sentence_end_ms": None, "first_partial_s": 1.0, "context_margin_s": None,
+               "cpu_threads": 2},
     "after": {},
     # one lever at a time, from `before`
-    "margin": {"sentence_end_ms": None, "first_partial_s": 1.0},
-    "sentence_end": {"first_partial_s": 1.0, "context_margin_s": None},
-    "first_partial": {"sentence_end_ms": None, "context_margin_s": None},
+    "margin": {"sentence_end_ms": None, "first_partial_s": 1.0, "cpu_threads": 2},
+    "sentence_end": {"first_partial_s": 1.0, "context_margin_s": None, "cpu_threads": 2},
+    "first_partial": {"sentence_end_ms": None, "context_margin_s": None, "cpu_threads": 2},
     # beam width of the finals, on `after`
     "beam1": {"beam_size": 1},
     "beam3": {"beam_size": 3},
+    # whisper on one core of two (frees the other for cameras: bench_runtime --streams)
+    "threads1": {"cpu_threads": 1},
+    "threads2": {"cpu_threads": 2},
 }
 MIC_RATE = 16000
 SILENCE_AFTER_S = 4.0
@@ -277,7 +281,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU used, "
                    f"shared while measuring",
-        "model": "bundled tiny.en, int8, cpu_threads=2",
+        "model": "bundled tiny.en, int8; the stage's threads per variant (default 1), offline 2",
         "variants": {name: {"settings": VARIANTS[name]} for name in names},
     }
     broker = MosquittoBroker()

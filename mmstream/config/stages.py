@@ -16,7 +16,9 @@ class TranscribeConfig(Section):
     compute_type: str = Field("default", description="int8 on CPU, float16 on GPU by default")
     beam_size: int = Field(5, ge=1, description="beam width of finals (partials are greedy)")
     language: str | None = "en"
-    cpu_threads: int = Field(2, ge=1)
+    cpu_threads: int = Field(
+        1, ge=1, description="CTranslate2 threads; one decodes tiny.en as fast as two on a small "
+        "box and leaves the other core to the cameras (docs/speech.md)")
     initial_prompt: str | None = None
     hotwords: str | None = None
     # streaming: partials while someone speaks, one final per utterance

@@ -77,7 +77,7 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 
 
 def load_whisper(
-    model: str = BUNDLED, device: str = "cpu", compute_type: str = "default", cpu_threads: int = 2
+    model: str = BUNDLED, device: str = "cpu", compute_type: str = "default", cpu_threads: int = 1
 ) -> WhisperModel:
     """One instance per (model, device, compute type, threads), shared by all streams."""
     resolved = resolve_device(device)
