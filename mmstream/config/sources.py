@@ -41,7 +41,8 @@ class CameraSourceConfig(Section):
     kind: Literal["camera"] = "camera"
     id: str = Field("cam0", description="stream id used in topics and events")
     url: int | str = Field(0, description="device index, /dev/videoN, rtsp/http URL or video file")
-    fps: float = Field(2.0, gt=0, description="frames analysed per second (the next one grabbed)")
+    fps: float = Field(2.0, gt=0, description="frames analysed per second (the next one grabbed; "
+                       "each camera at its own phase of the second, so cameras do not queue)")
     width: int | None = Field(None, gt=0, description="ask the device for this capture width")
     height: int | None = Field(None, gt=0, description="ask the device for this capture height")
     loop: bool = Field(False, description="a video file used as camera restarts at its end")

@@ -3,11 +3,12 @@
 A grabber thread grabs frames as fast as the camera delivers them, so the stream stays
 current, and decodes (retrieves and converts) only the frame analysis asks for: `fps` times a
 second the async side asks for the next frame, which the grabber hands over the moment it is
-grabbed. Analysis gets the freshest frame there is (not one that waited up to a frame interval,
-40 ms at 25 fps, in a buffer), a slow analysis never makes the camera lag (frames are skipped,
-never queued), and the frames nobody analyses cost a grab, not a decode and a colour
-conversion (a JPEG decode, on an MJPEG camera). `t_capture` is the wall-clock time the frame
-was grabbed.
+grabbed; each camera asks at its own phase of the second, so cameras do not queue behind each
+other for analysis (sources/phase.py). Analysis gets the freshest frame there is (not one
+that waited up to a frame interval, 40 ms at 25 fps, in a buffer), a slow analysis never
+makes the camera lag (frames are skipped, never queued), and the frames nobody analyses cost
+a grab, not a decode and a colour conversion (a JPEG decode, on an MJPEG camera).
+`t_capture` is the wall-clock time the frame was grabbed.
 
 When the camera cannot be opened, stops delivering frames for `read_timeout_s`, or its stream
 breaks, the source raises `SourceError`; it is `restartable`, so the pipeline publishes a
@@ -34,6 +35,7 @@ from mmstream.config import CameraSourceConfig
 from mmstream.errors import SourceError
 from mmstream.media import VideoFrame
 from mmstream.runtime.stage import Source
+from mmstream.sources.phase import AnalysisGrid, next_camera_phase
 
 log = logging.getLogger(__name__)
 FALLBACK_FILE_FPS = 25.0
@@ -192,11 +194,12 @@ class CameraSource(Source):
         if self.grabber is None:
             raise SourceError(f"{self.name}: iterate inside `async with`")
         grabber, cfg = self.grabber, self.config
-        interval = 1.0 / cfg.fps
-        next_tick = time.monotonic()
+        grid = AnalysisGrid(1.0 / cfg.fps, next_camera_phase())  # cameras do not tick together
+        tick: float | None = None
         while True:
-            next_tick = max(next_tick + interval, time.monotonic())
-            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            now = time.monotonic()
+            tick = now if tick is None else grid.next_after(tick, now)  # the first one at once
+            await asyncio.sleep(max(0.0, tick - now))
             asked = grabber.next_frame()
             done, _ = await asyncio.wait({asked}, timeout=POLL_S)
             while not done and grabber.is_alive() and (
