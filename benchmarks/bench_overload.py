@@ -152,10 +152,11 @@ async def run_load(cameras: int, seconds: float, camera: Path, speech: Path,
     # its start); the smallest arrival - t_capture of any transcript stands for the file's
     # start on the wall clock, so a final's lag is what it waited beyond the quickest one
     # (decode + queueing behind other work; an underestimate by that one's own ~0.1-0.2 s).
-    speech = [(at - t, final) for stream, kind, t, at, final in arrivals.rows
+    speech = [(at - t, t, final) for stream, kind, t, at, final in arrivals.rows
               if stream == "speech" and kind == "transcript"]
-    start = min((offset for offset, _ in speech), default=0.0)
-    final_lags = [offset - start for offset, final in speech if final]
+    start = min((offset for offset, _, _ in speech), default=0.0)
+    final_lags = [offset - start for offset, _, final in speech if final]
+    each_final = [(round(t, 2), round(offset - start, 3)) for offset, t, final in speech if final]
     finals = len(final_lags)
     return {
         "cameras": cameras, "seconds": seconds, "windows_received": len(whole),
@@ -168,7 +169,8 @@ async def run_load(cameras: int, seconds: float, camera: Path, speech: Path,
         "finals_delivered": finals,
         "final_lag_beyond_quickest_transcript_s": {
             "p50": round(statistics.median(final_lags), 3) if final_lags else None,
-            "max": round(max(final_lags), 3) if final_lags else None},
+            "max": round(max(final_lags), 3) if final_lags else None,
+            "each_at_file_time": each_final},
         "rss_mb": {"median": round(statistics.median(rss), 1) if rss else None,
                    "peak": round(max(rss), 1) if rss else None},
     }
