@@ -84,8 +84,12 @@ def home_assistant(
             messages = removal_messages(mqtt.homeassistant, mqtt.prefix, config.device_id,
                                         streams)
         else:
+            # the web view's link only where `web.public_url` says it (the running daemon
+            # republishes the configs with the address it serves on)
             messages = discovery_messages(mqtt.homeassistant, mqtt.prefix, config.device_id,
-                                          streams, control=mqtt.control)
+                                          streams, control=mqtt.control,
+                                          configuration_url=config.web.public_url
+                                          if config.web.enabled else None)
         settings = one_off_settings(mqtt)  # the sink's broker and credentials; not its session
         publish_retained(settings, messages)
         done = "removed" if ha_remove else "published"

@@ -157,6 +157,13 @@ async def test_discovery_is_published_and_removed_with_ha_remove(
     assert removed.returncode == 0, removed.stderr
     assert "removed 16 Home Assistant entities of kitchen" in removed.stderr  # control too
     assert await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#") == []
+    published = await asyncio.to_thread(
+        cli, "ha", str(pipeline), "--set", "web.enabled=true",
+        "--set", "web.public_url=https://edge.example/mmstream/", timeout=60)
+    assert published.returncode == 0, published.stderr
+    configs = await asyncio.to_thread(retained_payloads, mosquitto.port, topic)
+    assert json.loads(configs[0])["device"]["configuration_url"] == (
+        "https://edge.example/mmstream/")  # the device page links to the web view
 
 
 @pytest.fixture
