@@ -43,6 +43,11 @@ class CameraSourceConfig(Section):
     url: int | str = Field(0, description="device index, /dev/videoN, rtsp/http URL or video file")
     fps: float = Field(2.0, gt=0, description="frames analysed per second (the next one grabbed; "
                        "each camera at its own phase of the second, so cameras do not queue)")
+    phase: float | None = Field(
+        None, ge=0, lt=1, description="when in each 1/fps interval the camera is analysed, as a "
+        "fraction of it; unset: spread from the other cameras (sources/phase.py). Cameras with "
+        "the same phase are analysed together and share forward passes (a GPU with many "
+        "cameras), at the cost of waiting for each other on a CPU")
     width: int | None = Field(None, gt=0, description="ask the device for this capture width")
     height: int | None = Field(None, gt=0, description="ask the device for this capture height")
     loop: bool = Field(False, description="a video file used as camera restarts at its end")

@@ -194,7 +194,8 @@ class CameraSource(Source):
         if self.grabber is None:
             raise SourceError(f"{self.name}: iterate inside `async with`")
         grabber, cfg = self.grabber, self.config
-        grid = AnalysisGrid(1.0 / cfg.fps, next_camera_phase())  # cameras do not tick together
+        phase = next_camera_phase() if cfg.phase is None else cfg.phase
+        grid = AnalysisGrid(1.0 / cfg.fps, phase)  # cameras do not tick together, unless told
         tick: float | None = None
         while True:
             now = time.monotonic()

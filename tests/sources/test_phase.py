@@ -46,3 +46,14 @@ def test_a_late_camera_skips_ticks_and_keeps_its_phase() -> None:
 def test_a_grid_needs_a_positive_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         AnalysisGrid(0.0, 0.1)
+
+
+def test_a_camera_phase_is_a_fraction_of_the_interval() -> None:
+    from pydantic import ValidationError
+
+    from mmstream.config import CameraSourceConfig
+
+    assert CameraSourceConfig(phase=0.0).phase == 0.0
+    assert CameraSourceConfig().phase is None  # spread from the other cameras
+    with pytest.raises(ValidationError, match="phase"):
+        CameraSourceConfig(phase=1.0)
