@@ -173,6 +173,8 @@ class CameraSource(Source):
         super().__init__(config)
         self.grabber: FrameGrabber | None = None
         self.frames_yielded = 0
+        # its place in each interval, kept across reconnects (cameras do not tick together)
+        self.phase = next_camera_phase() if config.phase is None else config.phase
 
     async def __aenter__(self) -> CameraSource:
         capture = await asyncio.to_thread(open_capture, self.config)
@@ -194,8 +196,7 @@ class CameraSource(Source):
         if self.grabber is None:
             raise SourceError(f"{self.name}: iterate inside `async with`")
         grabber, cfg = self.grabber, self.config
-        phase = next_camera_phase() if cfg.phase is None else cfg.phase
-        grid = AnalysisGrid(1.0 / cfg.fps, phase)  # cameras do not tick together, unless told
+        grid = AnalysisGrid(1.0 / cfg.fps, self.phase)
         tick: float | None = None
         while True:
             now = time.monotonic()

@@ -57,3 +57,12 @@ def test_a_camera_phase_is_a_fraction_of_the_interval() -> None:
     assert CameraSourceConfig().phase is None  # spread from the other cameras
     with pytest.raises(ValidationError, match="phase"):
         CameraSourceConfig(phase=1.0)
+
+
+def test_each_camera_takes_its_phase_once_and_a_set_one_is_kept() -> None:
+    from mmstream.config import CameraSourceConfig
+    from mmstream.sources.camera import CameraSource
+
+    first, second = (CameraSource(CameraSourceConfig(id=f"cam{i}")) for i in range(2))
+    assert abs(first.phase - second.phase) > 0.09  # spread, and fixed for the camera's life
+    assert CameraSource(CameraSourceConfig(phase=0.25)).phase == 0.25
