@@ -70,6 +70,7 @@ def home_assistant(
 ) -> None:
     """Publish the Home Assistant MQTT discovery configs of a pipeline (or remove them)."""
     with user_errors():
+        from mmstream.build import web_link
         from mmstream.config import load_pipeline
         from mmstream.errors import ConfigError
         from mmstream.sinks.mqtt.client import one_off_settings
@@ -84,12 +85,11 @@ def home_assistant(
             messages = removal_messages(mqtt.homeassistant, mqtt.prefix, config.device_id,
                                         streams)
         else:
-            # the web view's link only where `web.public_url` says it (the running daemon
+            # the web view's link where `web.public_url` names it (the running daemon
             # republishes the configs with the address it serves on)
             messages = discovery_messages(mqtt.homeassistant, mqtt.prefix, config.device_id,
                                           streams, control=mqtt.control,
-                                          configuration_url=config.web.public_url
-                                          if config.web.enabled else None)
+                                          configuration_url=web_link(config))
         settings = one_off_settings(mqtt)  # the sink's broker and credentials; not its session
         publish_retained(settings, messages)
         done = "removed" if ha_remove else "published"

@@ -152,7 +152,8 @@ async def test_discovery_is_published_and_removed_with_ha_remove(
     assert len(await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#")) == 14
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump({"device_id": "kitchen", "sources": [
-        {"kind": "synthetic", "id": "cam0"}], "sinks": {"mqtt": config}}))
+        {"kind": "synthetic", "id": "cam0", "realtime": True}],  # paced: serves the web view
+        "sinks": {"mqtt": config}}))
     removed = await asyncio.to_thread(cli, "ha", str(pipeline), "--ha-remove", timeout=60)
     assert removed.returncode == 0, removed.stderr
     assert "removed 16 Home Assistant entities of kitchen" in removed.stderr  # control too
