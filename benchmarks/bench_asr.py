@@ -73,14 +73,22 @@ SENTENCES = [
     "Start the coffee machine at seven o'clock every weekday.",
     "The battery of the smoke detector in the hallway is low.",
 ]
+BEFORE: dict[str, Any] = {"sentence_end_ms": None, "first_partial_s": 1.0,
+                          "context_margin_s": None, "cpu_threads": 2}
+
+
+def lever_on(setting: str) -> dict[str, Any]:
+    """`before` with one of today's settings back at its default."""
+    return {k: v for k, v in BEFORE.items() if k != setting}
+
+
 VARIANTS: dict[str, dict[str, Any]] = {
-    "before": {"sentence_end_ms": None, "first_partial_s": 1.0, "context_margin_s": None,
-               "cpu_threads": 2},
+    "before": BEFORE,
     "after": {},
     # one lever at a time, from `before`
-    "margin": {"sentence_end_ms": None, "first_partial_s": 1.0, "cpu_threads": 2},
-    "sentence_end": {"first_partial_s": 1.0, "context_margin_s": None, "cpu_threads": 2},
-    "first_partial": {"sentence_end_ms": None, "context_margin_s": None, "cpu_threads": 2},
+    "margin": lever_on("context_margin_s"),
+    "sentence_end": lever_on("sentence_end_ms"),
+    "first_partial": lever_on("first_partial_s"),
     # beam width of the finals, on `after`
     "beam1": {"beam_size": 1},
     "beam3": {"beam_size": 3},

@@ -155,8 +155,8 @@ async def run_load(cameras: int, seconds: float, camera: Path, speech: Path,
     speech = [(at - t, t, final) for stream, kind, t, at, final in arrivals.rows
               if stream == "speech" and kind == "transcript"]
     start = min((offset for offset, _, _ in speech), default=0.0)
-    final_lags = [offset - start for offset, _, final in speech if final]
-    each_final = [(round(t, 2), round(offset - start, 3)) for offset, t, final in speech if final]
+    each_final = [(t, offset - start) for offset, t, final in speech if final]
+    final_lags = [lag for _, lag in each_final]
     finals = len(final_lags)
     return {
         "cameras": cameras, "seconds": seconds, "windows_received": len(whole),
@@ -170,7 +170,7 @@ async def run_load(cameras: int, seconds: float, camera: Path, speech: Path,
         "final_lag_beyond_quickest_transcript_s": {
             "p50": round(statistics.median(final_lags), 3) if final_lags else None,
             "max": round(max(final_lags), 3) if final_lags else None,
-            "each_at_file_time": each_final},
+            "each_at_file_time": [(round(t, 2), round(lag, 3)) for t, lag in each_final]},
         "rss_mb": {"median": round(statistics.median(rss), 1) if rss else None,
                    "peak": round(max(rss), 1) if rss else None},
     }
