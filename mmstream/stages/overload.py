@@ -10,7 +10,7 @@ windows). Each check (every `check_interval_s`):
   `max_lag_s`): the frame stride doubles (analyse 1 in 2, 4, ... up to `max_stride` video
   frames per stream); the first time, a `status` event with state "degraded" goes to every
   video stream seen, with the lag per stream, the stride and the shed counts;
-- keeping up (queues below `low_watermark` and windows within half of `max_lag_s`, for
+- keeping up (queues below `low_watermark` and windows within ¾ of `max_lag_s`, for
   `recover_checks` checks in a row): the stride halves; back at 1, an "online" status says so.
 
 Frames skipped by the stride are counted as `shed:VideoFrame`; the backlog that could build
