@@ -140,7 +140,7 @@ class TranscribeStage(Stage):
             state = None
         if state is None:
             state = SpeechStream(chunk.stream_id, chunk.t_capture, SileroVad(),
-                            UtteranceSegmenter(self.vad_settings))
+                                 UtteranceSegmenter(self.vad_settings))
             self.streams[chunk.stream_id] = state
         state.buffer.append(chunk.samples)
         probs = await asyncio.to_thread(state.vad, chunk.samples)
@@ -290,7 +290,7 @@ class TranscribeStage(Stage):
         # t_capture is when the transcript was decided, on the source's clock: a partial at the
         # end of the audio it covers, a final when the pause that ends its utterance was heard
         job = DecodeJob(final, state.utterance_id, state.time(speech[0]), state.time(speech[1]),
-                   state.time(at), result)
+                        state.time(at), result)
         state.jobs.append(job)
         if final:
             state.finals.append(result)
