@@ -18,6 +18,7 @@ import time
 
 GOLDEN_FRACTION = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...
 _EPOCH = time.monotonic()
+TICK_TOLERANCE = 1e-6  # of an interval
 _next_index = itertools.count()
 _index_lock = threading.Lock()
 
@@ -40,7 +41,9 @@ class AnalysisGrid:
 
     def at_or_after(self, t: float) -> float:
         """The first tick of this grid at or after `t` (monotonic seconds)."""
-        steps = math.ceil((t - self.offset) / self.interval)
+        # a tick computed by this grid lands a rounding error either side of the grid: it is
+        # on it (without the tolerance, ceil moved such a tick to the next one)
+        steps = math.ceil((t - self.offset) / self.interval - TICK_TOLERANCE)
         return self.offset + steps * self.interval
 
     def next_after(self, tick: float, now: float) -> float:

@@ -139,16 +139,54 @@ async def test_a_live_run_ends_the_same_utterances_as_a_replay(short_pause: Any)
 
 
 @pytest.mark.slow
-async def test_the_first_partial_comes_half_a_second_into_the_speech(
+class RequestLog:
+    """The stage's real decoder, with a note of every decode it was asked for: when a decode
+    is asked for is the stage's schedule; what whisper says about the audio is the model's."""
+
+    def __init__(self, decoder: Any) -> None:
+        self.decoder = decoder
+        self.asked: list[DecodeRequest] = []
+
+    def decode(self, requests: list[DecodeRequest]) -> list[DecodeResult]:
+        self.asked += requests
+        return self.decoder.decode(requests)
+
+
+@pytest.mark.slow
+async def test_the_first_partial_decode_comes_half_a_second_into_the_speech(
         two_sentences: Any) -> None:
-    audio, _ = two_sentences
-    events = await transcribe(chunks(audio))  # first_partial_s 0.5, then every second
-    for utterance in (0, 1):
-        partials = [e for e in events
-                    if not e.payload.final and e.payload.utterance_id == utterance]
-        heard = [e.t_capture - e.payload.start for e in partials]
-        assert 0.5 <= heard[0] < 0.5 + 0.1 + 0.001  # the first chunk (100 ms) past 0.5 s
-        assert all(b - a >= 1.0 - 1e-6 for a, b in itertools.pairwise(heard))
+    """The schedule: each utterance's first partial decode covers the first chunk (100 ms)
+    past 0.5 s of speech, later ones follow every second. What whisper makes of the first
+    half second depends on the CPU (CTranslate2 picks its int8 kernels by instruction set:
+    one box finds "The garage", another nothing): a decode with no words publishes no
+    partial, so only a margin is asserted on the partials themselves."""
+    audio, truth = two_sentences
+    stage = TranscribeStage(TranscribeConfig(), mode="fast")  # first_partial_s 0.5, then 1 s
+    async with StageHarness(stage) as harness:
+        assert stage.decodes is not None
+        log = RequestLog(stage.decodes.decoder)
+        stage.decodes.decoder = log  # type: ignore[assignment]
+        for item in chunks(audio):
+            await harness.feed(item)
+    events = [e for e in harness.emitted if isinstance(e, TranscriptEvent)]
+    starts = [f.start for f in finals(events)]
+    assert len(starts) == 2 and all(abs(a - s.start) <= 0.3 for a, s in zip(
+        starts, truth, strict=True))
+    asked = [r.offset + len(r.audio) / AUDIO_RATE for r in log.asked if not r.final]
+    for utterance, start in enumerate(starts):
+        until = starts[utterance + 1] if utterance + 1 < len(starts) else float("inf")
+        heard = [end - start for end in asked if start < end < until]
+        assert 0.5 <= heard[0] < 0.5 + 0.1 + 0.001, heard
+        assert len(heard) >= 2 and all(
+            1.0 - 1e-6 <= b - a < 1.0 + 0.1 + 1e-6 for a, b in itertools.pairwise(heard))
+        partials = [e for e in events if not e.payload.final
+                    and e.payload.utterance_id == utterance]
+        # whisper's words, with a margin: a partial before the final, never for a decode
+        # that was not asked for, and within the first two decodes of the utterance
+        assert partials and partials[0].payload.text
+        assert {round(e.t_capture - start, 3) for e in partials} <= {
+            round(h, 3) for h in heard}
+        assert partials[0].t_capture - start <= heard[1] + 1e-6
 
 
 class InstantDecoder:
