@@ -49,6 +49,9 @@ class TranscribeConfig(Section):
     max_repeats: int = Field(3, ge=1, description="a phrase repeated more often is collapsed")
     compression_ratio_threshold: float = Field(
         2.4, gt=0, description="drop a segment whose text compresses better (a repetition loop)")
+    drop_invented_words: bool = Field(
+        True, description="drop words of a final that were not said: a doubted tail after the "
+        "last sentence, an echo of it, words after the voice stopped (docs/speech.md)")
 
 
 class WindowConfig(Section):

@@ -18,7 +18,6 @@ kept the WER of the 25 test utterances (0.8-15 s) exactly and made decodes ~2.5x
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ import numpy as np
 from mmstream.errors import ModelError
 from mmstream.events import Word
 from mmstream.media import AUDIO_RATE
+from mmstream.models.invented_words import kept_words
+from mmstream.models.text import normalise_word
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -142,6 +143,7 @@ class DecodeOptions:
     max_repeats: int = 3
     compression_ratio_threshold: float = 2.4
     context_margin_s: float | None = None  # encode the audio + this much padding (None: 30 s)
+    drop_invented_words: bool = True  # models/invented_words.py on finals
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class DecodeRequest:
     offset: float
     final: bool = True  # finals get beam search and word timestamps; partials are greedy
     context: str = ""  # what the stream said just before: whisper's prompt, as offline
+    speech_end: float | None = None  # seconds into `audio` where the VAD heard the voice stop
 
 
 @dataclass(frozen=True)
@@ -161,13 +164,7 @@ class DecodeResult:
     language: str = "en"
     confidence: float = 0.0
     dropped_segments: int = 0  # removed by the hallucination guards
-
-
-_PUNCT = re.compile(r"[^\w']+")
-
-
-def normalise_word(word: str) -> str:
-    return _PUNCT.sub("", word.lower())
+    invented_words: int = 0  # words of a final that were not said (models/invented_words.py)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
@@ -289,6 +286,9 @@ class WhisperDecoder:
         if request.final:
             raw = [w for s in kept for w in (s.words or []) if w.word.strip()]
             raw = [raw[i] for i in collapse_repeats([w.word for w in raw], opts.max_repeats)]
+            said = ([raw[i] for i in kept_words(raw, request.speech_end)]
+                    if opts.drop_invented_words else raw)
+            invented, raw = len(raw) - len(said), said
             words = [Word(w.word.strip(), round(request.offset + float(w.start), 3),
                           round(request.offset + float(w.end), 3), round(float(w.probability), 3))
                      for w in raw]
@@ -300,7 +300,9 @@ class WhisperDecoder:
             words = []
             logprobs = [s.avg_logprob for s in kept]
             confidence = float(np.exp(np.mean(logprobs))) if logprobs else 0.0
-        return DecodeResult(text, words, language or "en", round(confidence, 3), dropped)
+            invented = 0
+        return DecodeResult(text, words, language or "en", round(confidence, 3), dropped,
+                            invented)
 
 
 def _shifted(segment: Any, delta: float) -> Any:

@@ -76,16 +76,15 @@ class TranscribeStage(Stage):
     def __init__(self, config: TranscribeConfig, *, mode: RunMode = "fast") -> None:
         self.config = config
         self.deterministic = mode == "fast"
-        self.ends_sentences = config.sentence_end_ms is not None
-        # Pauses are where a final's decode starts: with the sentence check in every mode; else
-        # only live, to have the final sooner (the same decode a replay makes later).
-        pause_ms = config.sentence_end_ms if self.ends_sentences else (
-            None if self.deterministic else config.speech_pad_ms)
+        # Pauses are where a final's decode starts. Live, as soon as the pause holds the
+        # speech's padding, so the final is there sooner (the same decode a replay makes later);
+        # in every mode at `sentence_end_ms`, where the sentence check needs it.
         self.vad_settings = VadSettings(
             threshold=config.vad_threshold, neg_threshold=config.vad_neg_threshold,
             min_speech_ms=config.min_speech_ms, min_silence_ms=config.min_silence_ms,
             speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s,
-            pause_ms=pause_ms)
+            pause_ms=None if self.deterministic else config.speech_pad_ms,
+            check_ms=config.sentence_end_ms)
         self.pad = config.speech_pad_ms * AUDIO_RATE // 1000
         self.model: Any = None
         self.decodes: DecodeQueue | None = None
@@ -111,7 +110,7 @@ class TranscribeStage(Stage):
             hotwords=cfg.hotwords, no_speech_threshold=cfg.no_speech_threshold,
             logprob_threshold=cfg.logprob_threshold, max_repeats=cfg.max_repeats,
             compression_ratio_threshold=cfg.compression_ratio_threshold,
-            context_margin_s=cfg.context_margin_s)
+            context_margin_s=cfg.context_margin_s, drop_invented_words=cfg.drop_invented_words)
         decoder = WhisperDecoder(self.model, options, resolve_device(cfg.device))
         self.decodes = DecodeQueue(decoder, cfg.max_batch)
         await asyncio.to_thread(SileroVad)  # load the VAD session before audio arrives
@@ -194,8 +193,9 @@ class TranscribeStage(Stage):
         if state.speculative is None or state.speculative.span != span:
             if state.speculative is not None:
                 state.speculative.result.cancel()
-            state.speculative = EarlyFinal(span, self._decode(state, span[0], span[1], final=True))
-        if not self.ends_sentences:
+            state.speculative = EarlyFinal(span, self._decode(
+                state, span[0], span[1], final=True, speech_end=pause.end))
+        if not pause.check:
             return None
         return asyncio.ensure_future(self._finished(
             state.speculative.result, self._reference(state, pause.start)))
@@ -271,19 +271,21 @@ class TranscribeStage(Stage):
                 result = ahead.result  # the very same audio, already decoding
             else:
                 ahead.result.cancel()
-        result = result or self._decode(state, begin, end, final=True)
+        result = result or self._decode(state, begin, end, final=True, speech_end=utterance.end)
         await self._submit(state, final=True, speech=(utterance.start, utterance.end), at=at,
                            result=result)
         state.utterance_id += 1
         state.newest_partial = None
 
-    def _decode(self, state: SpeechStream, begin: int, end: int, final: bool
-                ) -> asyncio.Future[DecodeResult]:
-        """Queue the decode of samples [begin, end); its prompt is taken when it runs."""
+    def _decode(self, state: SpeechStream, begin: int, end: int, final: bool,
+                speech_end: int | None = None) -> asyncio.Future[DecodeResult]:
+        """Queue the decode of samples [begin, end), whose voice the VAD heard stop at sample
+        `speech_end`; its prompt is taken when it runs."""
         assert self.decodes is not None
         audio, offset = state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE
+        heard_to = None if speech_end is None else (speech_end - begin) / AUDIO_RATE
         return self.decodes.submit(state.stream_id, lambda: DecodeRequest(
-            audio, offset, final, state.prompt()))
+            audio, offset, final, state.prompt(), heard_to))
 
     async def _submit(self, state: SpeechStream, *, final: bool, speech: tuple[int, int], at: int,
                       result: asyncio.Future[DecodeResult]) -> None:
@@ -335,6 +337,8 @@ class TranscribeStage(Stage):
             return None
         result = job.result.result()
         if job.final:
+            if result.invented_words:  # dropped by the guards (models/invented_words.py)
+                self.skipped["words_invented"] += result.invented_words
             sent, state.partials_sent, state.agreement = state.partials_sent, 0, LocalAgreement()
             if not result.text and not sent:
                 return None  # silence or noise that whisper (rightly) found no words in

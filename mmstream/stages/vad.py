@@ -94,6 +94,7 @@ class VadSettings:
     speech_pad_ms: int = 200
     max_speech_s: float = 25.0
     pause_ms: int | None = None  # report a Pause once a silence in speech lasts this long
+    check_ms: int | None = None  # ... and a Pause to check (`Pause.check`) once it lasts this
 
     @property
     def low(self) -> float:
@@ -107,9 +108,17 @@ class VadSettings:
     def pause_frames(self) -> int | None:
         """Silence frames after which a `Pause` is reported: at least `pause_ms` and at least
         the padding a final needs after the speech (so its audio is there), before the end."""
-        if self.pause_ms is None:
+        return self._silence_frames(self.pause_ms)
+
+    @property
+    def check_frames(self) -> int | None:
+        """Silence frames after which a `Pause` to check is reported (`check_ms`, likewise)."""
+        return self._silence_frames(self.check_ms)
+
+    def _silence_frames(self, ms: int | None) -> int | None:
+        if ms is None:
             return None
-        ms = max(self.pause_ms, self.speech_pad_ms)
+        ms = max(ms, self.speech_pad_ms)
         frames = -(-ms * AUDIO_RATE // (1000 * FRAME))  # whole frames, rounded up
         return frames if frames < self.frames(self.min_silence_ms) else None
 
@@ -125,10 +134,12 @@ class Utterance:
 
 @dataclass(frozen=True)
 class Pause:
-    """Speech from sample `start` to `end` has been followed by `pause_frames` of silence."""
+    """Speech from sample `start` to `end` has been followed by silence: `pause_frames` of it,
+    or `check_frames` of it (`check`: long enough to ask whether the speech ended there)."""
 
     start: int
     end: int
+    check: bool = False
 
 
 @dataclass
@@ -188,9 +199,13 @@ class UtteranceSegmenter:
         if self.silence_from is not None and i + 1 - self.silence_from >= cfg.frames(
                 cfg.min_silence_ms):
             return self._end(self.silence_from)
-        if (self.silence_from is not None and i + 1 - self.silence_from == cfg.pause_frames
+        if (self.silence_from is not None
                 and self.silence_from - self.start >= cfg.frames(cfg.min_speech_ms)):
-            return Pause(self.start * FRAME, self.silence_from * FRAME)
+            silent = i + 1 - self.silence_from
+            if silent == cfg.check_frames:
+                return Pause(self.start * FRAME, self.silence_from * FRAME, check=True)
+            if silent == cfg.pause_frames:
+                return Pause(self.start * FRAME, self.silence_from * FRAME)
         if i + 1 - self.start >= cfg.max_speech_s * AUDIO_RATE / FRAME:
             return self._cut()
         return None
