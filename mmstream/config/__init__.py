@@ -8,6 +8,7 @@ A bad value fails at start with the path of the field and the offending value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -248,5 +249,6 @@ def _resolve_relative_paths(data: dict[str, Any], folder: Path) -> None:
         for key in ("path", "url"):  # url: a video file used as a camera
             if isinstance(source, dict) and isinstance(source.get(key), str):
                 candidate = Path(source[key]).expanduser()
-                if not candidate.is_absolute() and (folder / candidate).exists():
+                # lexists: a broken link or a loop next to the file is still the one meant
+                if not candidate.is_absolute() and os.path.lexists(folder / candidate):
                     source[key] = str(folder / candidate)

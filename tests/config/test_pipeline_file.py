@@ -143,3 +143,20 @@ def test_ids_that_fit_are_kept(tmp_path: Path) -> None:
     path = write(tmp_path, "device_id: kitchen-2.b_x\nsources: [{kind: synthetic, id: C0}]\n")
     config = load_pipeline(path, environ={})
     assert (config.device_id, config.sources[0].id) == ("kitchen-2.b_x", "C0")
+
+
+def test_media_paths_that_cannot_be_reached_say_why(tmp_path: Path) -> None:
+    from mmstream.config.checks import preflight
+
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (tmp_path / "plain").write_text("")
+    path = write(tmp_path, "sources:\n  - {kind: file, path: loop.mp4}\n"
+                           "  - {kind: file, path: dangling.mp4, id: b}\n"
+                           f"  - {{kind: file, path: {tmp_path}/plain/clip.mp4, id: c}}\n")
+    config = load_pipeline(path, environ={})
+    assert preflight(config) == [
+        f"sources.0.path: a loop of symbolic links: {tmp_path / 'loop.mp4'}",
+        f"sources.1.path: a symbolic link to no file: {tmp_path / 'dangling.mp4'}",
+        f"sources.2.path: no such file (a part of the path is not a folder): "
+        f"{tmp_path / 'plain' / 'clip.mp4'}"]
