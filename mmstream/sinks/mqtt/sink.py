@@ -123,7 +123,8 @@ class MqttSink(Sink):
         if self.spool.durable:
             self._resume = self.spool.last_seqs()
         self._loop = asyncio.get_running_loop()
-        link = BrokerLink(settings, self.spool, on_message=self._message_from_link)
+        link = BrokerLink(settings, self.spool, on_message=self._message_from_link,
+                          on_change=self._link_changed)
         link.set_retained(self.status_topic, b"online")
         for topic, payload in self._discovery_messages():
             link.set_retained(topic, payload)
@@ -170,6 +171,9 @@ class MqttSink(Sink):
         link = self._link
         if link is None:
             raise SinkError(f"MQTT sink for {self.broker} is not open")
+        if link.failure is not None:  # the thread is gone: stop the run with the real cause
+            raise SinkError(f"the MQTT link to {link.settings.label} stopped: "
+                            f"{type(link.failure).__name__}: {link.failure}")
         link.submit(Outgoing(event_topic(self.config.prefix, event), encode(event),
                              self.config.qos, shed_priority(event), event.stream_id, event.seq))
         if self.ha is not None:
@@ -205,7 +209,13 @@ class MqttSink(Sink):
                 await self._health_task
         if link is None:
             return
-        left = await asyncio.wrap_future(link.stop())
+        try:
+            left = await asyncio.wrap_future(link.stop())
+        except Exception as failure:  # the link thread died; send() has said so if it could
+            if exc is None:
+                raise SinkError(f"the MQTT link to {link.settings.label} stopped: "
+                                f"{type(failure).__name__}: {failure}") from None
+            return
         if not left:
             return
         if self.spool.durable:
@@ -227,8 +237,17 @@ class MqttSink(Sink):
         link = self._link
         if link is None:
             return
-        event = self._health.next_event(link.stats, link.connected, self.spool, self.pipeline)
+        event = self._health.next_event(link.stats, link.connected, self.spool, self.pipeline,
+                                        held=link.held, failure=link.failure)
         link.set_retained(self.health_topic, encode(event))
+
+    def _link_changed(self, change: str) -> None:
+        """Runs on the link thread: a full disk, room again, drops, the link's end. Logged, and
+        the health payload (a status event) says it at once."""
+        log.warning("MQTT: %s", change)
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                self._loop.call_soon_threadsafe(self.publish_health)
 
     def _message_from_link(self, topic: str, payload: bytes) -> None:
         """Runs on the link thread: hand the command to the event loop."""
