@@ -58,9 +58,7 @@ class BrokerLink:
     def __init__(self, settings: LinkSettings, spool: Spool,
                  on_message: Callable[[str, bytes], None] | None = None,
                  on_change: Callable[[str], None] | None = None) -> None:
-        self.settings = settings
-        self.spool = spool
-        self.on_message = on_message
+        self.settings, self.spool, self.on_message = settings, spool, on_message
         # told (on the link thread) of a full disk, room again, drops, the link's death
         self._tell = on_change or (lambda change: log.warning("MQTT: %s", change))
         self.failure: BaseException | None = None  # why the link thread stopped, if it did
@@ -72,8 +70,7 @@ class BrokerLink:
         self._inbox: deque[Outgoing] = deque()
         self._commands: deque[tuple[str, bytes]] = deque()
         self._waker = Waker()
-        self._idle = False
-        self._stopping = False
+        self._idle = self._stopping = False
         self._drained_callback: Callable[[], None] | None = None
         self._first: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._done: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -84,13 +81,11 @@ class BrokerLink:
         self._retained: dict[str, bytes] = {}
         self._queue = SendQueue(spool)
         self._cap = settings.max_in_flight
-        self._attempt = 0
-        self._next_attempt = 0.0
+        self._attempt, self._next_attempt = 0, 0.0
         self._connack_deadline: float | None = None
         self._just_connected = False
         self._flush_deadline = float("inf")
-        self._maintained_at = 0.0
-        self._expired_at = 0.0
+        self._maintained_at = self._expired_at = 0.0
 
     # -- called from any thread ---------------------------------------------------------------
 
@@ -106,8 +101,7 @@ class BrokerLink:
             self._wake()
 
     @property
-    def held(self) -> int:
-        """Events waiting in memory because the spool's disk is full."""
+    def held(self) -> int:  # events waiting in memory: the spool's disk is full
         return len(self._queue.held)
 
     @property
@@ -142,22 +136,24 @@ class BrokerLink:
     # -- the link thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        failure: BaseException | None = None
         try:
             while not self._finished():
                 self._step()
             self._say_offline()
             self._queue.settle(force=True)
             self._queue.leave()
-            self._done.set_result(self.spool.depth)
         except BaseException as exc:
             log.exception("MQTT link to %s failed", self.settings.label)
-            self.failure = exc  # the sink's next send stops the pipeline with this cause
+            self.failure = failure = exc  # the sink's next send stops the run with this cause
             self._tell(f"the MQTT link stopped: {type(exc).__name__}: {exc}")
-            for future in (self._first, self._done):
-                if not future.done():
-                    future.set_exception(exc)
         finally:
-            self._close()
+            self._close()  # before `stop()` resolves: a new link may open the spool at once
+        for future in (self._first, self._done) if failure else ():
+            if not future.done():
+                future.set_exception(failure)
+        if not self._done.done():
+            self._done.set_result(self.spool.depth)
 
     def _step(self) -> None:
         now = time.monotonic()

@@ -1,7 +1,7 @@
 """Which spooled rows go out next, and what waits in memory while the spool's disk is full.
 
 A full disk is a state, not a crash (docs/mqtt.md, A full disk): events that cannot be stored
-wait in memory, in order, up to `HOLD_MAX_EVENTS` / `HOLD_MAX_BYTES`; beyond that the oldest
+wait in memory, in order, up to `spool.max_held_events` / `HOLD_MAX_BYTES`; beyond that the oldest
 of the lowest priority are dropped (counted as `disk_full`). Storing is retried every
 `STORE_RETRY_S` and as soon as the held events fit they go into the spool, ahead of newer ones.
 """
@@ -9,6 +9,7 @@ of the lowest priority are dropped (counted as `disk_full`). Storing is retried 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict, deque
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 
 ACK_BATCH = 500  # delete acknowledged rows after this many acks ...
 ACK_INTERVAL_S = 0.05  # ... or this long, whichever comes first
-HOLD_MAX_EVENTS = 20_000  # events held in memory while the disk is full ...
-HOLD_MAX_BYTES = 32 * 2**20  # ... and their bytes at most
+HOLD_MAX_BYTES = 32 * 2**20  # events held in memory while the disk is full: bytes at most
+STORE_CHUNK = 1000  # held events stored per transaction: partial room is used
 STORE_RETRY_S = 1.0
 
 
@@ -70,6 +71,10 @@ class SendQueue:
     def add(self, items: list[Outgoing]) -> tuple[int, int]:
         """Store in the spool (one transaction) behind whatever is held; returns how many rows
         were shed for room and how many held events were dropped (the disk is full)."""
+        self.stored = []
+        for item in items:
+            if item.seq > self.stamped.get(item.stream_id, 0):
+                self.stamped[item.stream_id] = item.seq
         self.held.extend(items)
         self._held_bytes += sum(len(i.payload) for i in items)
         if len(self.held) == len(items) or time.monotonic() >= self._retry_at:
@@ -78,24 +83,24 @@ class SendQueue:
 
     def retry(self) -> tuple[int, int]:
         """Try to store what is held; (rows shed, held events dropped)."""
-        self.stored = []
-        if not self.held:
-            return 0, 0
-        items = list(self.held)
-        try:
-            rows, shed = self.spool.append(items, protect_through=self.cursor)
-        except SpoolFull:
-            self._retry_at = time.monotonic() + STORE_RETRY_S
-            return 0, self._drop_over_bound()
-        self.held.clear()
-        self._held_bytes = 0
-        self.stored = items
-        if shed:
-            self._reread()
-        elif self._backlog or len(self._ready) + len(rows) > READY_MAX:
-            self._backlog = True
-        else:
-            self._ready.extend(rows)
+        self.stored, shed = [], 0
+        while self.held:
+            chunk = list(itertools.islice(self.held, STORE_CHUNK))
+            try:
+                rows, shed_now = self.spool.append(chunk, protect_through=self.cursor)
+            except SpoolFull:
+                self._retry_at = time.monotonic() + STORE_RETRY_S
+                return shed, self._drop_over_bound()
+            for _ in chunk:
+                self._held_bytes -= len(self.held.popleft().payload)
+            self.stored += chunk
+            shed += shed_now
+            if shed_now:
+                self._reread()
+            elif self._backlog or len(self._ready) + len(rows) > READY_MAX:
+                self._backlog = True
+            else:
+                self._ready.extend(rows)
         return shed, 0
 
     def account(self, was_full: bool, shed: int, dropped: int) -> list[str]:
@@ -107,10 +112,10 @@ class SendQueue:
         path, said = self.spool.path, []
         if dropped:
             said.append(f"{dropped} events dropped: the spool's disk is full and more than "
-                        f"{HOLD_MAX_EVENTS} wait in memory")
+                        f"{self.spool.limits.max_held_events} wait in memory")
         if not was_full and self.disk_full:
             said.append(f"the disk of the MQTT spool {path} is full: events wait in memory "
-                        f"(up to {HOLD_MAX_EVENTS}) until there is room")
+                        f"(up to {self.spool.limits.max_held_events}) until there is room")
         elif was_full and not self.disk_full:
             said.append(f"the MQTT spool {path} has room again "
                         f"({self.spool.dropped['disk_full']} events dropped while it was full)")
@@ -127,9 +132,10 @@ class SendQueue:
 
     def _drop_over_bound(self) -> int:
         """Over the bound: drop down to 90 % of it, oldest of the lowest priority first."""
-        if len(self.held) <= HOLD_MAX_EVENTS and self._held_bytes <= HOLD_MAX_BYTES:
+        most = self.spool.limits.max_held_events
+        if len(self.held) <= most and self._held_bytes <= HOLD_MAX_BYTES:
             return 0
-        excess_events = len(self.held) - int(HOLD_MAX_EVENTS * SHED_TARGET)
+        excess_events = len(self.held) - int(most * SHED_TARGET)
         excess_bytes = self._held_bytes - int(HOLD_MAX_BYTES * SHED_TARGET)
         dropped: set[int] = set()
         for priority in range(SHED_FIRST, SHED_LAST + 1):

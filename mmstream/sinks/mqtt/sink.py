@@ -69,7 +69,8 @@ class MqttSink(Sink):
         spool = config.spool
         path = spool.path if isinstance(spool.path, Path) else None  # unset or "memory"
         self.spool = Spool(path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
-                                                   spool.max_age_s), spool.synchronous)
+                                             spool.max_age_s, spool.max_held_events),
+                           spool.synchronous)
         self.stats = LinkStats()
         self._link: BrokerLink | None = None
         self._resume: dict[str, int] = {}
@@ -102,6 +103,7 @@ class MqttSink(Sink):
         link = self._link
         return {"broker": str(self.broker), "connected": link is not None and link.connected,
                 "spool_depth": self.spool.depth, "published": self.published,
+                "spool_held": link.held if link is not None else 0,
                 "connects": self.stats.connects, "last_error": self.stats.last_error}
 
     def resume_seqs(self) -> Mapping[str, int]:

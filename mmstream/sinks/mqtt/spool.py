@@ -102,6 +102,7 @@ class SpoolLimits:
     max_events: int = 1_000_000
     max_bytes: int = 256 * 1024 * 1024
     max_age_s: float = 7 * 24 * 3600.0
+    max_held_events: int = 20_000  # in memory while the disk is full (send_queue.py)
 
 
 # (row id, topic, payload, qos): what the publisher needs to send a spooled row
@@ -313,10 +314,12 @@ class Spool:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        if self._db is not None:
-            self._db.close()  # the last connection checkpoints and removes the WAL
-            self._db = None
-        self._unlock()
+        db, self._db = self._db, None
+        try:
+            if db is not None:
+                db.close()  # the last connection checkpoints and removes the WAL
+        finally:
+            self._unlock()  # also when the checkpoint failed (a full disk)
 
 
 class Checkpointer:
