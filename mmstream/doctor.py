@@ -232,7 +232,17 @@ def check_broker(config: PipelineConfig | None, timeout_s: float | None = None) 
         return None
     from mmstream.sinks.mqtt import SettingsFileError
     from mmstream.sinks.mqtt.client import ConnectFailure
-    from mmstream.sinks.mqtt.link import try_connect
+    from mmstream.sinks.mqtt.link import BrokerLink
+    from mmstream.sinks.mqtt.spool import Spool
+
+    def try_connect(settings: LinkSettings) -> None:
+        """Connect once as the sink does, then leave (in memory and empty: nothing is sent)."""
+        link = BrokerLink(settings, Spool(None))
+        link.spool.open()
+        try:
+            link.start().result()
+        finally:
+            link.stop(flush_timeout_s=0).result()
 
     try:
         settings = broker_probe_settings(mqtt, timeout_s)

@@ -21,22 +21,41 @@ LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
 HANDLER_NAME = "mmstream"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# Every pattern runs in linear time, whatever the text (a log line may carry a command
+# someone else sent): a match can only start where the lookbehind allows (the first character
+# of a scheme, a key word), and every part that could fail after a long scan is bounded, so no
+# start position costs more than a constant. An unbounded `[^@\s]+@` tried at each of many
+# starts is what made 40 k characters take 6 s.
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host -> scheme://user:***@host
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\g<1>{MASK}@"),
+    (re.compile(r"((?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+://[^:/@\s]{0,256}:)"
+                r"[^@\s]{1,256}@"), rf"\g<1>{MASK}@"),
     # password=..., passwd: ..., secret=..., token=..., api_key=...
-    (re.compile(r"(?i)(?<![a-z0-9])((?:password|passwd|pwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*)"
-                r"(\"[^\"]*\"|'[^']*'|[^\s,;&}]+)"), rf"\g<1>{MASK}"),
+    (re.compile(r"(?i)(?<![a-z0-9])((?:password|passwd|pwd|secret|token|api[_-]?key)[\"']?"
+                r"\s{0,16}[=:]\s{0,16})(\"[^\"]{0,1024}\"|'[^']{0,1024}'|[^\s,;&}]++)"),
+     rf"\g<1>{MASK}"),
     # Authorization: Bearer abc.def
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\g<1>{MASK}"),
+    (re.compile(r"(?i)\b(bearer\s{1,16})[A-Za-z0-9._~+/=-]++"), rf"\g<1>{MASK}"),
 )
+# A log line is cut to this length before it is redacted: text from outside (a command, a
+# file) must not make one record cost more than a bounded amount of work or journal space.
+MAX_MESSAGE_CHARS = 8192
+MAX_TRACEBACK_CHARS = 65536
 
 # attributes every LogRecord has; anything else came from `extra=` and goes into the JSON
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to about `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def redact(text: str) -> str:
-    """Mask credentials in free text (URLs with passwords, key=value secrets, bearer tokens)."""
+    """Mask credentials in free text (URLs with passwords, key=value secrets, bearer tokens),
+    in time linear in the text's length."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -46,12 +65,12 @@ class RedactingFilter(logging.Filter):
     """Formats the message once, masks secrets in it, and freezes the result on the record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = redact(record.getMessage())
+        message = redact(clip(record.getMessage()))
         record.msg, record.args = message, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = redact(clip(record.exc_text, MAX_TRACEBACK_CHARS))
         return True
 
 
@@ -70,9 +89,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value if isinstance(value, int | float | bool | None) else redact(
-                    str(value))
+                    clip(str(value)))
         if record.exc_info and not record.exc_text:
-            record.exc_text = redact(self.formatException(record.exc_info))
+            record.exc_text = redact(clip(self.formatException(record.exc_info),
+                                          MAX_TRACEBACK_CHARS))
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)

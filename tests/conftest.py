@@ -138,3 +138,19 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
                               env={**os.environ, **(env or {})})
 
     return run
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB tmpfs (a disk that fills): mounted here, unmounted after the test.
+    Mounting needs root (or CAP_SYS_ADMIN); without it the test is skipped, saying so."""
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

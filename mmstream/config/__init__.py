@@ -8,6 +8,7 @@ A bad value fails at start with the path of the field and the offending value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,8 +32,11 @@ from mmstream.config.runtime import (
 )
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
 from mmstream.config.sources import (
+    ID_PATTERN,
+    MAX_ID_CHARS,
     CameraSourceConfig,
     FileSourceConfig,
+    Identifier,
     MicrophoneSourceConfig,
     RecordingSourceConfig,
     Section,
@@ -68,6 +72,10 @@ __all__ = [
 
 
 LIVE_KINDS = frozenset({"camera", "microphone"})
+#: A pipeline file is a few KB; the bound stops a huge one before YAML parses it (a 50 MB file
+#: took minutes and gigabytes), and the one on sources before anything is built for each.
+MAX_PIPELINE_BYTES = 1 << 20
+MAX_SOURCES = 64
 
 
 class RuntimeConfig(Section):
@@ -82,8 +90,8 @@ class RuntimeConfig(Section):
 
 
 class PipelineConfig(Section):
-    device_id: str = Field("mmstream", pattern=r"^[A-Za-z0-9_.-]+$")
-    sources: list[SourceConfig] = Field(min_length=1)
+    device_id: Identifier = "mmstream"
+    sources: list[SourceConfig] = Field(min_length=1, max_length=MAX_SOURCES)
     stages: StagesConfig = StagesConfig()
     sinks: SinksConfig = SinksConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -119,6 +127,8 @@ class PipelineConfig(Section):
 
 
 Origins = Mapping[tuple[str, ...], str]  # an override's path -> where it came from
+ID_RULE = (f"an id has 1 to {MAX_ID_CHARS} letters, digits, '_', '-' or '.' (not first): it "
+           "names MQTT topics and files")
 SECRET_FIELDS = frozenset({"password", "token"})
 #: Settings of earlier releases, and what replaced them, so an old pipeline file is told how
 #: to change rather than only that a field is unknown.
@@ -140,17 +150,27 @@ def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> s
         loc = tuple(str(part) for part in item["loc"])
         value = item.get("input")
         secret = bool(loc) and loc[-1] in SECRET_FIELDS  # never echo a secret into a log
-        shown = "" if isinstance(value, dict | list) or secret else f" (got {value!r})"
+        shown = "" if isinstance(value, dict | list) or secret else f" (got {_shown(value)})"
         source = _override_of(loc, overrides)
         from_file = from_file or source is None
         where = f", set by {source}" if source else ""
         message = RETIRED_FIELDS.get(loc, item["msg"]) if item["type"] == "extra_forbidden" \
-            else item["msg"]
+            else ID_RULE if item["type"] == "string_pattern_mismatch" and item.get(
+                "ctx", {}).get("pattern") == ID_PATTERN else item["msg"]
         problems.append(f"{'.'.join(loc) or '(root)'}: {message}{shown}{where}")
     header = f"invalid pipeline config in {origin}" if from_file else "invalid pipeline config"
     if len(problems) == 1:
         return f"{header}: {problems[0]}"
     return "\n  ".join([f"{header}:", *problems])
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error message quotes it: at most 80 characters of a huge one."""
+    text = repr(value)
+    if len(text) <= 80:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} as text"
+    return f"{text[:80]}... ({size})"
 
 
 def _override_of(loc: tuple[str, ...], overrides: Origins) -> str | None:
@@ -174,9 +194,17 @@ def validate_pipeline(data: Mapping[str, Any], origin: str = "<config>",
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        with path.open("rb") as file:  # never more than the limit: it may be a pipe
+            raw = file.read(MAX_PIPELINE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read pipeline file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_PIPELINE_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_PIPELINE_BYTES // 1024} KiB, the most a "
+                          "pipeline file may have")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -221,5 +249,6 @@ def _resolve_relative_paths(data: dict[str, Any], folder: Path) -> None:
         for key in ("path", "url"):  # url: a video file used as a camera
             if isinstance(source, dict) and isinstance(source.get(key), str):
                 candidate = Path(source[key]).expanduser()
-                if not candidate.is_absolute() and (folder / candidate).exists():
+                # lexists: a broken link or a loop next to the file is still the one meant
+                if not candidate.is_absolute() and os.path.lexists(folder / candidate):
                     source[key] = str(folder / candidate)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mmstream.config import PipelineConfig
 from mmstream.errors import ConfigError, MmstreamError
+from mmstream.paths import missing_reason
 
 
 def preflight(config: PipelineConfig) -> list[str]:
@@ -64,8 +65,8 @@ def require_preflight(config: PipelineConfig, origin: str) -> None:
 
 
 def _readable(where: str, path: Path, what: str = "file") -> Iterator[str]:
-    if not path.exists():
-        yield f"{where}: no such {what}: {path}"
+    if (missing := missing_reason(path, what)) is not None:
+        yield f"{where}: {missing}: {path}"
     elif what == "file" and not path.is_file():
         yield f"{where}: not a file: {path}"
     elif not os.access(path, os.R_OK):

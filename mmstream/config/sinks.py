@@ -27,6 +27,9 @@ class MqttSpoolConfig(Section):
     max_events: int = Field(1_000_000, ge=100, description="shed (lowest priority first) above")
     max_mb: float = Field(256.0, gt=0, description="shed (lowest priority first) above this size")
     max_age_s: float = Field(7 * 24 * 3600.0, gt=0, description="drop spooled events older")
+    max_held_events: int = Field(
+        20_000, ge=1, description="while the spool's disk is full, events wait in memory up "
+        "to this many (and 32 MiB), then the oldest of the lowest priority are dropped")
     synchronous: Literal["normal", "full"] = Field(
         "normal", description="normal survives a crash of mmstream; full also a power cut")
 

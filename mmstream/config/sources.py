@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_ID_CHARS = 64
+#: Ids become MQTT topic levels and parts of file names: letters, digits, `_`, `-` and `.`
+#: (never first, so no hidden file, `.` or `..`); no `/`, `+`, `#`, spaces or control characters.
+ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+Identifier = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS,
+                                              pattern=ID_PATTERN)]
 
 
 class Section(BaseModel):
@@ -16,7 +23,7 @@ class Section(BaseModel):
 
 class FileSourceConfig(Section):
     kind: Literal["file"] = "file"
-    id: str = Field("file0", description="stream id used in topics and events")
+    id: Identifier = Field("file0", description="stream id used in topics and events")
     path: Path = Field(description="media file: mp4/mkv/webm/wav/flac/mp3 ...")
     realtime: bool = Field(False, description="pace at the media's own rate instead of max speed")
     video: bool = Field(True, description="decode video frames (if the file has video)")
@@ -26,7 +33,7 @@ class FileSourceConfig(Section):
 
 class SyntheticSourceConfig(Section):
     kind: Literal["synthetic"] = "synthetic"
-    id: str = "synth0"
+    id: Identifier = "synth0"
     duration_s: float = Field(5.0, gt=0)
     fps: float = Field(5.0, gt=0)
     width: int = Field(320, gt=0)
@@ -39,7 +46,7 @@ class CameraSourceConfig(Section):
     """A camera read with OpenCV: device index, /dev/videoN, rtsp:// or http:// URL, or a file."""
 
     kind: Literal["camera"] = "camera"
-    id: str = Field("cam0", description="stream id used in topics and events")
+    id: Identifier = Field("cam0", description="stream id used in topics and events")
     url: int | str = Field(0, description="device index, /dev/videoN, rtsp/http URL or video file")
     fps: float = Field(2.0, gt=0, description="frames analysed per second (the next one grabbed; "
                        "each camera at its own phase of the second, so cameras do not queue)")
@@ -61,13 +68,15 @@ class RecordingSourceConfig(Section):
     """Replays the raw inputs of an MCAP recording on the recording's own clock."""
 
     kind: Literal["recording"] = "recording"
-    id: str = Field("recording", description="name of this source (streams keep recorded ids)")
+    id: Identifier = Field("recording",
+                           description="name of this source (streams keep recorded ids)")
     path: Path = Field(description="an .mcap file written by mmstream record / record:")
     speed: float | None = Field(
         None, gt=0, description="pace at this multiple of the recorded rate; unset = max speed")
     start_s: float | None = Field(None, ge=0, description="skip to this second of the recording")
     end_s: float | None = Field(None, gt=0, description="stop at this second of the recording")
-    streams: list[str] | None = Field(None, description="recorded stream ids to feed; unset = all")
+    streams: list[Identifier] | None = Field(
+        None, description="recorded stream ids to feed; unset = all")
 
     @property
     def realtime(self) -> bool:
@@ -85,7 +94,7 @@ class MicrophoneSourceConfig(Section):
     """A live microphone (PortAudio via sounddevice), resampled to 16 kHz mono."""
 
     kind: Literal["microphone"] = "microphone"
-    id: str = Field("mic0", description="stream id used in topics and events")
+    id: Identifier = Field("mic0", description="stream id used in topics and events")
     device: int | str | None = Field(
         None, description="input device index or (part of) its name; unset = system default")
     sample_rate: int | None = Field(

@@ -11,6 +11,7 @@ quietly, as Unix tools do.
 from __future__ import annotations
 
 import asyncio
+import errno
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +47,13 @@ def last_seqs(path: Path) -> dict[str, int]:
     return found
 
 
+def write_failure(exc: OSError, where: str) -> str:
+    """A failed write in words: a full disk is the common case on a device."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full writing {where}"
+    return f"cannot write events to {where}: {exc.strerror or exc}"
+
+
 def _ends_torn(path: Path) -> bool:
     with path.open("rb") as file:
         if file.seek(0, 2) == 0:
@@ -62,6 +70,7 @@ class JsonlSink(Sink):
         self.append = append
         self._file: IO[bytes] | None = None
         self._resume: dict[str, int] = {}
+        self._failed = False  # a write failed: what is left in the buffer cannot go out either
 
     def resume_seqs(self) -> Mapping[str, int]:
         return self._resume
@@ -94,6 +103,9 @@ class JsonlSink(Sink):
             self._file.flush()
         except BrokenPipeError:
             raise OutputClosed(f"the reader of {self._shown()} went away") from None
+        except OSError as exc:
+            self._failed = True
+            raise SinkError(write_failure(exc, self._shown())) from None
 
     def _shown(self) -> str:
         return "standard output" if self.path == "-" else self.path
@@ -113,4 +125,8 @@ class JsonlSink(Sink):
             except BrokenPipeError:
                 pass  # the reader went away; what it read is what it wanted
             return
-        file.close()
+        try:
+            file.close()
+        except OSError as error:
+            if not self._failed and exc is None:
+                raise SinkError(write_failure(error, self._shown())) from None

@@ -34,6 +34,7 @@ import numpy as np
 from mmstream.config import CameraSourceConfig
 from mmstream.errors import SourceError
 from mmstream.media import VideoFrame
+from mmstream.paths import missing_reason
 from mmstream.runtime.stage import Source
 from mmstream.sources.phase import AnalysisGrid, next_camera_phase
 
@@ -59,7 +60,8 @@ def open_capture(config: CameraSourceConfig) -> cv2.VideoCapture:
         raise SourceError(f"camera '{config.id}': cannot open {describe(url)}: {exc}") from None
     if not capture.isOpened():
         capture.release()
-        hint = " (no such file)" if _looks_like_file(url) and not Path(str(url)).exists() else ""
+        missing = missing_reason(Path(str(url))) if _looks_like_file(url) else None
+        hint = f" ({missing})" if missing else ""
         raise SourceError(f"camera '{config.id}': cannot open {describe(url)}{hint}")
     if config.width:
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, config.width)

@@ -22,6 +22,7 @@ import numpy as np
 from mmstream.config import FileSourceConfig
 from mmstream.errors import SourceError
 from mmstream.media import AUDIO_RATE, AudioChunk, MediaItem, VideoFrame
+from mmstream.paths import missing_reason
 from mmstream.runtime.stage import Source
 
 AUDIO_CHUNK_SAMPLES = AUDIO_RATE // 10  # 100 ms: small enough for live-like latency
@@ -84,8 +85,11 @@ class _AudioAssembler:
 def decode_media(config: FileSourceConfig) -> Iterator[MediaItem]:
     """Decode a file into VideoFrames (decimated to config.fps) and AudioChunks, in time order."""
     path = Path(config.path)
+    if (missing := missing_reason(path)) is not None:
+        raise SourceError(f"media file not found: {path}" if missing == "no such file"
+                          else f"media file {path}: {missing}")
     if not path.is_file():
-        raise SourceError(f"media file not found: {path}")
+        raise SourceError(f"media file {path}: not a file")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:

@@ -14,6 +14,7 @@ import msgspec
 
 from mmstream.errors import SourceError
 from mmstream.events import Event, decode
+from mmstream.paths import missing_reason
 from mmstream.recording.reader import MAGIC, RecordingReader
 
 MEDIA_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".wav", ".flac", ".mp3",
@@ -31,8 +32,8 @@ class LoadedEvents:
 
 def load_events(path: Path) -> LoadedEvents:
     """The events of a recording (.mcap) or an events file (JSONL, one envelope a line)."""
-    if not path.exists():
-        raise SourceError(f"{path}: no such file")
+    if (missing := missing_reason(path)) is not None:
+        raise SourceError(f"{path}: {missing}")
     if path.is_dir():
         raise SourceError(f"{path} is a folder: give a recording (.mcap) or an events file "
                           "(.jsonl)")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mmstream.errors import SinkError, SourceError
 from mmstream.events import Event
+from mmstream.paths import missing_reason
 from mmstream.web.assets import render
 from mmstream.web.frames import FrameRef, media_frames, recording_frames
 from mmstream.web.loaders import is_recording, load_events
@@ -75,8 +76,10 @@ def frames_of(media: Path) -> Iterator[FrameRef]:
     """The frames of a recording or a media file, stamped as a replay of it stamps them."""
     from mmstream.replay.setup import stream_id_for
 
+    if (missing := missing_reason(media)) is not None:
+        raise SourceError(f"{media}: {missing}")
     if not media.is_file():
-        raise SourceError(f"{media}: no such file")
+        raise SourceError(f"{media}: not a file")
     if is_recording(media):
         return recording_frames(media)
     return media_frames(media, stream_id_for(media))

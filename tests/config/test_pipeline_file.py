@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmstream.config import load_pipeline
+from mmstream.config import MAX_SOURCES, load_pipeline
 from mmstream.errors import ConfigError
 from tests.conftest import REPO
 
@@ -106,3 +106,57 @@ def test_errors_name_the_environment_variable_or_set_that_gave_the_value(
     assert "in " + str(good) not in env.stderr  # the file is not what is wrong
     flag = cli("config", "validate", str(good), "--set", "sources.0.fps=-1")
     assert "set by --set sources.0.fps=-1" in flag.stderr
+
+
+def test_a_huge_pipeline_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    # 1.1 million sources in 50 MB took minutes and gigabytes to parse: the size bound acts
+    # first (a sparse file: the check reads no more than the limit)
+    path = tmp_path / "p.yaml"
+    path.write_text("sources:\n" + "  - {kind: synthetic}\n" * 60_000)
+    with path.open("r+b") as grow:
+        grow.truncate(50 * 2**20)
+    with pytest.raises(ConfigError, match=r"p\.yaml: more than 1024 KiB, the most a pipeline"):
+        load_pipeline(path, environ={})
+
+
+def test_too_many_sources_are_refused_naming_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n" + "  - {kind: synthetic}\n" * (MAX_SOURCES + 1))
+    with pytest.raises(ConfigError, match=rf"sources: List should have at most {MAX_SOURCES}"):
+        load_pipeline(path, environ={})
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("device_id", "x" * 50_000_000), ("device_id", "kitchen/cam"), ("device_id", ".."),
+    ("device_id", "a b"), ("device_id", "+"), ("device_id", ""), ("sources.0.id", "cam#0"),
+    ("sources.0.id", "x" * 65), ("sources.0.id", "cam\n0")])
+def test_ids_must_fit_topics_and_file_names(tmp_path: Path, field: str, value: str) -> None:
+    path = write(tmp_path, "sources: [{kind: synthetic}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path, environ={}, updates=[(field.split("."), value)])
+    message = str(caught.value)
+    assert field.replace("sources.0.", "sources.0.synthetic.") + ": " in message
+    assert "at most 64 characters" in message or "an id has 1 to 64 letters" in message
+    assert len(message) < 400  # a 50 MB id is quoted, not echoed
+
+
+def test_ids_that_fit_are_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "device_id: kitchen-2.b_x\nsources: [{kind: synthetic, id: C0}]\n")
+    config = load_pipeline(path, environ={})
+    assert (config.device_id, config.sources[0].id) == ("kitchen-2.b_x", "C0")
+
+
+def test_media_paths_that_cannot_be_reached_say_why(tmp_path: Path) -> None:
+    from mmstream.config.checks import preflight
+
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (tmp_path / "plain").write_text("")
+    path = write(tmp_path, "sources:\n  - {kind: file, path: loop.mp4}\n"
+                           "  - {kind: file, path: dangling.mp4, id: b}\n"
+                           f"  - {{kind: file, path: {tmp_path}/plain/clip.mp4, id: c}}\n")
+    config = load_pipeline(path, environ={})
+    assert preflight(config) == [
+        f"sources.0.path: a loop of symbolic links: {tmp_path / 'loop.mp4'}",
+        f"sources.1.path: a symbolic link to no file: {tmp_path / 'dangling.mp4'}",
+        f"sources.2.path: no such file (a part of the path is not a folder): "
+        f"{tmp_path / 'plain' / 'clip.mp4'}"]

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from mmstream.cli.doctor_cmd import heartbeat_age
-from mmstream.logs import configure_logging, redact
+from mmstream.logs import MAX_MESSAGE_CHARS, configure_logging, redact
 from mmstream.runtime import metrics
 from mmstream.runtime.service import Service
 from tests.conftest import wait_until
@@ -124,3 +124,33 @@ def test_redact_forms() -> None:
     assert redact("MMSTREAM_SINKS__MQTT__PASSWORD=s3cret") == "MMSTREAM_SINKS__MQTT__PASSWORD=***"
     assert redact("Authorization: Bearer eyJ.abc.def") == "Authorization: Bearer ***"
     assert redact("mqtt://127.0.0.1:1883") == "mqtt://127.0.0.1:1883"  # host:port is no secret
+
+
+# Shapes that made the old patterns quadratic (a match tried, and failing after a long scan, at
+# every position): letters with no "://", many "scheme://user:" with no "@", unclosed quotes
+# after "password=", bearer words with nothing after them.
+ADVERSARIAL = ("a", "a://u:", 'password="x ', "bearer  ", "x:", "a://b:c/d@ ", "token token ")
+
+
+@pytest.mark.timeout(60)  # the old patterns took hours on 1 MB: a hang fails here, not CI
+@pytest.mark.parametrize("unit", ADVERSARIAL)
+def test_redact_runs_in_linear_time(unit: str) -> None:
+    # No wall-clock threshold (machines are noisy): 10 times the text must cost about 10 times
+    # the time, not 100 (quadratic); < 30 leaves room for noise and cache effects.
+    def seconds(size: int) -> float:
+        text = unit * (size // len(unit))
+        started = time.perf_counter()
+        redact(text)
+        return time.perf_counter() - started
+
+    small = min(seconds(100_000) for _ in range(3))
+    large = seconds(1_000_000)
+    assert large / max(small, 1e-4) < 30, (unit, small, large)
+
+
+def test_a_huge_log_message_is_cut_before_it_is_redacted(log_stream: io.StringIO) -> None:
+    logging.getLogger("mmstream.sinks.mqtt").warning("command %s password=hunter2",
+                                                     "x" * 1_000_000)
+    message = json.loads(log_stream.getvalue())["message"]
+    assert len(message) < MAX_MESSAGE_CHARS + 100
+    assert message.endswith("more characters)") and "hunter2" not in message

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mmstream.errors import OutputClosed
+from mmstream.errors import OutputClosed, SinkError
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.stage import Source
@@ -86,3 +86,12 @@ def test_replay_into_head_ends_quietly_with_exit_0(sample_clip: Path) -> None:
     _, stderr = replay.communicate(timeout=120)
     assert replay.returncode == 0, stderr
     assert b"BrokenPipe" not in stderr and b"error" not in stderr
+
+
+async def test_a_full_disk_says_so_naming_the_file(small_tmpfs: Path) -> None:
+    out = small_tmpfs / "events.jsonl"
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await run_into(out, 5000)  # ~1 MB of events on a 256 KiB disk
+    failure = caught.value.subgroup(SinkError)
+    assert failure is not None and len(failure.exceptions) == 1, caught.value
+    assert str(failure.exceptions[0]) == f"disk full writing {out}"

@@ -59,6 +59,13 @@ def test_missing_file(tmp_path: Path) -> None:
         items(tmp_path / "nope.mp4")
 
 
+def test_a_symlink_loop_is_named_as_one(tmp_path: Path) -> None:
+    loop = tmp_path / "clip.mp4"
+    loop.symlink_to(loop)
+    with pytest.raises(SourceError, match=f"media file {loop}: a loop of symbolic links"):
+        items(loop)
+
+
 def test_random_bytes_named_mp4(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(np.random.default_rng(0).bytes(50_000))

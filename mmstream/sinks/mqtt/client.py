@@ -13,6 +13,7 @@ import dataclasses
 import select
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -201,3 +202,11 @@ def serve_socket(client: paho.Client | None, waker: Waker, timeout: float) -> No
         client.loop_write()
     if client.socket() is not None:
         client.loop_misc()
+
+
+def disconnect_cleanly(client: paho.Client, timeout_s: float = 1.0) -> None:
+    """DISCONNECT, and write it out before the socket closes (no Last Will then)."""
+    client.disconnect()
+    deadline = time.monotonic() + timeout_s
+    while client.want_write() and client.socket() is not None and time.monotonic() < deadline:
+        client.loop_write()

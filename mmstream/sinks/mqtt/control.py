@@ -12,6 +12,7 @@ import logging
 
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import ConfigError
+from mmstream.logs import clip
 from mmstream.runtime.observer import PipelineView
 from mmstream.sinks.mqtt.broker import BrokerSettings
 from mmstream.sinks.mqtt.link import BrokerLink
@@ -56,6 +57,9 @@ class ControlTopic:
             change = control.apply(payload)
         except ValueError as exc:
             log.warning("control message on %s rejected: %s", topic, exc)
+            return False
+        except Exception as exc:  # whatever a sender wrote, the device runs on
+            log.warning("control message on %s rejected: %s", topic, clip(repr(exc), 200))
             return False
         log.warning("control: %s", change)
         return True

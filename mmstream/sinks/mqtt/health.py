@@ -29,16 +29,22 @@ class HealthReport:
     seq: int = 0
 
     def next_event(self, stats: LinkStats, connected: bool, spool: Spool,
-                   pipeline: PipelineView | None) -> StatusEvent:
+                   pipeline: PipelineView | None, *, held: int = 0,
+                   failure: BaseException | None = None) -> StatusEvent:
         self.seq += 1
         now = time.time()
+        state, message = ("online", "") if connected else ("reconnecting", stats.last_error)
+        if held:
+            state, message = "degraded", f"the spool's disk is full: {held} events wait"
+        if failure is not None:
+            state, message = "error", f"the MQTT link stopped: {failure}"
+        details = self._details(stats, spool, pipeline)
+        details["spool_held"] = held
         return StatusEvent(
             device_id=self.device_id, stream_id="health", seq=self.seq, t_capture=now,
             t_publish=now,
-            payload=Status(state="online" if connected else "reconnecting",
-                           message=stats.last_error if not connected else "",
-                           drops=_drops(stats, spool, pipeline), lag_s=round(stats.lag_s, 3),
-                           details=self._details(stats, spool, pipeline)))
+            payload=Status(state=state, message=message, drops=_drops(stats, spool, pipeline),
+                           lag_s=round(stats.lag_s, 3), details=details))
 
     def _details(self, stats: LinkStats, spool: Spool,
                  pipeline: PipelineView | None) -> dict[str, Any]:

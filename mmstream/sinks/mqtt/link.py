@@ -4,10 +4,9 @@ Why paho directly, not aiomqtt: aiomqtt resolves a future on the event loop per 
 third of a bare paho loop's rate on 2 cores; this thread keeps up with bare paho (measured by
 benchmarks/bench_mqtt.py). The event loop only appends to a deque here.
 
-The thread owns the paho client and the spool and runs one loop:
-  take new events -> store them in the spool (one transaction) -> publish while fewer than
-  `max_in_flight` await their PUBACK -> delete acknowledged rows (one statement per batch) ->
-  wait on the socket.
+The thread owns the paho client and the spool and runs one loop: take new events -> store them
+in the spool (one transaction; on a full disk they wait in memory, send_queue.py) -> publish
+while fewer than `max_in_flight` await their PUBACK -> delete acknowledged rows -> wait.
 A lost connection is retried with jittered exponential backoff; paho resends the unacknowledged
 publishes (DUP) first, then the spool continues where it stopped, so order is kept.
 """
@@ -37,11 +36,13 @@ from mmstream.sinks.mqtt.client import (
     Waker,
     connect_arguments,
     describe_connect_error,
+    disconnect_cleanly,
     make_client,
     publish_properties,
     serve_socket,
 )
-from mmstream.sinks.mqtt.spool import ACK_INTERVAL_S, Outgoing, SendQueue, Spool
+from mmstream.sinks.mqtt.send_queue import ACK_INTERVAL_S, SendQueue
+from mmstream.sinks.mqtt.spool import Outgoing, Spool
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,12 @@ class BrokerLink:
     `set_retained`, `start`, `stop`; everything else runs on the link thread."""
 
     def __init__(self, settings: LinkSettings, spool: Spool,
-                 on_message: Callable[[str, bytes], None] | None = None) -> None:
-        self.settings = settings
-        self.spool = spool
-        self.on_message = on_message
+                 on_message: Callable[[str, bytes], None] | None = None,
+                 on_change: Callable[[str], None] | None = None) -> None:
+        self.settings, self.spool, self.on_message = settings, spool, on_message
+        # told (on the link thread) of a full disk, room again, drops, the link's death
+        self._tell = on_change or (lambda change: log.warning("MQTT: %s", change))
+        self.failure: BaseException | None = None  # why the link thread stopped, if it did
         self.stats = LinkStats()
         self.connected = False
         # this connection's SUBSCRIBE was answered (`suback`) and granted (`subscribed`)
@@ -67,8 +70,7 @@ class BrokerLink:
         self._inbox: deque[Outgoing] = deque()
         self._commands: deque[tuple[str, bytes]] = deque()
         self._waker = Waker()
-        self._idle = False
-        self._stopping = False
+        self._idle = self._stopping = False
         self._drained_callback: Callable[[], None] | None = None
         self._first: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._done: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -79,13 +81,11 @@ class BrokerLink:
         self._retained: dict[str, bytes] = {}
         self._queue = SendQueue(spool)
         self._cap = settings.max_in_flight
-        self._attempt = 0
-        self._next_attempt = 0.0
+        self._attempt, self._next_attempt = 0, 0.0
         self._connack_deadline: float | None = None
         self._just_connected = False
         self._flush_deadline = float("inf")
-        self._maintained_at = 0.0
-        self._expired_at = 0.0
+        self._maintained_at = self._expired_at = 0.0
 
     # -- called from any thread ---------------------------------------------------------------
 
@@ -99,6 +99,10 @@ class BrokerLink:
         self._inbox.append(item)
         if self._idle:
             self._wake()
+
+    @property
+    def held(self) -> int:  # events waiting in memory: the spool's disk is full
+        return len(self._queue.held)
 
     @property
     def backlog(self) -> int:
@@ -132,19 +136,24 @@ class BrokerLink:
     # -- the link thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        failure: BaseException | None = None
         try:
             while not self._finished():
                 self._step()
             self._say_offline()
             self._queue.settle(force=True)
-            self._done.set_result(self.spool.depth)
+            self._queue.leave()
         except BaseException as exc:
             log.exception("MQTT link to %s failed", self.settings.label)
-            for future in (self._first, self._done):
-                if not future.done():
-                    future.set_exception(exc)
+            self.failure = failure = exc  # the sink's next send stops the run with this cause
+            self._tell(f"the MQTT link stopped: {type(exc).__name__}: {exc}")
         finally:
-            self._close()
+            self._close()  # before `stop()` resolves: a new link may open the spool at once
+        for future in (self._first, self._done) if failure else ():
+            if not future.done():
+                future.set_exception(failure)
+        if not self._done.done():
+            self._done.set_result(self.spool.depth)
 
     def _step(self) -> None:
         now = time.monotonic()
@@ -168,8 +177,8 @@ class BrokerLink:
     def _finished(self) -> bool:
         if not self._stopping or self._inbox:
             return False
-        if time.monotonic() >= self._flush_deadline:
-            return True
+        if time.monotonic() >= self._flush_deadline or self._queue.disk_full:
+            return time.monotonic() >= self._flush_deadline  # held events wait for room
         if not self.connected:  # a durable spool keeps them for the next start
             return self.spool.durable
         return self._queue.empty
@@ -187,19 +196,22 @@ class BrokerLink:
         if not self._inbox:
             return
         batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), INBOX_BATCH))]
-        shed = self._queue.add(batch)
-        if shed:
-            metrics.count_drop("mqtt:spool", "spool_full", shed)
-        for item in batch:
+        self._stored(self._queue.disk_full, *self._queue.add(batch))  # (was full, shed, dropped)
+        callback, self._drained_callback = self._drained_callback, None
+        if callback is not None:
+            callback()
+
+    def _stored(self, was_full: bool, shed: int, dropped: int) -> None:
+        """After the queue tried to store: count, tell of a full disk, send out QoS 0."""
+        for change in self._queue.account(was_full, shed, dropped):
+            self._tell(change)
+        for item in self._queue.stored:
             if item.qos == 0:  # best effort: straight out, or counted as dropped when offline
                 if self.connected and self._client is not None:
                     self._client.publish(item.topic, item.payload, qos=0, properties=self._props)
                     self.stats.published += 1
                 else:
                     self.stats.dropped_qos0 += 1
-        callback, self._drained_callback = self._drained_callback, None
-        if callback is not None:
-            callback()
 
     def _publish_rows(self) -> None:
         client, queue, props = self._client, self._queue, self._props
@@ -213,6 +225,8 @@ class BrokerLink:
 
     def _maintain(self, now: float) -> None:
         self._maintained_at = now
+        if self._queue.disk_full:
+            self._stored(True, *self._queue.retry())
         if now - self._expired_at >= EXPIRE_INTERVAL_S:
             self._expired_at = now
             expired = self._queue.expire()
@@ -377,23 +391,9 @@ class BrokerLink:
             deadline = time.monotonic() + min(2.0, self.settings.connect_timeout_s)
             while not info.is_published() and self.connected and time.monotonic() < deadline:
                 self._wait()
-        client.disconnect()
-        deadline = time.monotonic() + 1.0
-        while client.want_write() and client.socket() is not None and time.monotonic() < deadline:
-            client.loop_write()
+        disconnect_cleanly(client)
 
     def _close(self) -> None:
         self._waker.close()
         with contextlib.suppress(Exception):
             self.spool.close()
-
-
-def try_connect(settings: LinkSettings) -> None:
-    """Connect once as the sink does, then leave; a ConnectFailure says why the sink could not
-    (`mmstream doctor` checks the broker with this)."""
-    link = BrokerLink(settings, Spool(None))  # in memory and empty: nothing is published
-    link.spool.open()
-    try:
-        link.start().result()
-    finally:
-        link.stop(flush_timeout_s=0).result()

@@ -69,7 +69,8 @@ class MqttSink(Sink):
         spool = config.spool
         path = spool.path if isinstance(spool.path, Path) else None  # unset or "memory"
         self.spool = Spool(path, SpoolLimits(spool.max_events, int(spool.max_mb * 2**20),
-                                                   spool.max_age_s), spool.synchronous)
+                                             spool.max_age_s, spool.max_held_events),
+                           spool.synchronous)
         self.stats = LinkStats()
         self._link: BrokerLink | None = None
         self._resume: dict[str, int] = {}
@@ -102,6 +103,7 @@ class MqttSink(Sink):
         link = self._link
         return {"broker": str(self.broker), "connected": link is not None and link.connected,
                 "spool_depth": self.spool.depth, "published": self.published,
+                "spool_held": link.held if link is not None else 0,
                 "connects": self.stats.connects, "last_error": self.stats.last_error}
 
     def resume_seqs(self) -> Mapping[str, int]:
@@ -123,7 +125,8 @@ class MqttSink(Sink):
         if self.spool.durable:
             self._resume = self.spool.last_seqs()
         self._loop = asyncio.get_running_loop()
-        link = BrokerLink(settings, self.spool, on_message=self._message_from_link)
+        link = BrokerLink(settings, self.spool, on_message=self._message_from_link,
+                          on_change=self._link_changed)
         link.set_retained(self.status_topic, b"online")
         for topic, payload in self._discovery_messages():
             link.set_retained(topic, payload)
@@ -170,6 +173,9 @@ class MqttSink(Sink):
         link = self._link
         if link is None:
             raise SinkError(f"MQTT sink for {self.broker} is not open")
+        if link.failure is not None:  # the thread is gone: stop the run with the real cause
+            raise SinkError(f"the MQTT link to {link.settings.label} stopped: "
+                            f"{type(link.failure).__name__}: {link.failure}")
         link.submit(Outgoing(event_topic(self.config.prefix, event), encode(event),
                              self.config.qos, shed_priority(event), event.stream_id, event.seq))
         if self.ha is not None:
@@ -205,7 +211,13 @@ class MqttSink(Sink):
                 await self._health_task
         if link is None:
             return
-        left = await asyncio.wrap_future(link.stop())
+        try:
+            left = await asyncio.wrap_future(link.stop())
+        except Exception as failure:  # the link thread died; send() has said so if it could
+            if exc is None:
+                raise SinkError(f"the MQTT link to {link.settings.label} stopped: "
+                                f"{type(failure).__name__}: {failure}") from None
+            return
         if not left:
             return
         if self.spool.durable:
@@ -227,8 +239,17 @@ class MqttSink(Sink):
         link = self._link
         if link is None:
             return
-        event = self._health.next_event(link.stats, link.connected, self.spool, self.pipeline)
+        event = self._health.next_event(link.stats, link.connected, self.spool, self.pipeline,
+                                        held=link.held, failure=link.failure)
         link.set_retained(self.health_topic, encode(event))
+
+    def _link_changed(self, change: str) -> None:
+        """Runs on the link thread: a full disk, room again, drops, the link's end. Logged, and
+        the health payload (a status event) says it at once."""
+        log.warning("MQTT: %s", change)
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                self._loop.call_soon_threadsafe(self.publish_health)
 
     def _message_from_link(self, topic: str, payload: bytes) -> None:
         """Runs on the link thread: hand the command to the event loop."""

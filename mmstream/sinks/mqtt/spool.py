@@ -21,12 +21,14 @@ A lock file (`<spool>.lock`, flock) keeps a second process off the same spool. C
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,8 +42,6 @@ SHED_LAST = 2  # final transcripts and emotion changes: what subscribers act on
 SHED_TARGET = 0.9  # shed down to this fraction of a limit, so shedding is rare and batched
 READY_MAX = 10_000  # spooled rows kept in memory for sending; the rest are read back in pages
 PAGE = 1000
-ACK_BATCH = 500  # delete acknowledged rows after this many acks ...
-ACK_INTERVAL_S = 0.05  # ... or this long, whichever comes first
 CHECKPOINT_INTERVAL_S = 0.5
 BACKSTOP_CHECKPOINT_PAGES = 20_000  # ~80 MB of WAL
 
@@ -54,8 +54,25 @@ CREATE TABLE IF NOT EXISTS outbox (
     priority INTEGER NOT NULL,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,
+                                    reserved INTEGER NOT NULL DEFAULT 0);
 """
+# `reserved`: a seq no run has gone past, stored ahead of use (in blocks, in the transaction
+# that stores the rows). A restart continues after it, so a run that died (SIGKILL, a full
+# disk) never hands out a number again; a clean close brings it back down to the last seq
+# stamped (`release_seqs`), so an ordinary restart goes on without a gap.
+SEQ_BLOCK = 10_000
+
+
+class SpoolFull(SinkError):
+    """The spool's disk is full: nothing could be stored (the transaction was rolled back)."""
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "disk is full" in str(exc))
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def shed_priority(event: Event) -> int:
@@ -85,6 +102,7 @@ class SpoolLimits:
     max_events: int = 1_000_000
     max_bytes: int = 256 * 1024 * 1024
     max_age_s: float = 7 * 24 * 3600.0
+    max_held_events: int = 20_000  # in memory while the disk is full (send_queue.py)
 
 
 # (row id, topic, payload, qos): what the publisher needs to send a spooled row
@@ -123,6 +141,8 @@ class Spool:
             # the checkpointer thread does this; here only a backstop if it falls far behind
             db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
             db.executescript(SCHEMA)
+            if "reserved" not in {row[1] for row in db.execute("PRAGMA table_info(streams)")}:
+                db.execute("ALTER TABLE streams ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0")
             count, size = db.execute(
                 "SELECT count(*), coalesce(sum(length(payload) + length(topic)), 0) FROM outbox"
             ).fetchone()
@@ -160,7 +180,35 @@ class Spool:
         return self._db
 
     def last_seqs(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT stream_id, last_seq FROM streams").fetchall())
+        """Where numbering goes on per stream: past every seq a previous run may have used."""
+        return dict(self.db.execute(
+            "SELECT stream_id, max(last_seq, reserved) FROM streams").fetchall())
+
+    def release_seqs(self, stamped: Mapping[str, int]) -> None:
+        """A clean close: the next run continues right after the last seq stamped per stream
+        (`stamped`, which includes events that could not be stored), not after the block."""
+        with self._transaction():
+            self.db.execute("UPDATE streams SET reserved = last_seq")
+            self.db.executemany(
+                "INSERT INTO streams VALUES (?, 0, ?) ON CONFLICT(stream_id) "
+                "DO UPDATE SET reserved = max(last_seq, excluded.reserved)", stamped.items())
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; a full disk raises SpoolFull with the counters as they were."""
+        db = self.db
+        saved = self.depth, self.bytes, Counter(self.dropped)
+        try:
+            db.execute("BEGIN")
+            yield
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:  # a failed COMMIT has rolled back already
+                db.execute("ROLLBACK")
+            self.depth, self.bytes, self.dropped = saved
+            if _is_disk_full(exc):
+                raise SpoolFull(f"the disk of the MQTT spool {self.path} is full") from None
+            raise
 
     def append(self, items: list[Outgoing], protect_through: int) -> tuple[list[Row], int]:
         """Store `items` in one transaction; returns their rows and how many rows were shed.
@@ -175,8 +223,7 @@ class Spool:
         for item in items:
             if item.stream_id:
                 seqs[item.stream_id] = max(item.seq, seqs.get(item.stream_id, 0))
-        db.execute("BEGIN")
-        try:
+        with self._transaction():
             db.executemany(
                 "INSERT INTO outbox (topic, payload, qos, priority, created) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -186,15 +233,13 @@ class Spool:
                 first = last - len(stored) + 1
                 rows = [(first + n, i.topic, i.payload, i.qos) for n, i in enumerate(stored)]
                 self.bytes += sum(len(i.payload) + len(i.topic) for i in stored)
-            db.executemany(
-                "INSERT INTO streams VALUES (?, ?) ON CONFLICT(stream_id) "
-                "DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)", seqs.items())
+            db.executemany(  # the reservation moves a block ahead once a seq reaches it
+                "INSERT INTO streams VALUES (?, ?, ? + ?) ON CONFLICT(stream_id) DO UPDATE SET "
+                "last_seq = max(last_seq, excluded.last_seq), reserved = CASE WHEN "
+                "excluded.last_seq >= reserved THEN excluded.reserved ELSE reserved END",
+                [(stream, seq, seq, SEQ_BLOCK) for stream, seq in seqs.items()])
             self.depth += len(rows)
             shed = self._shed_if_full(protect_through)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return rows, shed
 
     def _shed_if_full(self, protect_through: int) -> int:
@@ -232,8 +277,10 @@ class Spool:
             (after_id, limit)).fetchall()
 
     def ack_through(self, row_id: int, acked_bytes: int) -> None:
-        """The broker has every row up to `row_id`: delete them (one statement, one commit)."""
-        cursor = self.db.execute("DELETE FROM outbox WHERE id <= ?", (row_id,))
+        """The broker has every row up to `row_id`: delete them (one statement, one commit).
+        On a full disk (a delete needs room in the WAL too) SpoolFull: the rows stay."""
+        with self._transaction():
+            cursor = self.db.execute("DELETE FROM outbox WHERE id <= ?", (row_id,))
         self.depth = max(0, self.depth - cursor.rowcount)
         self.bytes = max(0, self.bytes - acked_bytes)
 
@@ -252,9 +299,8 @@ class Spool:
                 (protect_through, cutoff)).fetchall()
             if not victims:
                 return expired
-            self.db.execute("BEGIN")
-            self.db.executemany("DELETE FROM outbox WHERE id = ?", [(v[0],) for v in victims])
-            self.db.execute("COMMIT")
+            with self._transaction():
+                self.db.executemany("DELETE FROM outbox WHERE id = ?", [(v[0],) for v in victims])
             expired += len(victims)
             self.depth -= len(victims)
             self.bytes -= sum(v[1] for v in victims)
@@ -268,10 +314,12 @@ class Spool:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        if self._db is not None:
-            self._db.close()  # the last connection checkpoints and removes the WAL
-            self._db = None
-        self._unlock()
+        db, self._db = self._db, None
+        try:
+            if db is not None:
+                db.close()  # the last connection checkpoints and removes the WAL
+        finally:
+            self._unlock()  # also when the checkpoint failed (a full disk)
 
 
 class Checkpointer:
@@ -303,86 +351,3 @@ class Checkpointer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-
-
-class SendQueue:
-    """Which spooled rows go out next, which await their PUBACK, and what can be deleted.
-
-    Rows go out in id order; `cursor` is the last one handed to the client. Every row up to
-    the oldest still in flight (or up to the cursor) is acknowledged, so one range delete
-    settles a whole batch of acks, in whatever order they came.
-    """
-
-    def __init__(self, spool: Spool) -> None:
-        self.spool = spool
-        self.cursor = 0
-        self.in_flight: OrderedDict[int, int] = OrderedDict()  # row id -> size, in id order
-        self._ready: deque[Row] = deque()
-        self._backlog = spool.depth > 0  # rows left by the last run go out first
-        self._mid_rows: dict[int, int] = {}
-        self.acked_since = 0
-        self._acked_bytes = 0
-        self._settled_at = 0.0
-
-    @property
-    def empty(self) -> bool:
-        return not (self.in_flight or self._ready or self._backlog)
-
-    def add(self, items: list[Outgoing]) -> int:
-        """Store in the spool (one transaction); returns how many rows were shed for room."""
-        rows, shed = self.spool.append(items, protect_through=self.cursor)
-        if shed:
-            self._reread()
-        elif self._backlog or len(self._ready) + len(rows) > READY_MAX:
-            self._backlog = True
-        else:
-            self._ready.extend(rows)
-        return shed
-
-    def _reread(self) -> None:
-        """Rows may have gone from under the in-memory list: read back what is left."""
-        self._ready.clear()
-        self._backlog = True
-
-    def next_row(self) -> Row | None:
-        if not self._ready:
-            if not self._backlog:
-                return None
-            page = self.spool.read_after(self.cursor, PAGE)
-            self._backlog = len(page) == PAGE
-            if not page:
-                return None
-            self._ready.extend(page)
-        return self._ready.popleft()
-
-    def sent(self, row: Row, mid: int) -> None:
-        self._mid_rows[mid] = row[0]
-        self.in_flight[row[0]] = len(row[2]) + len(row[1])
-        self.cursor = row[0]
-
-    def acked(self, mid: int) -> bool:
-        """False for a message that was not a spooled row (status, health, discovery)."""
-        row_id = self._mid_rows.pop(mid, None)
-        if row_id is None:
-            return False
-        self._acked_bytes += self.in_flight.pop(row_id, 0)
-        self.acked_since += 1
-        return True
-
-    def settle(self, force: bool = False) -> None:
-        """Delete every acknowledged row, in one statement per batch of acks."""
-        if not self.acked_since:
-            return
-        now = time.monotonic()
-        if not force and self.acked_since < ACK_BATCH and now - self._settled_at < ACK_INTERVAL_S:
-            return
-        through = next(iter(self.in_flight)) - 1 if self.in_flight else self.cursor
-        self.spool.ack_through(through, self._acked_bytes)
-        self.acked_since = self._acked_bytes = 0
-        self._settled_at = now
-
-    def expire(self) -> int:
-        expired = self.spool.expire(protect_through=self.cursor)
-        if expired:
-            self._reread()
-        return expired

@@ -214,3 +214,54 @@ async def test_control_needs_an_authenticated_connection(mosquitto: MosquittoBro
     with pytest.raises(ConfigError, match="control needs an authenticated broker connection"):
         await sink.__aenter__()
 
+
+
+async def test_oversized_and_deeply_nested_commands_are_rejected_while_events_flow(
+        password_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture) -> None:
+    control = PipelineControl()
+    url = f"mqtt://edge:pw@127.0.0.1:{password_broker.port}"
+    sink = MqttSink(MqttSinkConfig(url=url, control=True, health_interval_s=0), "kitchen")
+    sink.attached(AloneView(control))
+    commander = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    commander.username_pw_set("edge", "pw")
+    commander.connect("127.0.0.1", password_broker.port)
+    commander.loop_start()
+
+    async def produce() -> None:  # a run's events, one every few milliseconds
+        seq = 0
+        while True:
+            seq += 1
+            await sink.send(SceneEvent(device_id="kitchen", stream_id="cam0", seq=seq,
+                                       t_capture=seq, payload=Scene(tags=[Tag("k", 0.5)])))
+            await asyncio.sleep(0.005)
+
+    def published_after(count: int) -> Callable[[], bool]:
+        return lambda: sink.published >= count
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            async with sink:
+                producer = asyncio.create_task(produce())
+                try:
+                    await async_wait_until(published_after(20), 10, "the first events")
+                    for hostile in (b'{"command": "' + b"x" * 5_000_000 + b'"}', b"[" * 200_000,
+                                    b"[" * 3000):  # 5 MB; too big and deep; small but deep
+                        commander.publish("mmstream/kitchen/control", hostile,
+                                          qos=1).wait_for_publish(10)
+                    await async_wait_until(lambda: caplog.text.count("rejected") == 3, 20,
+                                           "three rejections")
+                    seen = sink.published
+                    await async_wait_until(published_after(seen + 20), 10, "events after them")
+                    commander.publish("mmstream/kitchen/control", json.dumps({"command": "pause"}),
+                                      qos=1).wait_for_publish(5)
+                    await async_wait_until(lambda: control.paused, 10, "the valid command")
+                finally:
+                    producer.cancel()
+    finally:
+        commander.loop_stop()
+        commander.disconnect()
+    rejections = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert "5000015 bytes, more than the 4096" in rejections[0]
+    assert "200000 bytes" in rejections[1] and "nested too deeply" in rejections[2]
+    assert all(len(message) < 300 for message in rejections)  # never the command itself
+    assert control.changes == 1

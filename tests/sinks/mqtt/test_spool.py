@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,13 @@ from mmstream.events import (
     Transcript,
     TranscriptEvent,
 )
+from mmstream.sinks.mqtt.send_queue import SendQueue
 from mmstream.sinks.mqtt.spool import (
+    SEQ_BLOCK,
     SHED_FIRST,
     SHED_LAST,
     SHED_LATER,
     Outgoing,
-    SendQueue,
     Spool,
     SpoolLimits,
     shed_priority,
@@ -65,11 +68,35 @@ def test_rows_survive_a_reopen_in_order_with_the_last_seq(tmp_path: Path) -> Non
     assert shed == 0 and [r[0] for r in rows] == sorted(r[0] for r in rows)
     spool.append([item(7, stream="s1")], protect_through=0)
     spool.ack_through(rows[1][0], 0)  # the broker has the first two
+    spool.release_seqs({"s0": 5, "s1": 7})  # a clean close
     spool.close()
     again = opened(path)
     assert payloads(again) == [b"event 3", b"event 4", b"event 5", b"event 7"]
     assert again.depth == 4
     assert again.last_seqs() == {"s0": 5, "s1": 7}
+
+
+def test_after_an_unclean_end_numbering_jumps_past_every_seq_that_may_have_been_used(
+        tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = opened(path)
+    spool.append([item(n) for n in range(1, 124)], protect_through=0)
+    spool.close()  # no release: killed, or its disk was full when it stopped
+    again = opened(path)
+    assert again.last_seqs() == {"s0": 123 + SEQ_BLOCK}  # reserved with the rows, ahead
+    again.append([item(n) for n in range(SEQ_BLOCK + 124, SEQ_BLOCK + 127)], protect_through=0)
+    again.release_seqs({"s0": SEQ_BLOCK + 130, "s1": 9})  # stamped, though not all stored
+    again.close()
+    assert opened(path).last_seqs() == {"s0": SEQ_BLOCK + 130, "s1": 9}
+
+
+def test_an_old_spool_without_reservations_opens_and_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # the schema of earlier releases
+        db.execute("CREATE TABLE streams (stream_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)")
+        db.execute("INSERT INTO streams VALUES ('s0', 41)")
+        db.commit()
+    assert opened(path).last_seqs() == {"s0": 41}
 
 
 def test_a_second_process_cannot_share_the_spool(tmp_path: Path) -> None:
