@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+DAMAGED_INPUT_EXIT = 3  # what was readable was written; the input (a cut recording) was damaged
+
 
 class MmstreamError(Exception):
     """Base class: the message says what is wrong and where."""
