@@ -13,8 +13,14 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     run_cmds,
     train_cmd,
 )
+import sys
+
+import typer
+
 from mmstream.cli.app import app
+from mmstream.cli.help_text import hoist_global_options, plain_placeholders
 
 
 def main() -> None:
-    app()
+    command = plain_placeholders(typer.main.get_command(app))
+    command.main(args=hoist_global_options(sys.argv[1:]), prog_name="mmstream")
