@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
 from mmstream.cli import (  # noqa: F401  (registers commands)
     devices_cmd,
     doctor_cmd,
@@ -13,10 +17,6 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     run_cmds,
     train_cmd,
 )
-import sys
-
-import typer
-
 from mmstream.cli.app import app
 from mmstream.cli.help_text import hoist_global_options, plain_placeholders
 

@@ -27,7 +27,7 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
         if arg == "--":
             rest += args[index:]
             break
-        if arg in GLOBAL_FLAGS or arg.split("=", 1)[0] in GLOBAL_VALUED and "=" in arg:
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_VALUED and "=" in arg):
             hoisted.append(arg)
         elif arg in GLOBAL_VALUED and index + 1 < len(args):
             hoisted += args[index:index + 2]
