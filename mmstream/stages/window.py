@@ -164,13 +164,16 @@ class WindowStage(Stage):
             _, end = self._bounds(state, state.next_index)
             if end - state.watermark > self.config.length_s / 2:
                 break
-            windows.extend(self._emit(state, stream_id))
+            # the last windows end where the media does, not past it (no events after the end)
+            windows.extend(self._emit(state, stream_id, until=state.watermark))
         return windows
 
-    def _emit(self, state: _Stream, stream_id: str) -> list[Window]:
-        """Cut window `next_index` (nothing if it holds no media), advance, prune."""
+    def _emit(self, state: _Stream, stream_id: str, until: float = math.inf) -> list[Window]:
+        """Cut window `next_index` (nothing if it holds no media), advance, prune; `until`:
+        where the stream's media ended, which cuts the last windows short."""
         index = state.next_index
         start, end = self._bounds(state, index)
+        end = round(min(end, max(until, start)), 6)
         state.next_index += 1
         frame = self._frame(state, start, end)
         audio = self._audio(state, start, end)
