@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 DAMAGED_INPUT_EXIT = 3  # what was readable was written; the input (a cut recording) was damaged
 
 
@@ -50,3 +54,28 @@ def first_user_error(exc: BaseException) -> MmstreamError | None:
     if isinstance(cause, BaseException) and cause is not exc:
         return first_user_error(cause)
     return None
+
+
+FFMPEG_INVALID_DATA = 1094995529  # AVERROR_INVALIDDATA, which PyAV shows as "[Errno 1094995529]"
+NOT_MEDIA = "not a media file ffmpeg can read"
+
+
+def missing_path(path: str | Path, what: str = "file") -> str:
+    """Why `path` cannot be opened, in words: a symbolic link loop is named as one, not as
+    "no such file" (which the OS says of a link that points back at itself)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{what} {path}: a symbolic link loop (the link points back to itself)"
+        if exc.errno == errno.EACCES:
+            return f"{what} {path}: permission denied"
+    return f"{what} not found: {path}"
+
+
+def ffmpeg_reason(exc: BaseException) -> str:
+    """PyAV's error in words: "[Errno 1094995529] Invalid data ..." -> what it means."""
+    if getattr(exc, "errno", None) == FFMPEG_INVALID_DATA:
+        return NOT_MEDIA
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return reason[:1].lower() + reason[1:]
