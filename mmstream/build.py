@@ -111,7 +111,9 @@ def _analysis_stages(config: PipelineConfig) -> list[Stage]:
         text_wait = None if analyses.transcribe.enabled else 0.0  # no transcripts to wait for
         overload = config.runtime.overload
         shedding = overload_active(config)
-        stages += [WindowStage(analyses.window, mode=mode, text_wait_s=text_wait),
+        # a replay paced at `speed` covers that many media seconds per wall second
+        pace = max((getattr(s, "speed", None) or 1.0 for s in config.sources), default=1.0)
+        stages += [WindowStage(analyses.window, mode=mode, text_wait_s=text_wait, pace=pace),
                    InferStage(analyses.infer, mode=mode,
                               max_lag_s=overload.max_lag_s if shedding else None,
                               vision_nice=overload.vision_nice if shedding else 0)]

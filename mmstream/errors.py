@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+DAMAGED_INPUT_EXIT = 3  # what was readable was written; the input (a cut recording) was damaged
+
 
 class MmstreamError(Exception):
     """Base class: the message says what is wrong and where."""
@@ -48,3 +52,26 @@ def first_user_error(exc: BaseException) -> MmstreamError | None:
     if isinstance(cause, BaseException) and cause is not exc:
         return first_user_error(cause)
     return None
+
+
+FFMPEG_INVALID_DATA = 1094995529  # AVERROR_INVALIDDATA, which PyAV shows as "[Errno 1094995529]"
+NOT_MEDIA = "not a media file ffmpeg can read"
+
+
+def missing_path(path: str | Path, what: str = "file") -> str:
+    """Why `path` cannot be opened, in words: "<what> not found: <path>", or what is wrong
+    with it (a loop of symbolic links, a link to nothing: `paths.missing_reason`)."""
+    from mmstream.paths import missing_reason
+
+    reason = missing_reason(Path(path))
+    if reason is None or reason == "no such file":
+        return f"{what} not found: {path}"
+    return f"{what} {path}: {reason}"
+
+
+def ffmpeg_reason(exc: BaseException) -> str:
+    """PyAV's error in words: "[Errno 1094995529] Invalid data ..." -> what it means."""
+    if getattr(exc, "errno", None) == FFMPEG_INVALID_DATA:
+        return NOT_MEDIA
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return reason[:1].lower() + reason[1:]

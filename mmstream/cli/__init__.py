@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
 from mmstream.cli import (  # noqa: F401  (registers commands)
     devices_cmd,
     doctor_cmd,
@@ -14,7 +18,9 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     train_cmd,
 )
 from mmstream.cli.app import app
+from mmstream.cli.help_text import hoist_global_options, plain_placeholders
 
 
 def main() -> None:
-    app()
+    command = plain_placeholders(typer.main.get_command(app))
+    command.main(args=hoist_global_options(sys.argv[1:]), prog_name="mmstream")

@@ -17,8 +17,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: paragraphs re-wrapped to the terminal, `[ray]` printed as written
+    # (rich markup would eat it), no `<bool>`/`<str>` type labels on every option
+    rich_markup_mode=None,
 )
-config_app = typer.Typer(help="Check pipeline files.", no_args_is_help=True)
+config_app = typer.Typer(help="Check pipeline files.", no_args_is_help=True,
+                         rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
 _state = {"debug": False}
@@ -26,7 +30,8 @@ _state = {"debug": False}
 
 @app.callback()
 def main_options(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs (before "
+                               "or after the command: mmstream replay x.mp4 --debug)."),
     log_level: str | None = typer.Option(
         None, "--log-level", help="debug, info, warning, error (default: the pipeline's "
         "runtime.logging.level, else warning)."),

@@ -13,7 +13,8 @@ from mmstream.cli.app import app, user_errors
 
 @app.command()
 def devices(
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per device."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON array, one object per device "
+                                 "([] when there is none)."),
 ) -> None:
     """List cameras (V4L2: path, name, driver, pixel formats with their frame sizes) and
     audio inputs (index, name, host API, input channels, default rate)."""
@@ -22,11 +23,10 @@ def devices(
     with user_errors():
         cameras = list_cameras()
         microphones = _microphones()
-        if as_json:
-            for camera in cameras:
-                typer.echo(json.dumps({"kind": "camera", **asdict(camera)}))
-            for device in microphones:
-                typer.echo(json.dumps({"kind": "microphone", **device.__dict__}))
+        if as_json:  # one document, so "no devices" is `[]`, not an empty output
+            found = [{"kind": "camera", **asdict(camera)} for camera in cameras]
+            found += [{"kind": "microphone", **device.__dict__} for device in microphones]
+            typer.echo(json.dumps(found, indent=2))
             return
         _print_cameras(cameras)
         typer.echo("")

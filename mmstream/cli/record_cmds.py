@@ -93,6 +93,10 @@ def info(
             typer.echo(json.dumps(found.as_dict(), indent=2, sort_keys=True))
         else:
             typer.echo("\n".join(render_info(found)))
+    if not found.complete:  # described as far as it is readable: still not a whole recording
+        from mmstream.errors import DAMAGED_INPUT_EXIT
+
+        raise typer.Exit(DAMAGED_INPUT_EXIT)
 
 
 @app.command()

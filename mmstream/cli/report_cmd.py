@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from mmstream.cli.app import app, user_errors
+from mmstream.errors import DAMAGED_INPUT_EXIT as DAMAGED_EXIT  # written, from a damaged input
 
 if TYPE_CHECKING:
     from mmstream.replay.batch import FileResult
     from mmstream.web.summary import ReportSummary
 
-DAMAGED_EXIT = 3  # the report was written, from a damaged input (like a partial batch)
 
 
 @app.command()

@@ -128,14 +128,25 @@ def replay(
         from mmstream.cli.one_replay import run_one
 
         media = Path(source)
-        say_done(run_one(media, lambda events: replay_config(
+        done = run_one(media, lambda events: replay_config(
             media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
-            home_assistant=ha,
-            deterministic=deterministic), out))
+            home_assistant=ha, deterministic=deterministic), out)
+        say_done(done)
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report
 
             write_replay_report(out, media, report)
+    exit_if_damaged(done, out)
+
+
+def exit_if_damaged(report: Any, out: Path | None) -> None:
+    """A cut recording is replayed as far as it is readable, and that is not success."""
+    if report.damage:
+        from mmstream.errors import DAMAGED_INPUT_EXIT
+
+        kept = f"; the events of its readable part are in {out}" if out is not None else ""
+        typer.echo(f"warning: damaged input: {'; '.join(report.damage)}{kept}", err=True)
+        raise typer.Exit(DAMAGED_INPUT_EXIT)
 
 
 def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
@@ -170,9 +181,14 @@ def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
         write_batch_reports(results, base, report)
     code = exit_code(results)
     if code:
-        failed = [r.path for r in results if r.status != "ok" and r.status != "skipped"]
-        typer.echo(f"error: {len(failed)} of {len(results)} inputs failed: "
-                   f"{', '.join(failed)}", err=True)
+        failed = [r.path for r in results if r.status in ("failed", "not run")]
+        damaged = [r.path for r in results if r.status == "damaged"]
+        if failed:
+            typer.echo(f"error: {len(failed)} of {len(results)} inputs failed: "
+                       f"{', '.join(failed)}", err=True)
+        if damaged:
+            typer.echo(f"warning: {len(damaged)} of {len(results)} inputs were damaged (their "
+                       f"readable part was replayed): {', '.join(damaged)}", err=True)
         raise typer.Exit(code)
 
 

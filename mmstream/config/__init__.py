@@ -154,9 +154,12 @@ def _format_errors(error: ValidationError, origin: str, overrides: Origins) -> s
         source = _override_of(loc, overrides)
         from_file = from_file or source is None
         where = f", set by {source}" if source else ""
-        message = RETIRED_FIELDS.get(loc, item["msg"]) if item["type"] == "extra_forbidden" \
-            else ID_RULE if item["type"] == "string_pattern_mismatch" and item.get(
-                "ctx", {}).get("pattern") == ID_PATTERN else item["msg"]
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = RETIRED_FIELDS.get(loc) or _did_you_mean(message, loc[-1] if loc else "")
+        elif item["type"] == "string_pattern_mismatch" and item.get(
+                "ctx", {}).get("pattern") == ID_PATTERN:
+            message = ID_RULE
         problems.append(f"{'.'.join(loc) or '(root)'}: {message}{shown}{where}")
     header = f"invalid pipeline config in {origin}" if from_file else "invalid pipeline config"
     if len(problems) == 1:
@@ -171,6 +174,33 @@ def _shown(value: Any) -> str:
         return text
     size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} as text"
     return f"{text[:80]}... ({size})"
+
+
+def _did_you_mean(message: str, name: str) -> str:
+    """'realtme' -> 'Extra inputs are not permitted: did you mean realtime?'"""
+    import difflib
+
+    close = difflib.get_close_matches(name, _field_names(PipelineConfig), n=1, cutoff=0.75)
+    return f"{message}: did you mean {close[0]}?" if close else message
+
+
+def _field_names(model: Any, seen: set[Any] | None = None) -> set[str]:
+    """Every field name of the config models, at any depth."""
+    seen = set() if seen is None else seen
+    if model in seen or not hasattr(model, "model_fields"):
+        return set()
+    seen.add(model)
+    names = set(model.model_fields)
+    for info in model.model_fields.values():
+        for inner in _types_in(info.annotation):
+            names |= _field_names(inner, seen)
+    return names
+
+
+def _types_in(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    return [annotation, *(t for arg in get_args(annotation) for t in _types_in(arg))]
 
 
 def _override_of(loc: tuple[str, ...], overrides: Origins) -> str | None:

@@ -9,6 +9,7 @@ So a replay gets every complete chunk and a precise account of what was lost.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import io
 import struct
@@ -25,7 +26,7 @@ from mcap.opcode import Opcode
 from mcap.records import Channel, Chunk, Header, Message, Metadata, Schema
 from mcap.stream_reader import CRCValidationError, breakup_chunk
 
-from mmstream.errors import SourceError
+from mmstream.errors import SourceError, missing_path
 from mmstream.recording.format import Kind, Topic
 
 MAGIC = b"\x89MCAP0\r\n"
@@ -89,6 +90,8 @@ class RecordingReader:
         try:
             self._file = self.path.open("rb")
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SourceError(missing_path(self.path, "recording")) from None
             raise SourceError(f"cannot read recording {self.path}: {exc.strerror}") from None
         self._size = self.path.stat().st_size
         if self._file.read(len(MAGIC)) != MAGIC:

@@ -1,7 +1,9 @@
 """Writes mmstream recordings: MCAP files that Foxglove Studio opens, in rotated sequences.
 
-Files are chunked and compressed; the open chunk is closed every `flush_interval_s` and at
-rotation, so a crash (even SIGKILL) loses at most that much: the reader stops at the last
+Files are chunked and compressed; the open chunk is closed every `flush_interval_s` — of wall
+time and of recorded time, whichever comes first (a media file recorded as fast as possible
+covers 10 s of media in a fraction of a second) — and at rotation, so a crash (even SIGKILL)
+loses at most that much recorded time: the reader stops at the last
 complete chunk. Files are fsync'd when rotated or closed and, with `fsync`, at each periodic
 flush. Not thread-safe: one thread (the recorder sink's writer thread) does all the writing.
 """
@@ -108,6 +110,7 @@ class RecordingFiles:
         self.written: list[Path] = []
         self._started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._last_flush = time.monotonic()
+        self._chunk_start_ns: int | None = None  # recorded time of the open chunk's first message
 
     def _next_path(self) -> Path:
         """The next file name no recorder of this process has used: a pipeline rebuilt by a
@@ -139,10 +142,15 @@ class RecordingFiles:
         current = self.current or self.open()
         if current.messages and self._rotation_due(current, log_ns):
             current.close(self.config.fsync)
+            self._chunk_start_ns = None
             log.info("recording rotated: %s done, %d messages", current.path, current.messages)
             current = self.open()
         current.add(topic, log_ns, publish_ns, data, sequence)
-        if time.monotonic() - self._last_flush >= self.config.flush_interval_s:
+        if self._chunk_start_ns is None:
+            self._chunk_start_ns = log_ns
+        recorded_ns = log_ns - self._chunk_start_ns
+        if (recorded_ns >= self.config.flush_interval_s * 1e9
+                or time.monotonic() - self._last_flush >= self.config.flush_interval_s):
             self.flush()
 
     def _rotation_due(self, current: McapFile, log_ns: int) -> bool:
@@ -155,6 +163,7 @@ class RecordingFiles:
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
+        self._chunk_start_ns = None
         if self.current is not None:
             self.current.flush(self.config.fsync)
 

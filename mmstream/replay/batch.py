@@ -30,7 +30,7 @@ from mmstream.runtime.stage import Source
 INPUT_SUFFIXES = frozenset({".mcap", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".wav",
                             ".flac", ".mp3", ".ogg", ".opus", ".m4a"})
 EXIT_PARTIAL = 3  # some files failed, others finished
-Status = Literal["ok", "skipped", "failed", "not run"]
+Status = Literal["ok", "damaged", "skipped", "failed", "not run"]
 OutputFormat = Literal["jsonl", "parquet"]
 ConfigFor = Callable[[Path, Path], PipelineConfig]  # (input, output jsonl) -> pipeline
 
@@ -120,6 +120,14 @@ class ProgressSource(Source):
     @property  # type: ignore[override]
     def stream_id(self) -> str:  # the recording source decides its own at the end
         return self.inner.stream_id
+
+    @property  # type: ignore[override]
+    def damage(self) -> str | None:
+        return self.inner.damage
+
+    @property  # type: ignore[override]
+    def clock_rate(self) -> float:
+        return self.inner.clock_rate
 
     async def __aenter__(self) -> ProgressSource:
         await self.inner.__aenter__()
@@ -232,6 +240,9 @@ async def replay_file(path: Path, output: Path, config_for: ConfigFor,
     if events_file != partial:
         _remove(events_file)
     partial.replace(output)
+    if report.damage:  # its readable part was replayed: the events are kept, and it says so
+        return FileResult(str(path), str(output), "damaged", reached, wall,
+                          sum(report.events.values()), error="; ".join(report.damage))
     return FileResult(str(path), str(output), "ok", reached, wall, sum(report.events.values()))
 
 
@@ -247,8 +258,9 @@ def _explain(exc: BaseException) -> str:
 
 
 def exit_code(results: list[FileResult]) -> int:
-    """0: nothing failed; EXIT_PARTIAL: some failed; 1: every attempted file failed."""
+    """0: nothing failed; EXIT_PARTIAL: some failed, or were damaged (replayed as far as they
+    were readable); 1: every attempted file failed."""
     failed = sum(r.status in ("failed", "not run") for r in results)
-    if not failed:
-        return 0
-    return 1 if failed == len(results) else EXIT_PARTIAL
+    if failed == len(results) and failed:
+        return 1
+    return EXIT_PARTIAL if failed or any(r.status == "damaged" for r in results) else 0

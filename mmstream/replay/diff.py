@@ -2,7 +2,8 @@
 
 Events are paired per stream and type by capture time (within a tolerance, in order), then
 each pair is compared by what matters for its type: the transcript text, the set of scene
-tags, the emotion label; smaller moves (scores, confidences) count as "scores only". Unpaired
+tags, the emotion label; smaller moves (scores, confidences) count as "scores only", and the
+largest move of each score field is kept with both values (`ScoreMove`). Unpaired
 events are listed per side, and paired events whose capture times moved are timing shifts.
 """
 
@@ -32,6 +33,25 @@ class Change:
     after: str
 
 
+@dataclass(frozen=True)
+class ScoreMove:
+    """One number of a paired event that moved: `field` names it ('tags[person]', 'valence')."""
+
+    event_type: str
+    field: str
+    stream_id: str
+    t: float
+    before: float
+    after: float
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "delta": round(self.delta, 6)}
+
+
 @dataclass
 class RunDiff:
     counts_a: Counter[str]
@@ -43,6 +63,11 @@ class RunDiff:
     shifts: list[float] = field(default_factory=list)
     only_a: list[Event] = field(default_factory=list)
     only_b: list[Event] = field(default_factory=list)
+    largest_moves: dict[tuple[str, str], ScoreMove] = field(default_factory=dict)
+
+    def score_moves(self) -> list[ScoreMove]:
+        """The largest move of each (event type, score field), largest first."""
+        return sorted(self.largest_moves.values(), key=lambda m: (-abs(m.delta), m.field))
 
     @property
     def identical(self) -> bool:
@@ -58,6 +83,7 @@ class RunDiff:
             "events_a": dict(self.counts_a), "events_b": dict(self.counts_b),
             "paired": self.paired, "same": self.same, "changed": dict(self.by_kind()),
             "changes": [vars(c) for c in self.changes],
+            "score_changes": [m.as_dict() for m in self.score_moves()],
             "shifted": len(self.shifts),
             "max_shift_s": max((abs(s) for s in self.shifts), default=0.0),
             "only_a": dict(Counter(event_type(e) for e in self.only_a)),
@@ -141,8 +167,43 @@ def _compare(a: Event, b: Event, result: RunDiff) -> None:
     if a.payload == b.payload:  # type: ignore[union-attr]
         result.same += 1
         return
-    kind, before, after = _what_changed(event_type(a), a.payload, b.payload)  # type: ignore[union-attr]
-    result.changes.append(Change(kind, a.stream_id, event_type(a), a.t_capture, before, after))
+    kinds = event_type(a)
+    moves = [ScoreMove(kinds, name, a.stream_id, a.t_capture, x, y)
+             for name, (x, y) in _numbers_that_moved(a.payload, b.payload).items()]  # type: ignore[union-attr]
+    for move in moves:
+        known = result.largest_moves.get((kinds, move.field))
+        if known is None or abs(move.delta) > abs(known.delta):
+            result.largest_moves[(kinds, move.field)] = move
+    kind, before, after = _what_changed(kinds, a.payload, b.payload)  # type: ignore[union-attr]
+    if kind == "scores" and moves:  # the event's largest move, with both values
+        top = max(moves, key=lambda m: abs(m.delta))
+        before, after = f"{top.field} {top.before:.4f}", f"{top.field} {top.after:.4f}"
+    result.changes.append(Change(kind, a.stream_id, kinds, a.t_capture, before, after))
+
+
+def _numbers(value: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    """Every number of a payload by a readable path; tags by their label ('tags[person]')."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield path, float(value)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _numbers(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            label = inner.get("label") if isinstance(inner, dict) else None
+            if label is not None and "score" in inner:
+                yield f"{path}[{label}]", float(inner["score"])
+            else:
+                yield from _numbers(inner, f"{path}[{index}]")
+
+
+def _numbers_that_moved(a: Any, b: Any) -> dict[str, tuple[float, float]]:
+    left = dict(_numbers(msgspec.to_builtins(a)))
+    right = dict(_numbers(msgspec.to_builtins(b)))
+    return {name: (left[name], right[name]) for name in sorted(left.keys() & right.keys())
+            if left[name] != right[name]}
 
 
 def _what_changed(kind: str, a: Any, b: Any) -> tuple[str, str, str]:
@@ -188,6 +249,10 @@ def render(diff: RunDiff, name_a: str, name_b: str, *, examples: int = 5) -> lis
             continue
         lines.append(f"  {label}: {kinds[kind]}")
         if kind == "scores":
+            lines.append("    largest change per score:")
+            lines.extend(f"    {m.stream_id} {m.event_type} {m.field} @ {m.t:.2f}s: "
+                         f"{m.before:.4f} -> {m.after:.4f} ({m.delta:+.4f})"
+                         for m in diff.score_moves()[:examples])
             continue
         shown = [c for c in diff.changes if c.kind == kind][:examples]
         lines.extend(f"    {c.stream_id} {c.event_type} @ {c.t:.2f}s: {c.before!r} -> "

@@ -49,6 +49,7 @@ class PipelineReport:
     drops: dict[str, int] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
     media_read: dict[str, float] = field(default_factory=dict)  # seconds read, per source
+    damage: list[str] = field(default_factory=list)  # inputs read only in part, and why
 
 
 class Sequencer:
@@ -194,6 +195,8 @@ class Pipeline:
             while not stop.is_set():
                 try:
                     last_t = await self._pump_until_stopped(source, stop)
+                    if source.damage is not None:
+                        self.report.damage.append(source.damage)
                     for watcher in self._watchers():
                         watcher.source_ended(source.name)
                     await out.put(EndOfStream(source.stream_id, last_t))
@@ -233,7 +236,7 @@ class Pipeline:
                     watcher.source_opened(source.name)
                 async for item in source:
                     last_t = item.t_capture
-                    self.clocks.observe(item.stream_id, last_t)
+                    self.clocks.observe(item.stream_id, last_t, rate=source.clock_rate)
                     first_t = last_t if first_t is None else first_t
                     self.report.media_read[source.name] = last_t - first_t
                     await self.channels[0].put(item)

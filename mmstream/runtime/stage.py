@@ -115,6 +115,11 @@ class Source(AsyncResource, ABC):
     kind: str = "source"
     #: restart on failure (live devices) instead of stopping the pipeline (files)
     restartable: bool = False
+    #: media seconds the source delivers per wall second (a paced replay's `speed`): lag and
+    #: staleness are measured on the wall clock this scales to
+    clock_rate: float = 1.0
+    #: set by the source when it ends: what of its input could not be read (a cut recording)
+    damage: str | None = None
 
     def __init__(self, config: Any) -> None:
         self.config = config

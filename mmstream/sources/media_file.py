@@ -20,7 +20,7 @@ import av.error
 import numpy as np
 
 from mmstream.config import FileSourceConfig
-from mmstream.errors import SourceError
+from mmstream.errors import NOT_MEDIA, SourceError, ffmpeg_reason, missing_path
 from mmstream.media import AUDIO_RATE, AudioChunk, MediaItem, VideoFrame
 from mmstream.paths import missing_reason
 from mmstream.runtime.stage import Source
@@ -85,15 +85,17 @@ class _AudioAssembler:
 def decode_media(config: FileSourceConfig) -> Iterator[MediaItem]:
     """Decode a file into VideoFrames (decimated to config.fps) and AudioChunks, in time order."""
     path = Path(config.path)
-    if (missing := missing_reason(path)) is not None:
-        raise SourceError(f"media file not found: {path}" if missing == "no such file"
-                          else f"media file {path}: {missing}")
+    if missing_reason(path) is not None:
+        raise SourceError(missing_path(path, "media file"))
     if not path.is_file():
         raise SourceError(f"media file {path}: not a file")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: not a readable media file ({exc})") from None
+        reason = ffmpeg_reason(exc)
+        if reason != NOT_MEDIA:
+            reason = f"not a readable media file ({reason})"
+        raise SourceError(f"{path}: {reason}") from None
     with container:
         video = container.streams.video[0] if config.video and container.streams.video else None
         audio = container.streams.audio[0] if config.audio and container.streams.audio else None
@@ -128,7 +130,8 @@ def _demux(
                     # next grid point after t: a steady analysis rate whatever the file's fps
                     next_frame_t = (int(t / frame_interval + 1e-6) + 1) * frame_interval
     except av.error.FFmpegError as exc:
-        raise SourceError(f"{config.path}: corrupt media, decoding stopped ({exc})") from None
+        raise SourceError(f"{config.path}: corrupt media, decoding stopped "
+                          f"({ffmpeg_reason(exc)})") from None
     if assembler is not None and assembler.t0 is not None:
         yield from assembler.push(None, 0.0)
 

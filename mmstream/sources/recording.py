@@ -61,6 +61,7 @@ class RecordingSource(Source):
         super().__init__(config)  # stream_id becomes the last stream to end (see __aiter__)
         self.reader: RecordingReader | None = None
         self.progress = _Progress(last={})
+        self.clock_rate = config.speed or 1.0
 
     async def __aenter__(self) -> RecordingSource:
         self.reader = await asyncio.to_thread(RecordingReader, self.config.path)
@@ -139,6 +140,7 @@ class RecordingSource(Source):
         if reader.stop is not None and not reader.complete:
             report = reader.stop.describe(self.config.path)
             log.warning("recording cut short: %s", report)
+            self.damage = f"recording cut short: {report}"
             items.append(StatusEvent(
                 stream_id=self.stream_id, t_capture=last[self.stream_id],
                 payload=Status(state="degraded", message=f"recording cut short: {report}",

@@ -13,8 +13,8 @@ A window goes out once the stream's media has passed its end (+ a small grace, o
 audio, for frames that arrive a little after the audio of the same moment) and, on a stream
 with audio, once the transcription stage says every transcript decided by then is out
 (`TextProgress`). Live, a whisper that falls behind does not hold windows back longer than
-`text_wait_s` of media. At the end of a stream, windows that are at least half full are
-flushed. Every item passes on unchanged.
+`text_wait_s` (of media at 1x; `speed` times that in a paced replay). At the end of a stream,
+windows that are at least half full are flushed. Every item passes on unchanged.
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ class WindowStage(Stage):
     name = "window"
 
     def __init__(self, config: WindowConfig | None = None, *, mode: RunMode = "live",
-                 text_wait_s: float | None = None) -> None:
+                 text_wait_s: float | None = None, pace: float = 1.0) -> None:
         self.config = config or WindowConfig()
         wait = self.config.text_wait_s if self.config.text_wait_s is not None else text_wait_s
         if wait is None:
             wait = REPLAY_TEXT_WAIT_S if mode == "fast" else LIVE_TEXT_WAIT_S
-        self.text_wait_s = wait
+        # The wait bounds how long whisper may hold a window in *wall* time: a replay paced at
+        # 2x covers twice the media in that time (`pace`: media seconds per wall second).
+        self.text_wait_s = wait * pace if mode != "fast" else wait
         self.max_frame_age_s = self.config.max_frame_age_s or self.config.length_s
         self.streams: dict[str, _Stream] = {}
         self.windows_emitted = 0
@@ -162,13 +164,16 @@ class WindowStage(Stage):
             _, end = self._bounds(state, state.next_index)
             if end - state.watermark > self.config.length_s / 2:
                 break
-            windows.extend(self._emit(state, stream_id))
+            # the last windows end where the media does, not past it (no events after the end)
+            windows.extend(self._emit(state, stream_id, until=state.watermark))
         return windows
 
-    def _emit(self, state: _Stream, stream_id: str) -> list[Window]:
-        """Cut window `next_index` (nothing if it holds no media), advance, prune."""
+    def _emit(self, state: _Stream, stream_id: str, until: float = math.inf) -> list[Window]:
+        """Cut window `next_index` (nothing if it holds no media), advance, prune; `until`:
+        where the stream's media ended, which cuts the last windows short."""
         index = state.next_index
         start, end = self._bounds(state, index)
+        end = round(min(end, max(until, start)), 6)
         state.next_index += 1
         frame = self._frame(state, start, end)
         audio = self._audio(state, start, end)

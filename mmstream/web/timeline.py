@@ -1,5 +1,7 @@
-"""The report's timeline as data for the page's charts: scene tags and emotion labels as rows
-of bars (present at a window's end or not), valence as a line, transcripts under them.
+"""The report's timeline as data for the page's charts: scene tags as rows of bars over the
+windows that saw them (a window's span, from its fused event; a cat that appears at 3.33 s is
+drawn from the start of the first window holding it, not from its end), emotion labels as rows
+(present at a window's end or not), valence as a line, transcripts under them.
 
 Everything is laid out here, in Python, so the page's script only hands arrays to uPlot; the
 charts share one x range (seconds, see `TimeSpan`) and one y-axis width, so their plot areas
@@ -8,6 +10,7 @@ and the transcript track line up.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -64,14 +67,35 @@ def _scene_rows(events: Sequence[Event], span: TimeSpan) -> dict[str, Any]:
     source: Sequence[SceneEvent | FusedEvent] = scenes or [
         e for e in events if isinstance(e, FusedEvent)]
     many = len({e.stream_id for e in source}) > 1
-    marks = []
+    starts = {(e.stream_id, e.t_capture): e.payload.window_start
+              for e in events if isinstance(e, FusedEvent)}
+    spans: list[tuple[str, float, float]] = []  # (row, window start, window end)
     for event in source:
         tags = event.payload.tags if isinstance(event, SceneEvent) else event.payload.scene
-        marks += [(_row(event.stream_id, tag.label, many), span.relative(event.t_capture))
-                  for tag in tags]
-    counts = Counter(row for row, _ in marks)
-    rows = sorted(counts, key=lambda row: (-counts[row], row))
-    return _rows_block(rows[:MAX_TAG_ROWS], marks, hidden=len(rows) - MAX_TAG_ROWS)
+        start = starts.get((event.stream_id, event.t_capture), event.t_capture)
+        spans += [(_row(event.stream_id, tag.label, many), span.relative(start),
+                   span.relative(event.t_capture)) for tag in tags]
+    counts = Counter(row for row, _, _ in spans)
+    rows = sorted(counts, key=lambda row: (-counts[row], row))[:MAX_TAG_ROWS]
+    return _span_block(rows, spans, hidden=len(counts) - MAX_TAG_ROWS)
+
+
+def _span_block(rows: list[str], spans: list[tuple[str, float, float]],
+                hidden: int) -> dict[str, Any]:
+    """Rows over window spans, as uPlot's aligned arrays: a point at every window's start and
+    end (and halfway between neighbours, so a stretch no window of a row covers breaks its
+    bar) is the row's index where a window holding the row covers it, else null."""
+    edges = sorted({round(t, 3) for _, start, end in spans for t in (start, end)})
+    x = sorted({*edges, *(round((a + b) / 2, 3) for a, b in itertools.pairwise(edges))})
+    values = []
+    for n, row in enumerate(rows):
+        mine = [(start - 5e-4, end + 5e-4) for name, start, end in spans if name == row]
+        values.append([n if any(a <= t <= b for a, b in mine) else None for t in x])
+    if all(start == end for _, start, end in spans):  # no spans known: points at the ends
+        x = edges
+        values = [[n if any(name == row and round(end, 3) == t for name, _, end in spans)
+                   else None for t in x] for n, row in enumerate(rows)]
+    return {"rows": rows, "x": x, "values": values, "hidden": max(hidden, 0)}
 
 
 def _emotion_rows(events: Sequence[Event], span: TimeSpan) -> dict[str, Any]:

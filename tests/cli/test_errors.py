@@ -28,7 +28,17 @@ def test_missing_file(cli, tmp_path: Path) -> None:
 def test_random_bytes_named_mp4(cli, tmp_path: Path) -> None:
     bogus = tmp_path / "random.mp4"
     bogus.write_bytes(np.random.default_rng(1).bytes(20_000))
-    assert_one_clear_line(cli("replay", str(bogus)), "random.mp4", "not a readable media file")
+    result = cli("replay", str(bogus))
+    assert_one_clear_line(result, "random.mp4", "not a media file ffmpeg can read")
+    assert "Errno" not in result.stderr and "1094995529" not in result.stderr
+
+
+def test_a_symlink_loop_is_named_as_one(cli, tmp_path: Path) -> None:
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    result = cli("replay", str(loop))
+    assert_one_clear_line(result, "loop.mp4", "a loop of symbolic links")
+    assert "not found" not in result.stderr
 
 
 def test_truncated_mp4(cli, sample_clip: Path, tmp_path: Path) -> None:

@@ -101,8 +101,8 @@ def test_errors_name_the_environment_variable_or_set_that_gave_the_value(
     good = write(tmp_path, "sources: [{kind: synthetic}]")
     env = cli("config", "validate", str(good), env={"MMSTREAM_SINKS__MQTT__QOSS": "1"})
     assert env.returncode == 2
-    assert ("sinks.mqtt.qoss: Extra inputs are not permitted (got 1), set by environment "
-            "variable MMSTREAM_SINKS__MQTT__QOSS") in env.stderr
+    assert ("sinks.mqtt.qoss: Extra inputs are not permitted: did you mean qos? (got 1), "
+            "set by environment variable MMSTREAM_SINKS__MQTT__QOSS") in env.stderr
     assert "in " + str(good) not in env.stderr  # the file is not what is wrong
     flag = cli("config", "validate", str(good), "--set", "sources.0.fps=-1")
     assert "set by --set sources.0.fps=-1" in flag.stderr
@@ -160,3 +160,14 @@ def test_media_paths_that_cannot_be_reached_say_why(tmp_path: Path) -> None:
         f"sources.1.path: a symbolic link to no file: {tmp_path / 'dangling.mp4'}",
         f"sources.2.path: no such file (a part of the path is not a folder): "
         f"{tmp_path / 'plain' / 'clip.mp4'}"]
+
+
+def test_an_unknown_field_suggests_the_closest_valid_name(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("sources:\n  - kind: file\n    path: clip.mp4\n    realtme: true\n")
+    with pytest.raises(ConfigError, match=r"realtme: .*did you mean realtime\?"):
+        load_pipeline(pipeline)
+    pipeline.write_text("sources:\n  - kind: synthetic\n    zzzqqq: 1\n")
+    with pytest.raises(ConfigError) as far_off:
+        load_pipeline(pipeline)
+    assert "did you mean" not in str(far_off.value)  # nothing close: no guess

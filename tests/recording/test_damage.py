@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mcap.reader import make_reader
 
-from mmstream.errors import SourceError
+from mmstream.errors import DAMAGED_INPUT_EXIT, SourceError
 from mmstream.events import StatusEvent
 from mmstream.media import VideoFrame
 from mmstream.recording.info import inspect_recording
@@ -133,7 +133,7 @@ def test_recording_sigkilled_mid_write_is_readable(cli: Any, tmp_path: Path) -> 
     assert [f.index for f in frames] == list(range(len(frames))), "no gaps before the cut"
     assert "ends before its summary" in status_of(items).payload.message
     shown = cli("info", str(out), "--json", timeout=60)
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == DAMAGED_INPUT_EXIT, shown.stderr
     report = json.loads(shown.stdout)
     assert report["complete"] is False and report["chunks"] >= 3
     assert {c["topic"]: c["messages"] for c in report["channels"]}["/cam0/video"] == len(frames)

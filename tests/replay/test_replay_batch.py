@@ -43,7 +43,10 @@ def test_folder_with_a_corrupt_file_finishes_the_others(cli: Any, batch_folder: 
     summary = {Path(r["path"]).name: r for r in json.loads((out / "summary.json").read_text())
                ["results"]}
     assert {name: r["status"] for name, r in summary.items()} == {
-        "corrupt.mcap": "failed", "cut.mcap": "ok", "good.mcap": "ok", "voice.wav": "ok"}
+        "corrupt.mcap": "failed", "cut.mcap": "damaged", "good.mcap": "ok", "voice.wav": "ok"}
+    assert "cut short" in summary["cut.mcap"]["error"]
+    assert f"1 of 4 inputs were damaged (their readable part was replayed): " \
+        f"{batch_folder / 'cut.mcap'}" in result.stderr
     assert "not an MCAP recording" in summary["corrupt.mcap"]["error"]
     assert sorted(p.name for p in out.iterdir()) == [
         "cut.mcap.jsonl", "good.mcap.jsonl", "site2__voice.wav.jsonl", "summary.json"]

@@ -92,3 +92,32 @@ def test_cli_exit_codes_and_json(cli: Any, tmp_path: Path) -> None:
     broken = cli("diff", str(a), str(bad), timeout=60)
     assert broken.returncode == 2  # trouble, not a difference (as diff(1))
     assert broken.stderr.startswith(f"error: {bad} line 7: not an mmstream event")
+
+
+def test_scores_only_shows_the_largest_change_of_each_score(cli: Any, tmp_path: Path) -> None:
+    before = [scene(1.0, "kitchen", "person", score=0.6), scene(2.0, "person", score=0.6),
+              emotion(2.0, "happy")]
+    after = [scene(1.0, "kitchen", "person", score=0.58), scene(2.0, "person", score=0.52),
+             EmotionEvent(stream_id="cam0", t_capture=2.0, t_publish=2.0, payload=Emotion(
+                 label="happy", scores={"happy": 0.87}, valence=0.1))]
+    found = diff_runs(before, after)
+    assert found.by_kind() == {"scores": 3}
+    moves = {(m.event_type, m.field): (m.before, m.after) for m in found.score_moves()}
+    assert moves == {("scene", "tags[person]"): (0.6, 0.52),  # the larger of its two moves
+                     ("scene", "tags[kitchen]"): (0.6, 0.58),
+                     ("emotion", "scores.happy"): (0.9, 0.87)}
+    assert found.score_moves()[0].field == "tags[person]"
+    text = "\n".join(render(found, "a", "b"))
+    assert "cam0 scene tags[person] @ 2.00s: 0.6000 -> 0.5200 (-0.0800)" in text
+    assert "cam0 emotion scores.happy @ 2.00s: 0.9000 -> 0.8700 (-0.0300)" in text
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(b"".join(encode(e) + b"\n" for e in before))
+    b.write_bytes(b"".join(encode(e) + b"\n" for e in after))
+    shown = cli("diff", str(a), str(b), "--json", timeout=60)
+    assert shown.returncode == 1
+    report = json.loads(shown.stdout)
+    assert all(c["before"] and c["after"] for c in report["changes"])  # never "" -> ""
+    (person,) = [s for s in report["score_changes"] if s["field"] == "tags[person]"]
+    assert (person["before"], person["after"], person["delta"]) == (0.6, 0.52, -0.08)
+    assert person["stream_id"] == "cam0" and person["t"] == 2.0

@@ -69,7 +69,7 @@ def test_a_symlink_loop_is_named_as_one(tmp_path: Path) -> None:
 def test_random_bytes_named_mp4(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(np.random.default_rng(0).bytes(50_000))
-    with pytest.raises(SourceError, match="not a readable media file"):
+    with pytest.raises(SourceError, match="not a media file ffmpeg can read"):
         items(bogus)
 
 

@@ -116,7 +116,7 @@ def test_devices_lists_the_virtual_microphone(vmic: VirtualMic) -> None:
                             env={**os.environ, "HOME": str(vmic.home)}, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    devices = [json.loads(line) for line in result.stdout.splitlines()]
+    devices = json.loads(result.stdout)
     mine = [d for d in devices if d["name"] == vmic.device]
     assert mine and mine[0]["default_rate"] == RATE and mine[0]["channels"] >= 1
 

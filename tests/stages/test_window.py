@@ -53,9 +53,10 @@ async def test_windows_align_frame_audio_and_text_by_capture_time() -> None:
     items.insert(20, _said("cam", "hello there", 1.2, 2.4))
     out = await _run(stage, [*items, EndOfStream("cam", 5.0)])
     windows = [x for x in out if isinstance(x, Window)]
-    # The last window [4, 6] is half full when the stream ends: flushed; [5, 7] would not be.
+    # The last window [4, 6] is half full when the stream ends: flushed, cut at the media's
+    # end (5 s: no window, so no event, after the end); [5, 7] would not be.
     assert [(w.t_start, w.t_capture) for w in windows] == [(0, 2), (1, 3), (2, 4), (3, 5),
-                                                           (4, 6)]
+                                                           (4, 5)]
     assert len(windows[-1].audio) == AUDIO_RATE
     first = windows[0]
     assert first.frame is not None and first.frame.t_capture == 2.0  # latest frame <= end
@@ -188,7 +189,8 @@ async def test_wall_clock_streams_share_one_grid() -> None:
     windows = [x for x in await _run(stage, items) if isinstance(x, Window)]
     by_stream = {s: [w.t_capture for w in windows if w.stream_id == s] for s in "ab"}
     assert by_stream["a"][:2] == by_stream["b"][:2]  # due together, so they batch together
-    assert all(float(t).is_integer() for t in by_stream["a"])
+    assert all(float(t).is_integer() for t in by_stream["a"][:-1])
+    assert by_stream["a"][-1] == max(x.t_capture for x in items if x.stream_id == "a")
 
 
 async def test_same_input_same_windows() -> None:

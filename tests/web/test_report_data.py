@@ -130,3 +130,25 @@ def test_text_from_events_cannot_break_out_of_the_page(tmp_path: Path) -> None:
     data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html,
                      re.DOTALL)
     assert data is not None and json.loads(data.group(1))["scene"]["rows"] == [evil]
+
+
+def test_scene_bars_cover_each_window_span() -> None:
+    """A cat that appears at 3.33 s is in windows [2, 4] and [3, 5]: its bar runs from 2 s to
+    5 s (each window over its span), not from the first window's end (4 s)."""
+    def window(end: float, *labels: str) -> list[Event]:
+        tags = [Tag(label, 0.9) for label in labels]
+        return [SceneEvent(stream_id="cam0", t_capture=end, payload=Scene(tags=tags)),
+                FusedEvent(stream_id="cam0", t_capture=end, payload=Fused(
+                    window_start=end - 2, window_end=end, scene=tags))]
+
+    events = [e for end, labels in ((2.0, ("room",)), (3.0, ("room",)), (4.0, ("room", "cat")),
+                                    (5.0, ("room", "cat")), (6.0, ("room",)), (7.0, ()))
+              for e in window(end, *labels)]
+    block = chart_data(events, time_span(events))["scene"]
+    cat = block["rows"].index("cat")
+    covered = [t for t, v in zip(block["x"], block["values"][cat], strict=True) if v is not None]
+    assert covered[0] == 2.0 and covered[-1] == 5.0
+    assert all(2.0 <= t <= 5.0 for t in covered) and 3.5 in covered  # one bar, no gap
+    room = block["rows"].index("room")
+    assert [t for t, v in zip(block["x"], block["values"][room], strict=True)
+            if v is None] == []  # 0 -> 6: every window's span

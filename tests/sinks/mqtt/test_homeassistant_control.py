@@ -154,10 +154,14 @@ async def test_discovery_is_published_and_removed_with_ha_remove(
     pipeline.write_text(yaml.safe_dump({"device_id": "kitchen", "sources": [
         {"kind": "synthetic", "id": "cam0", "realtime": True}],  # paced: serves the web view
         "sinks": {"mqtt": config}}))
-    removed = await asyncio.to_thread(cli, "ha", str(pipeline), "--ha-remove", timeout=60)
-    assert removed.returncode == 0, removed.stderr
-    assert "removed 16 Home Assistant entities of kitchen" in removed.stderr  # control too
-    assert await asyncio.to_thread(retained_payloads, mosquitto.port, "homeassistant/#") == []
+    republished = await asyncio.to_thread(cli, "ha", str(pipeline), timeout=60)
+    assert "published 14 Home Assistant entities of kitchen" in republished.stderr
+    for flag in ("--ha-remove", "--remove"):  # both spellings; the count agrees with publish
+        removed = await asyncio.to_thread(cli, "ha", str(pipeline), flag, timeout=60)
+        assert removed.returncode == 0, removed.stderr
+        assert "removed 14 Home Assistant entities of kitchen" in removed.stderr
+        assert await asyncio.to_thread(retained_payloads, mosquitto.port,
+                                       "homeassistant/#") == []
     published = await asyncio.to_thread(
         cli, "ha", str(pipeline), "--set", "web.enabled=true",
         "--set", "web.public_url=https://edge.example/mmstream/", timeout=60)
