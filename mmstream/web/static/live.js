@@ -172,7 +172,10 @@
     for (const values of rows) {
       const row = body.insertRow();
       for (const value of values) {
-        if (value && typeof value === "object") cell(row, value.text, value.className);
+        if (value && typeof value === "object") {
+          const td = cell(row, value.text, value.className);
+          if (value.title) td.title = value.title;  // the counter's code, for a search in docs
+        }
         else cell(row, String(value), typeof value === "number" ? "num" : "");
       }
     }
@@ -187,7 +190,7 @@
       s.name, { text: s.state, className: "state-" + s.state }, s.reason]));
     fillTable("health-queues", health.queues.map((q) => [q.name, q.depth + " / " + q.capacity,
       q.dropped ? q.dropped + " dropped" : ""]).concat(
-      Object.entries(health.drops).map(([where, n]) => [where, n + " dropped", ""])));
+      health.drops.map((d) => [d.where, d.count + " dropped", { text: d.text, title: d.key }])));
     fillTable("health-sinks", Object.entries(health.sinks).map(([name, s]) => [
       name + (s.broker ? " " + s.broker : ""),
       { text: s.connected ? "connected" : "disconnected",
