@@ -116,3 +116,6 @@ def test_readme_demo_shows_what_a_subscriber_received(cli) -> None:
     published = int(result.stderr.split("demo done: ")[1].split(" events")[0])
     shown = [line for line in result.stdout.splitlines() if "demo/sample #" in line]
     assert published == len(shown) >= 20  # everything published came back through the broker
+    times = [float(line.split("s ", 1)[0]) for line in shown]
+    assert times == sorted(times)  # in time order, though windows arrive after later transcripts
+    assert shown[0].endswith('transcript partial [0.1-0.6] "Hello, friend."')  # as README shows

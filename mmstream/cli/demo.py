@@ -1,9 +1,18 @@
-"""`mmstream demo`: the sample clip -> pipeline -> MQTT broker -> a subscriber -> the terminal."""
+"""`mmstream demo`: the sample clip -> pipeline -> MQTT broker -> a subscriber -> the terminal.
+
+The lines are printed in the order of their time (when a transcript was decided, when a window
+ended), not in the order they arrive: a window is published after it waited for its text and
+was analysed, so it arrives after transcripts decided later (in a fast replay, all transcripts
+arrive before the first window). `TimeOrder` holds each line until the media is `hold_s` past
+it, then prints what it held by time; the fast demo holds everything to the end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +21,41 @@ import typer
 
 from mmstream.config import MqttSinkConfig, PipelineConfig
 from mmstream.display import describe
-from mmstream.events import decode
+from mmstream.events import Event, StatusEvent, decode
 from mmstream.sinks.mqtt import broker_settings
 
 DEMO_DEVICE = "demo"
 SETTLE_S = 1.0  # after the pipeline ends, wait this long for the last messages to arrive
+# A window waits up to 0.5 s for its text (stages/window.py) and is then analysed: on the
+# 2-core box lines arrived up to 0.6 s of media behind a line decided after them.
+REALTIME_HOLD_S = 2.0
+
+
+class TimeOrder:
+    """Events in, events out by (time, seq): each is held until an event `hold_s` later has
+    arrived (or `flush`). A status event's time is the wall clock's: it goes out at once."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self._held: list[tuple[float, int, int, Event]] = []
+        self._newest = -math.inf
+        self._arrived = 0  # ties (same time and seq on two streams) keep arrival order
+
+    def add(self, event: Event) -> list[Event]:
+        if isinstance(event, StatusEvent):
+            return [event]
+        self._arrived += 1
+        heapq.heappush(self._held, (event.t_capture, event.seq, self._arrived, event))
+        self._newest = max(self._newest, event.t_capture)
+        released = []
+        while self._held and self._held[0][0] <= self._newest - self.hold_s:
+            released.append(heapq.heappop(self._held)[3])
+        return released
+
+    def flush(self) -> list[Event]:
+        released = [entry[3] for entry in sorted(self._held)]
+        self._held.clear()
+        return released
 
 
 @contextlib.contextmanager
@@ -31,23 +70,26 @@ def broker_url(mqtt: str | None) -> Iterator[str]:
         yield broker.url
 
 
-async def _show_events(mqtt: MqttSinkConfig, subscribed: asyncio.Event) -> None:
+async def _show_events(mqtt: MqttSinkConfig, subscribed: asyncio.Event, order: TimeOrder
+                       ) -> None:
     broker = broker_settings(mqtt)  # the broker, credentials and TLS the pipeline's sink uses
     async with aiomqtt.Client(broker.host, broker.port, username=broker.username,
                               password=broker.password, tls_context=broker.tls) as client:
         await client.subscribe(f"{mqtt.prefix}/{DEMO_DEVICE}/+/+", qos=1)
         subscribed.set()
         async for message in client.messages:
-            typer.echo(describe(decode(message.payload)))  # type: ignore[arg-type]
+            for event in order.add(decode(message.payload)):  # type: ignore[arg-type]
+                typer.echo(describe(event))
 
 
-async def _demo(config: PipelineConfig, url: str) -> None:
+async def _demo(config: PipelineConfig, url: str, realtime: bool) -> None:
     from mmstream.build import build_pipeline
     from mmstream.runtime.signals import stop_on_signals
 
     assert config.sinks.mqtt is not None
     subscribed = asyncio.Event()
-    viewer = asyncio.create_task(_show_events(config.sinks.mqtt, subscribed))
+    order = TimeOrder(REALTIME_HOLD_S if realtime else math.inf)
+    viewer = asyncio.create_task(_show_events(config.sinks.mqtt, subscribed, order))
     await asyncio.wait({viewer, asyncio.create_task(subscribed.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
     if viewer.done():
@@ -60,6 +102,8 @@ async def _demo(config: PipelineConfig, url: str) -> None:
         viewer.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await viewer
+        for event in order.flush():
+            typer.echo(describe(event))
     total = sum(report.events.values())
     typer.echo(f"demo done: {total} events published to {url}", err=True)
 
@@ -73,4 +117,4 @@ def run_demo(clip: Path, *, mqtt: str | None, realtime: bool, sets: list[str]) -
         assert config.sinks.mqtt is not None
         typer.echo(f"playing {clip.name} ({'real time' if realtime else 'fast'}); "
                    f"events on {config.sinks.mqtt.prefix}/{DEMO_DEVICE}/#", err=True)
-        asyncio.run(_demo(config, url))
+        asyncio.run(_demo(config, url, realtime))

@@ -119,11 +119,13 @@ class Service:
     async def run(self) -> PipelineReport:
         watchdog = asyncio.create_task(
             self.notifier.feed_watchdog(self.config.runtime.watchdog.interval_s))
+        finished = False  # the pipeline ended by itself (its input played out), not stopped
         try:
             while True:
                 report = await self._run_once(self.config)
                 self._last_seq = report.last_seq  # a reloaded pipeline numbers on
                 if self._shutdown.is_set() or self._next_config is None:
+                    finished = not self._shutdown.is_set()
                     return report
                 self.config, self._next_config = self._next_config, None
                 self._stop_current = asyncio.Event()
@@ -134,7 +136,7 @@ class Service:
                 await watchdog
             self._close_metrics()
             if self._web is not None:
-                await self._web.close()
+                await self._web.close(ended=finished)
             self.notifier.close()
 
     async def _run_once(self, config: PipelineConfig) -> PipelineReport:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -39,8 +40,23 @@ from mmstream.runtime.stage import Source
 from mmstream.sources.phase import AnalysisGrid, next_camera_phase
 
 log = logging.getLogger(__name__)
+OPENCV_LOG_ENV = "OPENCV_LOG_LEVEL"  # set by a user who wants OpenCV's own lines back
+FFMPEG_QUIET = "-8"  # AV_LOG_QUIET
 FALLBACK_FILE_FPS = 25.0
 POLL_S = 0.25  # how often a wait for the next frame looks whether the camera is still there
+
+
+def quiet_opencv() -> None:
+    """Keep OpenCV's and its FFmpeg's raw lines ("[ WARN:2@7.385] global cap_v4l.cpp:914 …",
+    "[tcp @ 0x…] Connection refused") off the terminal: the SourceError says what is wrong,
+    in words. OpenCV reads OPENCV_LOG_LEVEL only when it loads, so a user who set it keeps it;
+    OPENCV_FFMPEG_LOGLEVEL is read at the first FFmpeg capture."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_QUIET)
+    if OPENCV_LOG_ENV not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+quiet_opencv()
 
 
 def describe(url: int | str) -> str:

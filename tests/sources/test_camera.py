@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,3 +230,33 @@ async def test_a_network_camera_that_dies_is_reported_and_reconnected(mjpeg_serv
     assert after and all(f.stream_id == "ipcam" for f in after)
     assert after[0].t_capture > lost.t_capture  # frames again, after the reconnect
     assert np.asarray(after[-1].image).shape == (320, 320, 3)
+
+
+def test_a_camera_that_is_not_there_is_named_by_mmstream_not_by_opencv_log_lines() -> None:
+    """OpenCV's "[ WARN:0@0.02] global cap_v4l.cpp:914 …" and FFmpeg's "[tcp @ 0x…]" lines
+    stay off the terminal; the SourceError is what a user reads."""
+    script = (
+        "import asyncio, sys\n"
+        "from mmstream.config import CameraSourceConfig\n"
+        "from mmstream.errors import SourceError\n"
+        "from mmstream.sources.camera import CameraSource\n"
+        "async def main():\n"
+        "    for url in sys.argv[1:]:\n"
+        "        try:\n"
+        "            async with CameraSource(CameraSourceConfig(url=url, open_timeout_s=2)):\n"
+        "                pass\n"
+        "        except SourceError as exc:\n"
+        "            print(exc)\n"
+        "asyncio.run(main())\n")
+    missing = ["/dev/video63", "63", f"http://127.0.0.1:{_free_port()}/cam.mjpg",
+               f"rtsp://127.0.0.1:{_free_port()}/stream"]
+    done = subprocess.run([sys.executable, "-c", script, *missing], capture_output=True,
+                          text=True, timeout=120, cwd=REPO,
+                          env={k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"})
+    assert done.returncode == 0, done.stderr
+    errors = done.stdout.splitlines()
+    assert len(errors) == len(missing)
+    named = [url if not url.isdigit() else f"device {url}" for url in missing]
+    for url, error in zip(named, errors, strict=True):
+        assert error.startswith(f"camera 'cam0': cannot open {url}"), error
+    assert done.stderr == ""  # no "[ WARN:…] global cap_v4l.cpp", no "[tcp @ 0x…]"

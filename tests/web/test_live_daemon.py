@@ -57,7 +57,7 @@ def test_an_open_page_reconnects_by_itself_to_a_restarted_daemon(
         page.wait_for_function(CONNECTION_JS, arg="live")
         page.wait_for_function("() => document.querySelector('#health-sources .state-ok')")
         assert stop(first.process) == 0
-        page.wait_for_function(CONNECTION_JS, arg="reconnecting")
+        page.wait_for_function(CONNECTION_JS, arg="unreachable")  # stopped, no end message
     finally:
         stop(first.process)
     second = start_daemon("run", str(pipeline), env=env)

@@ -101,6 +101,11 @@ def test_live_page_of_a_realtime_replay_shows_the_picture_and_the_transcript_as_
     assert all(url.startswith(daemon.url) for url in browser_page.requests)  # nothing else
 
     assert daemon.process.wait(120) == 0
+    # the replay's end reached the page before the daemon exited: ended, not unreachable
+    page.wait_for_function("() => document.getElementById('connection').dataset.state"
+                           " === 'ended'")  # not 'unreachable': the end came before the close
+    assert page.inner_text("#connection") == "run ended"
+    assert page.evaluate("() => document.querySelector('.stream .frame img').naturalWidth") > 0
     finals = [json.loads(line)["payload"]["text"] for line in events.read_text().splitlines()
               if '"final":true' in line]
     assert finals == list(SAMPLE_SENTENCES)

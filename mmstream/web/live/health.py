@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from mmstream.drop_reasons import explain
 from mmstream.runtime import metrics
 from mmstream.runtime.observer import PipelineView
 
@@ -94,16 +95,26 @@ class HealthPanel:
         panel: dict[str, Any] = {
             "running": view is not None, "mode": self.mode, "reloads": self.reloads,
             "sources": self.sources.as_json(), "cpu": self._cpu.percent(),
-            "models": _models(view), "queues": [], "drops": {}, "sinks": {}, "lag": {},
+            "models": _models(view), "queues": [], "drops": [], "sinks": {}, "lag": {},
         }
         if view is not None:
             panel["queues"] = [{"name": ch.name, "depth": ch.depth, "capacity": ch.capacity,
                                 "dropped": ch.dropped} for ch in view.channels()]
-            panel["drops"] = {where: n for where, n in sorted(view.drops().items()) if n}
+            panel["drops"] = _drops(view)
             panel["sinks"] = {name: dict(state) for name, state in view.sink_health().items()
                               if state}
             panel["lag"] = {stream: round(lag, 3) for stream, lag in view.lags().items()}
         return panel
+
+
+def _drops(view: PipelineView) -> list[dict[str, Any]]:
+    """Each drop counter above 0, with where it is and what it means in words."""
+    rows = []
+    for key, count in sorted(view.drops().items()):
+        if count:
+            reason = explain(key)
+            rows.append({"key": key, "where": reason.where, "text": reason.line, "count": count})
+    return rows
 
 
 def _models(view: PipelineView | None) -> list[dict[str, Any]]:

@@ -137,7 +137,8 @@ class WebServer:
         state = self.view.state
         return web.json_response({
             "device_id": self.view.device_id, "viewers": self.view.viewers,
-            "running": self.view.health.pipeline is not None, "revision": state.revision,
+            "running": self.view.health.pipeline is not None, "phase": self.view.phase,
+            "revision": state.revision,
             "reloads": self.view.health.reloads,
             "streams": {stream_id: {"frames": stream.frame_no, "events": len(stream.events)}
                         for stream_id, stream in state.streams.items()}})

@@ -16,6 +16,7 @@ from mmstream.web.live.sink import LiveSink
 from mmstream.web.live.view import LiveView
 
 log = logging.getLogger(__name__)
+ENDED_GRACE_S = 2.0  # how long open pages get to receive the end of a finished run
 
 
 class LiveWeb:
@@ -65,7 +66,12 @@ class LiveWeb:
             return None
         return self.view.sink_for(config, reloads)
 
-    async def close(self) -> None:
+    async def close(self, *, ended: bool = False) -> None:
+        """Stop serving; `ended`: the run finished by itself, and open pages are told so
+        first (a daemon stopped by a signal may come back: its pages keep reconnecting)."""
         server, self.server = self.server, None
-        if server is not None:
-            await server.close()
+        if server is None:
+            return
+        if ended and self.view is not None:
+            await self.view.end(ENDED_GRACE_S)
+        await server.close()

@@ -8,6 +8,7 @@ health panel reads. Each call is an append to a bounded buffer, never a wait.
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mmstream.events import Event
 from mmstream.media import AnalysedFrame, MediaItem
@@ -16,13 +17,17 @@ from mmstream.runtime.stage import Sink
 from mmstream.web.live.health import HealthPanel
 from mmstream.web.live.state import LiveState
 
+if TYPE_CHECKING:
+    from mmstream.web.live.view import LiveView
+
 
 class LiveSink(Sink):
     name = "web"
     wants_media = True  # the analysed frames: the picture on the page
 
-    def __init__(self, state: LiveState, panel: HealthPanel, generation: int,
+    def __init__(self, view: LiveView, state: LiveState, panel: HealthPanel, generation: int,
                  streams: list[str]) -> None:
+        self.view = view
         self.state = state
         self.panel = panel
         self.generation = generation  # tells utterances of a reloaded pipeline apart
@@ -31,6 +36,9 @@ class LiveSink(Sink):
 
     def attached(self, pipeline: PipelineView) -> None:
         self.panel.pipeline = pipeline
+
+    def ready(self) -> None:
+        self.view.set_phase("live")  # models loaded, sources open: no longer "loading"
 
     def source_opened(self, source: str) -> None:
         self.panel.sources.set(source, "ok")

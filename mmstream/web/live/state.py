@@ -145,6 +145,10 @@ class LiveState:
         while len(state.transcripts) > self.limits.max_transcripts:
             state.transcripts.popitem(last=False)
 
+    def touch(self) -> None:
+        """Something beside the streams changed (the run's phase): viewers wake up."""
+        self._changed()
+
     def _changed(self) -> int:
         self.revision += 1
         newer, self._newer = self._newer, None

@@ -4,7 +4,10 @@ The first message carries everything (`full`), later ones only what changed sinc
 transcript lines or a partial turned final, mood points, events), a stream's new picture when
 one is due (at most `frame_fps` a second: the page then fetches `frame/<stream>.jpg`), and the
 health panel every couple of seconds. Changes are coalesced: at most a few messages a second,
-however busy the pipeline, and none while nothing happens but the health beat.
+however busy the pipeline, and none while nothing happens but the health beat. A message
+says the run's `phase` when it changes (loading, live, ended); once the run has ended the
+stream sends an `ended` event and closes, so the page can tell a finished run from a daemon
+that went away.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Viewer:
         self.frames: dict[str, int] = {}  # stream -> frame number announced
         self.frame_sent_at = float("-inf")
         self.health_sent_at = float("-inf")
+        self.phase = ""
 
     def next_message(self, now: float) -> dict[str, Any] | None:
         """The news since the last message (None: nothing worth sending yet)."""
@@ -42,6 +46,8 @@ class Viewer:
         for stream_id, frame in self._due_frames(now).items():
             streams.setdefault(stream_id, {})["frame"] = frame
         message: dict[str, Any] = {"full": full}
+        if self.view.phase != self.phase:
+            message["phase"] = self.phase = self.view.phase
         if streams:
             message["streams"] = streams
         if full or now - self.health_sent_at >= HEALTH_INTERVAL_S:
@@ -80,7 +86,7 @@ async def stream_updates(request: web.Request, view: LiveView,
     task = asyncio.current_task()
     async with sse_response(request, ping_interval=PING_S,
                             headers={"Cache-Control": "no-store"}) as sse:
-        view.viewers += 1
+        view.viewer_joined()
         if task is not None:
             streams.add(task)  # the server cancels these when it closes
         try:
@@ -92,9 +98,12 @@ async def stream_updates(request: web.Request, view: LiveView,
                     await sse.send(msgspec.json.encode(message).decode(), event="update",
                                    retry=retry)
                     retry = None  # said once is enough
+                if viewer.phase == "ended":  # everything there was has been sent
+                    await sse.send("{}", event="ended")  # the page stops reconnecting
+                    break
                 await asyncio.sleep(MIN_INTERVAL_S)
                 await view.state.wait_newer(viewer.revision, viewer.patience_s(loop.time()))
         finally:
-            view.viewers -= 1
+            view.viewer_left()
             streams.discard(task)  # type: ignore[arg-type]
     return sse

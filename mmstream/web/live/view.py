@@ -10,14 +10,20 @@ bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from mmstream.config import PipelineConfig, WebConfig
 from mmstream.snapshot import render_snapshot
 from mmstream.web.live.health import HealthPanel
 from mmstream.web.live.sink import LiveSink
 from mmstream.web.live.state import LiveState
+
+# loading: the daemon is up, the pipeline is loading its models and opening its sources;
+# live: it runs; ended: it finished by itself (a file played out), and the daemon is exiting.
+Phase = Literal["loading", "live", "ended"]
 
 
 @dataclass
@@ -35,6 +41,9 @@ class LiveView:
         self.state = LiveState(config)
         self.health = HealthPanel()
         self.viewers = 0  # open update streams (the page's EventSource), for /status
+        self.phase: Phase = "loading"
+        self._no_viewers = asyncio.Event()
+        self._no_viewers.set()
         self._generation = 0
         self._pictures: dict[str, _Picture] = {}
 
@@ -44,8 +53,30 @@ class LiveView:
         self.state.limits = config.web
         self.health.mode, self.health.reloads = config.mode, reloads
         self._generation += 1
-        return LiveSink(self.state, self.health, self._generation,
+        self.set_phase("loading")
+        return LiveSink(self, self.state, self.health, self._generation,
                         list(dict.fromkeys(source.id for source in config.sources)))
+
+    def set_phase(self, phase: Phase) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self.state.touch()  # wakes the viewers, whose next message says so
+
+    def viewer_joined(self) -> None:
+        self.viewers += 1
+        self._no_viewers.clear()
+
+    def viewer_left(self) -> None:
+        self.viewers -= 1
+        if self.viewers == 0:
+            self._no_viewers.set()
+
+    async def end(self, grace_s: float) -> None:
+        """The run finished: tell every open page (their streams send what is left and an
+        `ended` message, then close), waiting for them at most `grace_s`."""
+        self.set_phase("ended")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_viewers.wait(), grace_s)
 
     @property
     def frame_interval_s(self) -> float:

@@ -1,6 +1,10 @@
 /* mmstream live view: draws what the daemon pushes over Server-Sent Events.
    A `full` message replaces everything (the first one, and the first after a reconnect); the
-   others carry news only. Pictures are fetched when a message says a new one exists. Every
+   others carry news only. Pictures are fetched when a message says a new one exists, loaded
+   off-page and shown only once decoded: no broken image, before the first picture (a
+   placeholder says why there is none) or when a fetch fails (the last picture stays). The
+   badge says where the run is: loading models, live, run ended (the server said so before it
+   closed the stream), or daemon unreachable (the stream failed without that: retrying). Every
    text goes in as text (textContent), never as HTML: transcripts are what anyone said. */
 (function () {
   "use strict";
@@ -15,6 +19,10 @@
   const streams = new Map();  // stream id -> its card's parts and data
   let source = null;
   let retryMs = 1000;
+  let phase = "loading";
+  const PHASES = { loading: "loading models…", live: "live", ended: "run ended" };
+  const WAITING = { loading: "loading models…", live: "waiting for the first picture…",
+                    ended: "the run ended before a picture" };
 
   // Relative URLs: the page works the same behind a reverse proxy's sub-path.
   function withToken(url) {
@@ -44,34 +52,41 @@
     node.querySelector(".stream-name").textContent = id;
     node.querySelector(".history").textContent = Math.round(settings.history_s / 60) + " min";
     document.getElementById("streams").appendChild(node);
-    stream = { id: id, node: node, img: node.querySelector(".frame img"), mood: [],
+    node.querySelector(".frame .placeholder").textContent = WAITING[phase];
+    stream = { id: id, node: node, shown: 0, requested: 0, alt: id, mood: [],
                lines: new Map(), chart: null, wall: null, wanted: 0, loading: false,
                filter: "" };
     const select = node.querySelector(".events select");
     select.addEventListener("change", () => { stream.filter = select.value; filterRows(stream); });
-    stream.img.addEventListener("load", () => {
-      stream.loading = false;
-      stream.img.dataset.loaded = stream.img.dataset.requested;
-      fetchFrame(stream);
-    });
-    stream.img.addEventListener("error", () => { stream.loading = false; });
     streams.set(id, stream);
     return stream;
   }
 
   // A new picture is fetched only once the previous one has arrived: a slow link skips
   // pictures instead of queueing them.
+  // The picture is decoded in an image off the page, which then takes the shown one's place.
   function fetchFrame(stream) {
     const no = stream.wanted;
-    if (stream.loading || !no || String(no) === stream.img.dataset.requested) return;
+    if (stream.loading || !no || no === stream.requested || phase === "ended") return;
     stream.loading = true;
-    stream.img.dataset.requested = String(no);
-    stream.img.src = withToken("frame/" + encodeURIComponent(stream.id) + ".jpg?n=" + no);
+    stream.requested = no;
+    const next = new Image();
+    next.addEventListener("load", () => {
+      stream.loading = false;
+      next.dataset.loaded = String(no);
+      next.alt = stream.alt;
+      stream.node.querySelector(".frame .picture").replaceWith(next);
+      next.className = "picture";
+      stream.shown = no;
+      fetchFrame(stream);
+    });
+    next.addEventListener("error", () => { stream.loading = false; });  // the last one stays
+    next.src = withToken("frame/" + encodeURIComponent(stream.id) + ".jpg?n=" + no);
   }
 
   function showFrame(stream, frame) {
     stream.wanted = frame.no;
-    stream.img.alt = stream.id + " at " + formatTime(frame.t);
+    stream.alt = stream.id + " at " + formatTime(frame.t);
     const tags = frame.tags.map((tag) => tag[0]).join(", ");
     const mood = frame.emotion ? frame.emotion + (frame.valence === null ? "" :
       " (" + (frame.valence > 0 ? "+" : "") + frame.valence.toFixed(2) + ")") : "";
@@ -172,7 +187,10 @@
     for (const values of rows) {
       const row = body.insertRow();
       for (const value of values) {
-        if (value && typeof value === "object") cell(row, value.text, value.className);
+        if (value && typeof value === "object") {
+          const td = cell(row, value.text, value.className);
+          if (value.title) td.title = value.title;  // the counter's code, for a search in docs
+        }
         else cell(row, String(value), typeof value === "number" ? "num" : "");
       }
     }
@@ -187,7 +205,7 @@
       s.name, { text: s.state, className: "state-" + s.state }, s.reason]));
     fillTable("health-queues", health.queues.map((q) => [q.name, q.depth + " / " + q.capacity,
       q.dropped ? q.dropped + " dropped" : ""]).concat(
-      Object.entries(health.drops).map(([where, n]) => [where, n + " dropped", ""])));
+      health.drops.map((d) => [d.where, d.count + " dropped", { text: d.text, title: d.key }])));
     fillTable("health-sinks", Object.entries(health.sinks).map(([name, s]) => [
       name + (s.broker ? " " + s.broker : ""),
       { text: s.connected ? "connected" : "disconnected",
@@ -210,8 +228,17 @@
     streams.clear();
   }
 
+  function showPhase(next) {
+    phase = next;
+    setConnection(phase, PHASES[phase] || phase);
+    for (const waiting of document.querySelectorAll(".frame .placeholder")) {
+      waiting.textContent = WAITING[phase] || "";
+    }
+  }
+
   function apply(message) {
     if (message.full) reset();
+    if (message.phase) showPhase(message.phase);
     for (const [id, news] of Object.entries(message.streams || {})) {
       const stream = card(id);
       if (news.transcripts && news.transcripts.length) upsertLines(stream, news.transcripts);
@@ -232,10 +259,15 @@
   // 502 while the daemon restarts) it gives up, so the page starts a new one itself.
   function connect() {
     source = new EventSource(withToken("updates"));
-    source.addEventListener("open", () => { retryMs = 1000; setConnection("live", "live"); });
+    source.addEventListener("open", () => { retryMs = 1000; });  // the first message says more
     source.addEventListener("update", (event) => apply(JSON.parse(event.data)));
+    source.addEventListener("ended", () => {
+      source.close();  // a finished run: nothing will come back, so no reconnecting
+      showPhase("ended");
+    });
     source.addEventListener("error", () => {
-      setConnection("reconnecting", "reconnecting…");
+      if (phase === "ended") return;
+      setConnection("unreachable", "daemon unreachable · reconnecting…");
       if (source.readyState === EventSource.CLOSED) {
         source.close();
         setTimeout(connect, retryMs);
