@@ -25,6 +25,10 @@ REASONS: dict[str, str] = {
     "rate": "frames skipped for the frame rate set by a control command",
     "spool_full": "events dropped: the MQTT spool was full (lowest priority first)",
     "spool_expired": "events dropped: older than the MQTT spool keeps them",
+    "disk_full": "events dropped: the spool's disk was full and the events held in memory "
+                 "reached their bound",
+    "words_invented": "words of finals dropped: whisper wrote them, nobody said them "
+                      "(a doubted tail, an echo, words after the voice stopped)",
     "qos0_offline": "QoS 0 messages dropped while the broker was unreachable",
     "input_overflow": "audio lost: the microphone's buffer overflowed",
     "ring_overflow_frames": "audio frames dropped: the reader fell behind the microphone",

@@ -22,9 +22,8 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "mmstream" / "assets" / "sample.mp4"
 WEB_PORT_ENV = "MMSTREAM_WEB__PORT"
-SAMPLE_SENTENCES = (  # the sample clip's finals: a short pause ends a finished sentence
-    "Hello from the kitchen camera.",
-    "I am very happy today.",
+SAMPLE_SENTENCES = (  # the sample clip's finals: espeak's short pause between its first two
+    "Hello from the kitchen camera. I am very happy today.",  # sentences is not an end
     "The coffee is ready on the table.",
 )
 

@@ -30,6 +30,8 @@ COUNTED = {
     "control:rate:VideoFrame": ("control", "rate", "VideoFrame"),
     "mqtt:spool_full:priority2": ("mqtt", "spool_full", "priority2"),
     "mqtt:spool_expired": ("mqtt", "spool_expired", ""),
+    "mqtt:disk_full": ("mqtt", "disk_full", ""),
+    "transcribe:words_invented": ("transcribe", "words_invented", ""),
     "mqtt:qos0_offline": ("mqtt", "qos0_offline", ""),
     "input_overflow": ("", "input_overflow", ""),
     "ring_overflow_frames": ("", "ring_overflow_frames", ""),

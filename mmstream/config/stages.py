@@ -27,8 +27,9 @@ class TranscribeConfig(Section):
     first_partial_s: float = Field(
         0.5, gt=0, description="seconds of speech before an utterance's first partial")
     sentence_end_ms: int | None = Field(
-        200, ge=0, description="a pause this long (at least speech_pad_ms) ends an utterance whose "
-        "transcript reads as a finished sentence; null: only min_silence_ms ends one")
+        700, ge=0, description="a pause this long (at least speech_pad_ms) ends an utterance whose "
+        "transcript reads as a finished sentence (shorter pauses are taken as inside one); "
+        "null: only min_silence_ms ends one")
     context_margin_s: float | None = Field(
         10.0, ge=0, le=30, description="whisper encodes the audio + this much of its silence "
         "padding instead of 30 s (faster); null: the full 30 s")
@@ -40,7 +41,7 @@ class TranscribeConfig(Section):
     vad_neg_threshold: float | None = Field(
         None, gt=0, lt=1, description="probability below which speech ends; default threshold-0.15")
     min_speech_ms: int = Field(250, ge=0, description="shorter bursts are not transcribed")
-    min_silence_ms: int = Field(500, ge=32, description="silence that ends an utterance")
+    min_silence_ms: int = Field(1000, ge=32, description="silence that ends any utterance")
     speech_pad_ms: int = Field(200, ge=0, description="audio kept on each side of the speech")
     # hallucination guards
     no_speech_threshold: float = Field(

@@ -86,8 +86,9 @@ async def test_partials_precede_their_final_and_agree_with_it(two_sentences: Any
 
 @pytest.fixture(scope="module")
 def short_pause(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, list[Any]]:
-    """Two sentences 0.4 s apart: shorter than the hang-over (min_silence_ms 500)."""
-    return conversation(tmp_path_factory.mktemp("pause"), SENTENCES, gap_s=0.4)
+    """Two sentences 0.8 s apart: longer than a sentence's end (sentence_end_ms 700), shorter
+    than the hang-over (min_silence_ms 1000)."""
+    return conversation(tmp_path_factory.mktemp("pause"), SENTENCES, gap_s=0.8)
 
 
 def final_events(events: list[TranscriptEvent]) -> list[TranscriptEvent]:
@@ -113,7 +114,7 @@ async def test_a_short_pause_ends_a_finished_sentence(short_pause: Any) -> None:
 @pytest.mark.slow
 async def test_a_short_pause_mid_sentence_does_not_end_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    audio, truth = conversation(tmp_path, UNFINISHED, gap_s=0.4)
+    audio, truth = conversation(tmp_path, UNFINISHED, gap_s=0.8)
     kept = finals(await transcribe(chunks(audio)))
     assert len(kept) == 1, [f.text for f in kept]
     assert word_error_rate(" ".join(s.text for s in truth), kept[0].text) <= 0.2
