@@ -26,6 +26,14 @@ SAMPLE_SENTENCES = (  # the sample clip's finals: espeak's short pause between i
     "Hello from the kitchen camera. I am very happy today.",  # sentences is not an end
     "The coffee is ready on the table.",
 )
+# words of each final that stand for it on a page (whisper may write "camera, I am" on one CPU
+# and "camera. I am" on another: compare words, not punctuation)
+SAMPLE_ENDINGS = tuple(" ".join(s.rstrip(".").split()[-3:]) for s in SAMPLE_SENTENCES)
+
+
+def words_of(text: str) -> list[str]:
+    """The words as people read them: case and punctuation aside."""
+    return [w for w in (x.strip(".,!?;:").lower() for x in text.split()) if w]
 
 
 def wait_until(condition: Callable[[], T], limit_s: float = 30.0, what: str = "the condition",
