@@ -58,6 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pauses": {"sentence_end_ms": 700, "min_silence_ms": 1000, "drop_invented_words": False},
     "pause500": {"sentence_end_ms": 500, "min_silence_ms": 800},
     "after": {},  # the defaults: guards + a sentence ends at 700 ms, any speech at 1000 ms
+    "noprompt": {"prompt_previous": False},  # `after` without the earlier finals as prompt
 }
 
 

@@ -21,6 +21,9 @@ class TranscribeConfig(Section):
         "box and leaves the other core to the cameras (docs/speech.md)")
     initial_prompt: str | None = None
     hotwords: str | None = None
+    prompt_previous: bool = Field(
+        True, description="prompt each decode with the stream's earlier finals, as whisper does "
+        "offline (docs/speech.md: measured on real voices)")
     # streaming: partials while someone speaks, one final per utterance
     partials: bool = Field(True, description="publish partial transcripts while speech goes on")
     partial_interval_s: float = Field(1.0, gt=0, description="source seconds between partials")

@@ -284,8 +284,9 @@ class TranscribeStage(Stage):
         assert self.decodes is not None
         audio, offset = state.buffer.slice(begin, end), state.t0 + begin / AUDIO_RATE
         heard_to = None if speech_end is None else (speech_end - begin) / AUDIO_RATE
+        prompted = self.config.prompt_previous
         return self.decodes.submit(state.stream_id, lambda: DecodeRequest(
-            audio, offset, final, state.prompt(), heard_to))
+            audio, offset, final, state.prompt() if prompted else "", heard_to))
 
     async def _submit(self, state: SpeechStream, *, final: bool, speech: tuple[int, int], at: int,
                       result: asyncio.Future[DecodeResult]) -> None:
