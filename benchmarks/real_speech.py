@@ -87,8 +87,8 @@ def _decode(path: Path, effects: list[str] | None = None) -> np.ndarray:
     """A file as 16 kHz mono float32 (through sox when `effects` are given)."""
     if effects:
         with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "fx.wav"
-            subprocess.run(["sox", str(path), "-r", str(AUDIO_RATE), "-c", "1", str(out),
+            out = Path(tmp) / "fx.wav"  # -D: no dither, so a set is the same in every run
+            subprocess.run(["sox", "-D", str(path), "-r", str(AUDIO_RATE), "-c", "1", str(out),
                             *effects], check=True, capture_output=True)
             return _decode(out)
     raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(path), "-ac", "1", "-ar",
