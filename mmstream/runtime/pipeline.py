@@ -121,6 +121,7 @@ class Pipeline:
         self.report = PipelineReport()
         self.observers = list(observers)
         self._opened_sources: set[int] = set()
+        self._closed_stages: set[int] = set()
         self._timing = {stage.name: _StageTiming() for stage in self.stages}
         self.clocks = SourceClocks()
 
@@ -168,11 +169,14 @@ class Pipeline:
         self.sequencer.resume(dict(after or {}))
         for watcher in self._watchers():
             watcher.attached(_View(self))
-        for stage in self.stages:
-            await stage.open()
-        async with contextlib.AsyncExitStack() as opened_sinks:
+        # Stages and sinks open in one exit stack: whatever fails to open (a later stage, a
+        # sink's connect), everything opened before it is closed again (threads, models).
+        async with contextlib.AsyncExitStack() as opened:
+            for stage in self.stages:
+                opened.push_async_callback(self._close_stage, stage)  # a half-open one too
+                await stage.open()
             for sink in self.sinks:
-                await opened_sinks.enter_async_context(sink)
+                await opened.enter_async_context(sink)
                 self.sequencer.resume(dict(sink.resume_seqs()))
             async with asyncio.TaskGroup() as group:
                 for source in self.sources:
@@ -284,6 +288,12 @@ class Pipeline:
             await _named_failure(stage.name, self._consume(stage, self.channels[index]))
         finally:
             await self.channels[index + 1].close()
+            await self._close_stage(stage)  # at once: its threads are not needed any more
+
+    async def _close_stage(self, stage: Stage) -> None:
+        """Close a stage once, whether its run ended or the pipeline never got that far."""
+        if id(stage) not in self._closed_stages:
+            self._closed_stages.add(id(stage))
             await stage.close()
 
     async def _consume(self, stage: Stage, inbox: Channel) -> None:

@@ -197,8 +197,27 @@ class TranscribeStage(Stage):
                 state, span[0], span[1], final=True, speech_end=pause.end))
         if not pause.check:
             return None
-        return asyncio.ensure_future(self._finished(
-            state.speculative.result, self._reference(state, pause.start)))
+        return self._sentence_check(state.speculative.result,
+                                    self._reference(state, pause.start))
+
+    def _sentence_check(self, candidate: asyncio.Future[DecodeResult],
+                        reference: asyncio.Future[DecodeResult] | None) -> asyncio.Future[bool]:
+        """The verdict `_segment` awaits in order. The check runs as the stage's background
+        work, so a failure stops the pipeline even if no `_segment` is left to await it."""
+        verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        async def check() -> None:
+            try:
+                verdict.set_result(await self._finished(candidate, reference))
+            except asyncio.CancelledError:
+                verdict.cancel()
+                raise
+            except BaseException as exc:
+                verdict.set_exception(exc)
+                raise
+
+        self.in_background(check())
+        return verdict
 
     def _reference(self, state: SpeechStream, speech_start: int
                    ) -> asyncio.Future[DecodeResult] | None:
