@@ -78,7 +78,7 @@ def run_one(media: Path, config_for: Callable[[Path | None], PipelineConfig],
 
 async def _run(config: PipelineConfig, progress: FileProgress | None
                ) -> tuple[PipelineReport, Signals]:
-    from mmstream.runtime.service import run_service
+    from mmstream.daemon import run_service
 
     if progress is None:
         return await run_service(config)

@@ -17,7 +17,7 @@ SET_HELP = "Override a pipeline field: a.b=c (repeatable), e.g. sinks.mqtt.url=m
 def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
     """Run as a daemon (signals, systemd notify, metrics, logging); `reload` serves SIGHUP.
     SIGINT/SIGTERM are a daemon's normal stop: it drains and exits 0."""
-    from mmstream.runtime.service import run_service
+    from mmstream.daemon import run_service
 
     report, _ = asyncio.run(run_service(config, reload))
     say_done(report)
@@ -41,7 +41,7 @@ def run(
     otherwise the error is logged and the running pipeline goes on.
     """
     with user_errors():
-        from mmstream.config.checks import load_checked
+        from mmstream.preflight import load_checked
 
         execute(load_checked(pipeline, set_), reload=lambda: load_checked(pipeline, set_))
 

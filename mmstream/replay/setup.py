@@ -8,7 +8,6 @@ choices (source, sinks, threads), and the result is validated once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,11 +24,8 @@ from mmstream.config import (
     load_pipeline,
     read_yaml,
 )
+from mmstream.config.sources import stream_id_for
 from mmstream.errors import ConfigError
-
-
-def stream_id_for(path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-") or "file0"
 
 
 def sample_clip() -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
@@ -31,6 +30,7 @@ from mmstream.events import (
     stamped,
 )
 from mmstream.media import EndOfStream
+from mmstream.runtime.backoff import backoff_delay
 from mmstream.runtime.channel import Channel
 from mmstream.runtime.clock import Clock, clock_for
 from mmstream.runtime.control import PipelineControl
@@ -70,11 +70,6 @@ class Sequencer:
         """Continue numbering after a previous run (a durable sink remembers where it was)."""
         for stream_id, seq in last_seq.items():
             self.last_seq[stream_id] = max(seq, self.last_seq.get(stream_id, 0))
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter, so many devices do not retry in lockstep."""
-    return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmstream.config.sources import stream_id_for
 from mmstream.errors import SinkError, SourceError
 from mmstream.events import Event
 from mmstream.paths import missing_reason
@@ -74,8 +75,6 @@ def report_from_input(source: Path, out: Path, *, media: Path | None = None, tit
 
 def frames_of(media: Path) -> Iterator[FrameRef]:
     """The frames of a recording or a media file, stamped as a replay of it stamps them."""
-    from mmstream.replay.setup import stream_id_for
-
     if (missing := missing_reason(media)) is not None:
         raise SourceError(f"{media}: {missing}")
     if not media.is_file():

@@ -146,7 +146,7 @@ def test_ids_that_fit_are_kept(tmp_path: Path) -> None:
 
 
 def test_media_paths_that_cannot_be_reached_say_why(tmp_path: Path) -> None:
-    from mmstream.config.checks import preflight
+    from mmstream.preflight import preflight
 
     (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
     (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
