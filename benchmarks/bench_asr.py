@@ -54,7 +54,7 @@ from speech_clips import chunks, conversation  # noqa: E402
 
 from mmstream.audio.virtual_mic import VirtualMic  # noqa: E402
 from mmstream.broker import MosquittoBroker  # noqa: E402
-from mmstream.config import TranscribeConfig  # noqa: E402
+from mmstream.config import FAST, TranscribeConfig  # noqa: E402
 from mmstream.events import TranscriptEvent, decode  # noqa: E402
 from mmstream.media import AUDIO_RATE  # noqa: E402
 from mmstream.models.whisper import load_whisper, word_error_rate  # noqa: E402
@@ -135,7 +135,7 @@ def offline(clips: list[tuple[np.ndarray, list[Any]]]) -> dict[str, float]:
 
 async def streaming(clips: list[tuple[np.ndarray, list[Any]]], settings: dict[str, Any]
                     ) -> dict[str, float]:
-    stage = TranscribeStage(TranscribeConfig(**settings), mode="fast")
+    stage = TranscribeStage(TranscribeConfig(**settings), policy=FAST)
     seconds, pairs = 0.0, []
     async with StageHarness(stage) as harness:
         for index, (audio, truth) in enumerate(clips):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmstream.config.runtime import RunMode
+from mmstream.config.runtime import LIVE, RunPolicy
 from mmstream.errors import MmstreamError, SinkError, SourceError, StageError
 from mmstream.events import (
     Envelope,
@@ -81,7 +81,7 @@ class _StageTiming:
 
 
 class Pipeline:
-    """`await Pipeline(sources, stages, sinks, device_id=..., mode=...).run(stop)`"""
+    """`await Pipeline(sources, stages, sinks, device_id=..., policy=...).run(stop)`"""
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class Pipeline:
         sinks: Sequence[Sink],
         *,
         device_id: str,
-        mode: RunMode = "live",
+        policy: RunPolicy = LIVE,
         capacity: int = 64,
         restart_backoff: tuple[float, float] = (0.5, 30.0),
         observers: Sequence[PipelineObserver] = (),
@@ -101,17 +101,17 @@ class Pipeline:
         self.sources = list(sources)
         self.stages = list(stages)
         self.sinks = list(sinks)
-        self.mode = mode
-        self.sequencer = Sequencer(device_id, clock_for(mode))
+        self.policy = policy
+        self.sequencer = Sequencer(device_id, clock_for(policy))
         self.restart_backoff = restart_backoff
         self._control = control
         # A fast replay has no clock to keep up with: even frames wait for space, since
         # which frame a full channel sheds depends on timing.
-        lossless = mode == "fast"
+        sheds = policy.channels_shed
         names = [stage.name for stage in self.stages] + ["sinks"]
         self.channels = [Channel(f"sources->{names[0]}", capacity,
-                                 producers=len(self.sources), lossless=lossless)]
-        self.channels += [Channel(f"{stage.name}->{names[i + 1]}", capacity, lossless=lossless)
+                                 producers=len(self.sources), sheds=sheds)]
+        self.channels += [Channel(f"{stage.name}->{names[i + 1]}", capacity, sheds=sheds)
                           for i, stage in enumerate(self.stages)]
         self.report = PipelineReport()
         self.observers = list(observers)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mmstream.config import InferConfig, TranscribeConfig
+from mmstream.config import LIVE, InferConfig, TranscribeConfig
 from mmstream.errors import SinkError
 from mmstream.events import Event
 from mmstream.runtime.harness import StageHarness
@@ -56,7 +56,7 @@ def _fake_model() -> Any:
 
 
 def _infer_stage() -> InferStage:
-    return InferStage(InferConfig(), mode="live", model=_fake_model())
+    return InferStage(InferConfig(), policy=LIVE, model=_fake_model())
 
 
 async def test_a_sink_that_fails_to_open_leaves_no_thread_behind() -> None:
@@ -100,7 +100,7 @@ async def test_a_stage_closes_once_when_the_pipeline_ends() -> None:
 
 
 async def test_a_failing_sentence_check_stops_the_stage_even_if_no_one_awaits_it() -> None:
-    stage = TranscribeStage(TranscribeConfig(), mode="live")
+    stage = TranscribeStage(TranscribeConfig(), policy=LIVE)
     failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     failed.set_exception(RuntimeError("decoder crashed"))
     with pytest.raises(BaseExceptionGroup) as caught:
