@@ -53,8 +53,8 @@ sys.path.insert(0, str(REPO))
 from speech_clips import chunks, conversation  # noqa: E402
 
 from mmstream.audio.virtual_mic import VirtualMic  # noqa: E402
-from mmstream.broker import MosquittoBroker  # noqa: E402
 from mmstream.config import FAST, TranscribeConfig  # noqa: E402
+from mmstream.demo_broker import MosquittoBroker  # noqa: E402
 from mmstream.events import TranscriptEvent, decode  # noqa: E402
 from mmstream.media import AUDIO_RATE  # noqa: E402
 from mmstream.models.whisper import load_whisper, word_error_rate  # noqa: E402

@@ -43,8 +43,8 @@ import real_speech as rs
 from bench_asr import REPO, LiveRun, Subscriber, handed_at, spread
 from speech_clips import chunks
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import FAST, TranscribeConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import TranscriptEvent
 from mmstream.models.whisper import load_whisper
 from mmstream.runtime.harness import StageHarness

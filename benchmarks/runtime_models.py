@@ -151,7 +151,7 @@ async def run_pipeline(config: dict[str, Any], seconds: float, broker: Any
 
 async def capture_to_mqtt_models(seconds: float) -> dict[str, Any]:
     """One camera (640x480, 25 fps, analysed at 2 fps), no microphone."""
-    from mmstream.broker import MosquittoBroker
+    from mmstream.demo_broker import MosquittoBroker
 
     broker = MosquittoBroker()
     broker.start()
@@ -244,7 +244,7 @@ async def streams_run(cameras: int, seconds: float, broker: Any, camera: Path, s
 async def streams_per_box(max_cameras: int, seconds: float, p99_ms: float = 250.0
                           ) -> dict[str, Any]:
     """Ramp the cameras (plus one microphone speaking all along) until a run does not hold."""
-    from mmstream.broker import MosquittoBroker
+    from mmstream.demo_broker import MosquittoBroker
 
     folder = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     camera = camera_clip(folder)

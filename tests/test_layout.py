@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sources", "stages", "sinks"),
     ("build", "preflight", "training"),
     ("replay", "web"),
-    ("daemon", "doctor", "broker"),
+    ("daemon", "doctor", "demo_broker"),
     ("cli",),
     ("__main__",),
 )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import LIVE, MqttSinkConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import TranscriptEvent, decode
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.sinks.mqtt import MqttSink
