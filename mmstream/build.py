@@ -78,7 +78,7 @@ def build_stages(config: PipelineConfig, *, control: PipelineControl | None = No
     if recorder is not None:  # first: every raw input, before anything can shed it
         from mmstream.stages.record_tap import RecordTap
 
-        stages.append(RecordTap(recorder.send_media))
+        stages.append(RecordTap(recorder.record_input))
     if overload_active(config):
         from mmstream.stages.overload import OverloadStage
 
@@ -162,7 +162,7 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = (),
     if config.record is not None:
         from mmstream.sinks.recorder import RecorderSink
 
-        recorder = RecorderSink(config.record, config.device_id, inputs_from_tap=True)
+        recorder = RecorderSink(config.record, config.device_id)
     sinks = [*build_sinks(config), *extra_sinks, *([recorder] if recorder else [])]
     return Pipeline(
         build_sources(config),

@@ -92,10 +92,6 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    @property
-    def items_done(self) -> int:
-        return sum(size * n for size, n in self.batch_sizes.items())
-
     def submit(self, item: T, key: str = "") -> asyncio.Future[R]:
         """Queue one item; the future resolves to its result (or raises the batch's error)."""
         if self._task is None or self._closing:

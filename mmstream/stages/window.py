@@ -154,7 +154,7 @@ class WindowStage(Stage):
                 break
             if not text_known:
                 self.late_text[f"text_not_waited_for:{stream_id}"] += 1
-            windows.extend(self._emit(state, stream_id))
+            windows.extend(self._cut(state, stream_id))
         return windows
 
     def _finish(self, stream_id: str) -> list[Window]:
@@ -166,10 +166,10 @@ class WindowStage(Stage):
             if end - state.watermark > self.config.length_s / 2:
                 break
             # the last windows end where the media does, not past it (no events after the end)
-            windows.extend(self._emit(state, stream_id, until=state.watermark))
+            windows.extend(self._cut(state, stream_id, until=state.watermark))
         return windows
 
-    def _emit(self, state: _Stream, stream_id: str, until: float = math.inf) -> list[Window]:
+    def _cut(self, state: _Stream, stream_id: str, until: float = math.inf) -> list[Window]:
         """Cut window `next_index` (nothing if it holds no media), advance, prune; `until`:
         where the stream's media ended, which cuts the last windows short."""
         index = state.next_index

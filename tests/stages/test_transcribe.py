@@ -17,7 +17,6 @@ from mmstream.models.whisper import (
     DecodeResult,
     collapse_repeats,
     normalise_word,
-    word_error_rate,
 )
 from mmstream.runtime.harness import StageHarness, run_stage
 from mmstream.stages import decode_queue
@@ -26,6 +25,7 @@ from mmstream.stages.decode_queue import DecodeQueue
 from mmstream.stages.transcribe import CADENCE, TranscribeStage
 from mmstream.stages.transcripts import LocalAgreement, finished_sentence
 from tests.speech_clips import chunks, conversation, white_noise
+from tests.word_errors import word_error_rate
 
 SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
 UNFINISHED = ["Please remind me to", "call my sister tomorrow."]  # a pause after "to"

@@ -16,10 +16,10 @@ import pytest
 from mmstream.config import FAST, TranscribeConfig
 from mmstream.events import TranscriptEvent
 from mmstream.media import AUDIO_RATE
-from mmstream.models.whisper import word_error_rate
 from mmstream.runtime.harness import run_stage
 from mmstream.stages.transcribe import TranscribeStage
 from tests.speech_clips import chunks, read_wav, white_noise
+from tests.word_errors import word_error_rate
 
 SPEECH = Path(__file__).resolve().parent.parent / "data" / "speech"
 SILENCE_AFTER_S = 4.0
