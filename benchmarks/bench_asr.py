@@ -16,7 +16,7 @@ whisper's full 30 s window), `after` the defaults; the others switch one lever a
 - streaming, per variant: the TranscribeStage over the same clips fed as fast as possible
   (VAD, partials, finals): `rtf` and `wer` of its finals.
 - live, per variant: a real `mmstream run` with a microphone source on a virtual ALSA capture
-  device (mmstream/audio/virtual_mic.py), fed in real time: eight (--quick: four) espeak
+  device (tests/virtual_mic.py), fed in real time: eight (--quick: four) espeak
   sentences of 3-5 s, 4 s of silence after each; the MqttSink publishes to a real mosquitto
   and a paho subscriber notes when each transcript *arrives* (docs: DESIGN.md, "How latency is
   measured"). Per sentence: `final` = arrival of its (last) final - when its last sample was
@@ -51,13 +51,14 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 from speech_clips import chunks, conversation  # noqa: E402
+from virtual_mic import VirtualMic  # noqa: E402
+from word_errors import word_error_rate  # noqa: E402
 
-from mmstream.audio.virtual_mic import VirtualMic  # noqa: E402
-from mmstream.broker import MosquittoBroker  # noqa: E402
-from mmstream.config import TranscribeConfig  # noqa: E402
+from mmstream.config import FAST, TranscribeConfig  # noqa: E402
+from mmstream.demo_broker import MosquittoBroker  # noqa: E402
 from mmstream.events import TranscriptEvent, decode  # noqa: E402
 from mmstream.media import AUDIO_RATE  # noqa: E402
-from mmstream.models.whisper import load_whisper, word_error_rate  # noqa: E402
+from mmstream.models.whisper import load_whisper  # noqa: E402
 from mmstream.runtime.harness import StageHarness  # noqa: E402
 from mmstream.stages.transcribe import TranscribeStage  # noqa: E402
 
@@ -135,7 +136,7 @@ def offline(clips: list[tuple[np.ndarray, list[Any]]]) -> dict[str, float]:
 
 async def streaming(clips: list[tuple[np.ndarray, list[Any]]], settings: dict[str, Any]
                     ) -> dict[str, float]:
-    stage = TranscribeStage(TranscribeConfig(**settings), mode="fast")
+    stage = TranscribeStage(TranscribeConfig(**settings), policy=FAST)
     seconds, pairs = 0.0, []
     async with StageHarness(stage) as harness:
         for index, (audio, truth) in enumerate(clips):

@@ -43,8 +43,8 @@ import real_speech as rs
 from bench_asr import REPO, LiveRun, Subscriber, handed_at, spread
 from speech_clips import chunks
 
-from mmstream.broker import MosquittoBroker
-from mmstream.config import TranscribeConfig
+from mmstream.config import FAST, TranscribeConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import TranscriptEvent
 from mmstream.models.whisper import load_whisper
 from mmstream.runtime.harness import StageHarness
@@ -78,7 +78,7 @@ def offline_wer(clips: list[rs.Clip]) -> float:
 
 
 async def streaming(clips: list[rs.Clip], settings: dict[str, Any]) -> dict[str, Any]:
-    stage = TranscribeStage(TranscribeConfig(**settings), mode="fast")
+    stage = TranscribeStage(TranscribeConfig(**settings), policy=FAST)
     pairs, made_up, decided = [], [], []
     async with StageHarness(stage) as harness:
         for index, clip in enumerate(clips):

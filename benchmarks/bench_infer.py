@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmstream.config import FileSourceConfig, InferConfig
+from mmstream.config import LIVE, FileSourceConfig, InferConfig
 from mmstream.events import Transcript
 from mmstream.media import AudioChunk, VideoFrame, Window
 from mmstream.models.fused_model import (
@@ -126,7 +126,7 @@ async def batched(model: FusedModel, prepared: list[PreparedWindow], batch: int,
 async def through_stage(model: FusedModel, windows: list[Window], threads: int
                         ) -> dict[str, Any]:
     stage = InferStage(InferConfig(max_batch=16, max_wait_ms=20, prepare_threads=threads),
-                       mode="live", model=model)
+                       policy=LIVE, model=model)
     async with StageHarness(stage) as harness:
         started = time.perf_counter()
         for window in windows:

@@ -35,8 +35,8 @@ import aiomqtt
 import msgspec
 import paho.mqtt.client as paho
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import Event, Transcript, TranscriptEvent, decode, encode
 from mmstream.sinks.mqtt import MqttSink
 

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import paho.mqtt.client as paho
 
-from mmstream.broker import MosquittoBroker
 from mmstream.build import build_pipeline
 from mmstream.config import load_pipeline
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import decode
 from mmstream.replay.setup import sample_clip
 

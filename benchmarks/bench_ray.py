@@ -74,7 +74,7 @@ def summarise(name: str, results: list[FileResult], wall: float) -> dict[str, An
 
 def run_single(paths: list[Path], base: Path, out: Path) -> dict[str, Any]:
     runner = BatchRunner(paths, base, out,
-                         ReplayPlan(deterministic=True, threads=1).config_for)
+                         ReplayPlan(cpu_fp32=True, threads=1).config_for)
     started, cpu = time.perf_counter(), time.process_time()
     results = asyncio.run(runner.run(asyncio.Event()))
     wall = time.perf_counter() - started
@@ -85,7 +85,7 @@ def run_single(paths: list[Path], base: Path, out: Path) -> dict[str, Any]:
 
 
 def run_ray(paths: list[Path], base: Path, out: Path, workers: int) -> dict[str, Any]:
-    runner = RayBatchRunner(paths, base, out, ReplayPlan(deterministic=True),
+    runner = RayBatchRunner(paths, base, out, ReplayPlan(cpu_fp32=True),
                             RayOptions(workers=workers, threads=1))
     started = time.perf_counter()
     results = runner.run()

@@ -210,7 +210,7 @@ class FrameToEvent(Stage):
 async def capture_to_mqtt(seconds: float, fps: float) -> dict[str, Any]:
     import paho.mqtt.client as paho
 
-    from mmstream.broker import MosquittoBroker
+    from mmstream.demo_broker import MosquittoBroker
     from mmstream.sinks.mqtt import MqttSink
 
     broker = MosquittoBroker()

@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # this checkout's mmstream, not an installed one
 from tag_photos import LabelledPhoto, faces_matched, load_photo, load_tag_set, tag_scores  # noqa: E402
 
-from mmstream.config import InferConfig  # noqa: E402
+from mmstream.config import LIVE, InferConfig  # noqa: E402
 from mmstream.events import SceneEvent  # noqa: E402
 from mmstream.media import VideoFrame, Window  # noqa: E402
 from mmstream.models.fused_model import FusedModel, WindowResult, plan_for  # noqa: E402
@@ -117,7 +117,7 @@ def leave_one_out(scores: dict[str, dict[str, float]], photos: list[LabelledPhot
 def run_detector(name: str, photos: list[LabelledPhoto], images: dict[str, np.ndarray],
                  calibrate: bool) -> dict[str, Any]:
     model = _model(name)
-    stage = InferStage(InferConfig(), model=model)
+    stage = InferStage(InferConfig(), policy=LIVE, model=model)
     vocabulary = list(model.fusion.tags)
     published: dict[str, set[str]] = {}
     scores: dict[str, dict[str, float]] = {}

@@ -28,7 +28,7 @@ import numpy as np
 
 from mmstream.events import decode
 from mmstream.media import AudioChunk, VideoFrame
-from mmstream.replay.batch import ProgressSource
+from mmstream.runtime.stage import Source
 
 SENTENCES = ["The parcel is on the porch next to the blue door.",
              "Please remind me to water the plants tomorrow morning.",
@@ -97,14 +97,22 @@ class Arrivals:
         self.client.disconnect()
 
 
-class Marks(ProgressSource):
+class Marks(Source):
     """Passes a source's items on; notes each frame's capture time and, per audio chunk, the
     wall time it was handed on (when its samples were 'heard')."""
 
     def __init__(self, inner: Any, frames: dict[str, list[float]],
                  chunks: list[tuple[float, float, float]]) -> None:
-        super().__init__(inner, lambda _s: None)
-        self.frames, self.chunks = frames, chunks
+        self.inner, self.frames, self.chunks = inner, frames, chunks
+        self.name, self.stream_id = inner.name, inner.stream_id
+        self.restartable, self.clock_rate = inner.restartable, inner.clock_rate
+
+    async def __aenter__(self) -> Marks:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.inner.__aexit__(*exc_info)
 
     async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
         async for item in self.inner:
@@ -151,7 +159,7 @@ async def run_pipeline(config: dict[str, Any], seconds: float, broker: Any
 
 async def capture_to_mqtt_models(seconds: float) -> dict[str, Any]:
     """One camera (640x480, 25 fps, analysed at 2 fps), no microphone."""
-    from mmstream.broker import MosquittoBroker
+    from mmstream.demo_broker import MosquittoBroker
 
     broker = MosquittoBroker()
     broker.start()
@@ -244,7 +252,7 @@ async def streams_run(cameras: int, seconds: float, broker: Any, camera: Path, s
 async def streams_per_box(max_cameras: int, seconds: float, p99_ms: float = 250.0
                           ) -> dict[str, Any]:
     """Ramp the cameras (plus one microphone speaking all along) until a run does not hold."""
-    from mmstream.broker import MosquittoBroker
+    from mmstream.demo_broker import MosquittoBroker
 
     folder = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     camera = camera_clip(folder)

@@ -1,6 +1,6 @@
 """Turns a validated PipelineConfig into its pipeline: sources, stages in order, sinks.
 
-Declarative: every part is constructed with everything it needs (the run mode, the shared
+Declarative: every part is constructed with everything it needs (the run policy, the shared
 control state, the recorder the tap feeds) and nothing is wired after construction. The
 stage order is the data path:
 
@@ -78,7 +78,7 @@ def build_stages(config: PipelineConfig, *, control: PipelineControl | None = No
     if recorder is not None:  # first: every raw input, before anything can shed it
         from mmstream.stages.record_tap import RecordTap
 
-        stages.append(RecordTap(recorder.send_media))
+        stages.append(RecordTap(recorder.record_input))
     if overload_active(config):
         from mmstream.stages.overload import OverloadStage
 
@@ -98,12 +98,12 @@ def build_stages(config: PipelineConfig, *, control: PipelineControl | None = No
 
 def _analysis_stages(config: PipelineConfig) -> list[Stage]:
     """Transcription, then windowing + fused inference (scene, emotion, fused events)."""
-    analyses, mode = config.stages, config.mode
+    analyses, policy = config.stages, config.policy
     stages: list[Stage] = []
     if analyses.transcribe.enabled:
         from mmstream.stages.transcribe import TranscribeStage
 
-        stages.append(TranscribeStage(analyses.transcribe, mode=mode))
+        stages.append(TranscribeStage(analyses.transcribe, policy=policy))
     if analyses.window.enabled and analyses.infer.enabled:
         from mmstream.stages.infer import InferStage
         from mmstream.stages.window import WindowStage
@@ -113,8 +113,8 @@ def _analysis_stages(config: PipelineConfig) -> list[Stage]:
         shedding = overload_active(config)
         # a replay paced at `speed` covers that many media seconds per wall second
         pace = max((getattr(s, "speed", None) or 1.0 for s in config.sources), default=1.0)
-        stages += [WindowStage(analyses.window, mode=mode, text_wait_s=text_wait, pace=pace),
-                   InferStage(analyses.infer, mode=mode,
+        stages += [WindowStage(analyses.window, policy=policy, text_wait_s=text_wait, pace=pace),
+                   InferStage(analyses.infer, policy=policy,
                               max_lag_s=overload.max_lag_s if shedding else None,
                               vision_nice=overload.vision_nice if shedding else 0)]
     return stages
@@ -143,7 +143,7 @@ def web_link(config: PipelineConfig) -> str | None:
 
 def overload_active(config: PipelineConfig) -> bool:
     """Shedding is for live/paced input; a fast replay must stay deterministic, so never there."""
-    return config.runtime.overload.enabled and config.mode != "fast"
+    return config.runtime.overload.enabled and config.policy.overload_control
 
 
 def restart_backoff(config: PipelineConfig) -> tuple[float, float]:
@@ -162,14 +162,14 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = (),
     if config.record is not None:
         from mmstream.sinks.recorder import RecorderSink
 
-        recorder = RecorderSink(config.record, config.device_id, inputs_from_tap=True)
+        recorder = RecorderSink(config.record, config.device_id)
     sinks = [*build_sinks(config), *extra_sinks, *([recorder] if recorder else [])]
     return Pipeline(
         build_sources(config),
         build_stages(config, control=control, recorder=recorder),
         sinks,
         device_id=config.device_id,
-        mode=config.mode,
+        policy=config.policy,
         capacity=config.runtime.channel_capacity,
         restart_backoff=restart_backoff(config),
         observers=observers,

@@ -272,11 +272,11 @@ def broker_probe_settings(mqtt: MqttSinkConfig, timeout_s: float | None = None) 
 
 
 def check_pipeline(config: PipelineConfig | None) -> Check | None:
-    """What `run` would refuse before opening anything (config/checks.py): missing media,
+    """What `run` would refuse before opening anything (preflight.py): missing media,
     unwritable folders, a bad broker URL, unreadable models."""
     if config is None:
         return None
-    from mmstream.config.checks import preflight
+    from mmstream.preflight import preflight
 
     problems = preflight(config)
     if problems:

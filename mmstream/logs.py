@@ -117,7 +117,7 @@ def configure_logging(
 ) -> logging.Handler:
     """Replace the root handlers with one redacting handler; `levels` sets per-module levels.
 
-    `levels={"mmstream.sinks.mqtt": "debug", "aiomqtt": "error"}` — names are logger names
+    `levels={"mmstream.sinks.mqtt": "debug", "aiohttp.access": "error"}` — names are logger names
     (module paths), so one noisy part can be turned up or down without the rest.
     """
     handler = logging.StreamHandler(stream or sys.stderr)

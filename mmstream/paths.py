@@ -1,4 +1,5 @@
-"""Why a path named in a pipeline cannot be used, in the words a user acts on.
+"""Paths: why one named in a pipeline cannot be used, in the words a user acts on; and the
+one way an output file is written (`PartialFile`).
 
 `Path.exists()` is False for a loop of symbolic links and for a path behind a file, so "no such
 file" would send the user looking for a file that is there; `os.stat`'s error says which.
@@ -6,8 +7,28 @@ file" would send the user looking for a file that is there; `os.stat`'s error sa
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from pathlib import Path
+
+
+class PartialFile:
+    """An output written as `<name>.partial` beside its target and renamed onto it only when
+    complete, so a reader never sees half a file and a failed run leaves none where the
+    output should be (replays, batch outputs, reports)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.path = target.with_name(target.name + ".partial")
+
+    def complete(self) -> Path:
+        """The partial file is whole: it becomes the target (atomically, on one filesystem)."""
+        self.path.replace(self.target)
+        return self.target
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 def missing_reason(path: Path, what: str = "file") -> str | None:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from mmstream.broker import AmqttBroker, MosquittoBroker
+from mmstream.demo_broker import AmqttBroker, MosquittoBroker
 from tests.notify_listener import NotifyListener
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mmstream.broker import MosquittoBroker
+from mmstream.demo_broker import MosquittoBroker
 from tests.sinks.mqtt.helpers import password_broker
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]

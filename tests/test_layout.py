@@ -1,5 +1,7 @@
-"""The package's layering, read from the source: `recording/` is a leaf, and neither it nor
-`replay/` draws on a console (that is the CLI's)."""
+"""The package's layering, read from the source (docs/architecture.md, "Layers"): a module
+imports its own package, the foundation and lower layers, never a sibling of its layer or
+anything above; `recording/` is a leaf; neither it nor `replay/` draws on a console (that is
+the CLI's)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,19 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mmstream"
 LEAF_MAY_USE = ("mmstream.recording", "mmstream.events", "mmstream.media", "mmstream.config",
                 "mmstream.errors")
 CONSOLE_LIBRARIES = ("rich", "typer")
+#: The vocabulary every layer may use; its modules may use each other.
+FOUNDATION = ("paths", "errors", "events", "media", "logs", "drop_reasons", "display", "snapshot")
+#: Lowest first: a package or module may import the foundation and the layers below its own.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("config", "audio"),
+    ("recording", "runtime", "models"),
+    ("sources", "stages", "sinks"),
+    ("build", "preflight", "training"),
+    ("replay", "web"),
+    ("daemon", "doctor", "demo_broker"),
+    ("cli",),
+    ("__main__",),
+)
 
 
 def imports_of(folder: Path) -> dict[str, set[str]]:
@@ -45,3 +60,41 @@ def test_recording_and_replay_draw_nothing_on_a_console() -> None:
         for file, names in imports_of(PACKAGE / folder).items():
             drawing = sorted(name for name in names if _within(name, CONSOLE_LIBRARIES))
             assert not drawing, f"{file} imports {drawing}: console rendering lives in cli/"
+
+
+def _part(module: str) -> str:
+    """`mmstream.sinks.mqtt.link` -> `sinks`; `mmstream.build` -> `build`."""
+    return module.split(".")[1]
+
+
+def _layer_of(part: str) -> int:
+    if part in FOUNDATION:
+        return -1
+    for index, layer in enumerate(LAYERS):
+        if part in layer:
+            return index
+    raise AssertionError(f"mmstream.{part} has no layer: add it to LAYERS (and the doc)")
+
+
+def test_every_package_and_module_has_a_layer() -> None:
+    parts = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
+             if (path.suffix == ".py" and path.stem != "__init__")
+             or (path.is_dir() and (path / "__init__.py").exists())}
+    assert parts >= {"runtime", "sources", "stages", "sinks", "models", "web", "cli"}
+    for part in parts:
+        _layer_of(part)
+
+
+def test_every_module_imports_only_its_own_package_the_foundation_and_lower_layers() -> None:
+    wrong = []
+    for file, names in imports_of(PACKAGE).items():
+        mine = _part(file.removesuffix(".py").replace("/", "."))
+        for name in sorted(names):
+            if not _within(name, ("mmstream",)) or name == "mmstream":
+                continue
+            theirs = _part(name)
+            if theirs == mine or theirs in FOUNDATION:
+                continue
+            if _layer_of(theirs) >= _layer_of(mine):
+                wrong.append(f"{file} imports {name}")
+    assert not wrong, "imports against the layers:\n" + "\n".join(wrong)

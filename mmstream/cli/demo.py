@@ -16,13 +16,14 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiomqtt
 import typer
 
 from mmstream.config import MqttSinkConfig, PipelineConfig
 from mmstream.display import describe
+from mmstream.errors import SinkError
 from mmstream.events import Event, StatusEvent, decode
-from mmstream.sinks.mqtt import broker_settings
+from mmstream.sinks.mqtt.client import one_off_settings
+from mmstream.sinks.mqtt.one_shot import Subscription
 
 DEMO_DEVICE = "demo"
 SETTLE_S = 1.0  # after the pipeline ends, wait this long for the last messages to arrive
@@ -63,7 +64,7 @@ def broker_url(mqtt: str | None) -> Iterator[str]:
     if mqtt is not None:
         yield mqtt
         return
-    from mmstream.broker import embedded_broker
+    from mmstream.demo_broker import embedded_broker
 
     with embedded_broker() as broker:
         typer.echo(f"embedded {broker.kind} broker on {broker.url}", err=True)
@@ -72,13 +73,11 @@ def broker_url(mqtt: str | None) -> Iterator[str]:
 
 async def _show_events(mqtt: MqttSinkConfig, subscribed: asyncio.Event, order: TimeOrder
                        ) -> None:
-    broker = broker_settings(mqtt)  # the broker, credentials and TLS the pipeline's sink uses
-    async with aiomqtt.Client(broker.host, broker.port, username=broker.username,
-                              password=broker.password, tls_context=broker.tls) as client:
-        await client.subscribe(f"{mqtt.prefix}/{DEMO_DEVICE}/+/+", qos=1)
+    settings = one_off_settings(mqtt)  # the broker, credentials and TLS the pipeline's sink uses
+    async with Subscription(settings, [f"{mqtt.prefix}/{DEMO_DEVICE}/+/+"]) as messages:
         subscribed.set()
-        async for message in client.messages:
-            for event in order.add(decode(message.payload)):  # type: ignore[arg-type]
+        async for _topic, payload in messages:
+            for event in order.add(decode(payload)):
                 typer.echo(describe(event))
 
 
@@ -100,7 +99,7 @@ async def _demo(config: PipelineConfig, url: str, realtime: bool) -> None:
         await asyncio.sleep(SETTLE_S)
     finally:
         viewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+        with contextlib.suppress(asyncio.CancelledError, SinkError):
             await viewer
         for event in order.flush():
             typer.echo(describe(event))

@@ -33,7 +33,7 @@ def doctor(
         config = None
         if pipeline is not None:
             from mmstream.config import load_pipeline
-            from mmstream.config.checks import durable_spool
+            from mmstream.preflight import durable_spool
 
             config = durable_spool(load_pipeline(pipeline, sets=set_))  # as `run` takes it
         checks = run_checks(config)

@@ -7,58 +7,11 @@ Assistant forget the device's entities (empty retained configs).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from mmstream.cli.app import app, user_errors
-
-if TYPE_CHECKING:
-    from mmstream.sinks.mqtt.client import LinkSettings
-
-PUBLISH_TIMEOUT_S = 10.0
-
-
-def publish_retained(settings: LinkSettings, messages: list[tuple[str, bytes]]) -> None:
-    """Connect once, publish every message retained with QoS 1, wait for each PUBACK."""
-    import paho.mqtt.client as paho
-
-    from mmstream.errors import SinkError
-    from mmstream.sinks.mqtt.client import describe_connect_error, make_client
-
-    client = make_client(settings, paho.MQTTv311)
-    connack = threading.Event()
-    outcome: dict[str, object] = {}
-
-    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
-        outcome["reason"] = reason
-        connack.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(settings.broker.host, settings.broker.port, settings.keepalive)
-    except (OSError, ValueError) as exc:
-        raise SinkError(f"cannot connect to MQTT broker {settings.label}: "
-                        f"{describe_connect_error(exc)[0]}") from None
-    client.loop_start()
-    try:
-        reason = outcome.get("reason") if connack.wait(settings.connect_timeout_s) else None
-        if reason is None or getattr(reason, "is_failure", True):
-            raise SinkError(f"cannot connect to MQTT broker {settings.label}: "
-                            f"refused: {reason or 'no CONNACK'}")
-        infos = [client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(PUBLISH_TIMEOUT_S)
-            if not info.is_published():
-                raise SinkError(f"MQTT broker {settings.label}: no PUBACK within "
-                                f"{PUBLISH_TIMEOUT_S:g} s")
-    except (RuntimeError, ValueError) as exc:
-        raise SinkError(f"MQTT broker {settings.label}: publish failed: {exc}") from None
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 @app.command("ha")
@@ -75,6 +28,7 @@ def home_assistant(
         from mmstream.errors import ConfigError
         from mmstream.sinks.mqtt.client import one_off_settings
         from mmstream.sinks.mqtt.discovery import discovery_messages, removal_messages
+        from mmstream.sinks.mqtt.one_shot import publish_retained
 
         config = load_pipeline(pipeline, sets=set_)
         mqtt = config.sinks.mqtt

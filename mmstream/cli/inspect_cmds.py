@@ -26,7 +26,7 @@ def config_validate(
     """Check a pipeline file as `run` would (with env and --set overrides), short of opening
     devices and connecting: fields, files that must exist, folders to write in, the broker URL,
     models. Errors name the field path and where a bad value came from."""
-    from mmstream.config.checks import load_checked
+    from mmstream.preflight import load_checked
 
     with user_errors():
         config = load_checked(pipeline, set_)

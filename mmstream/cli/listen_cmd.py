@@ -163,23 +163,15 @@ def broker_from_options(url: str, password_file: Path | None, ca_file: Path | No
 
 async def _listen(broker: BrokerSettings, topics: list[str], report: ListenReport,
                   display: Display, count: int | None) -> None:
-    import aiomqtt
+    from mmstream.sinks.mqtt.client import LinkSettings
+    from mmstream.sinks.mqtt.one_shot import Subscription
 
-    from mmstream.errors import SinkError
-
-    client = aiomqtt.Client(broker.host, broker.port, username=broker.username,
-                            password=broker.password, tls_context=broker.tls, timeout=10)
-    try:
-        async with client:
-            for topic in topics:
-                await client.subscribe(topic, qos=1)  # returns on the broker's SUBACK
-            display.note(f"subscribed on {broker.label}: {', '.join(topics)}")
-            async for message in client.messages:
-                _handle(message.topic.value, bytes(message.payload), report, display)  # type: ignore[arg-type]
-                if count is not None and sum(report.events.values()) >= count:
-                    return
-    except aiomqtt.MqttError as exc:
-        raise SinkError(f"MQTT broker {broker.label}: {exc}") from None
+    async with Subscription(LinkSettings(broker, connect_timeout_s=10.0), topics) as messages:
+        display.note(f"subscribed on {broker.label}: {', '.join(topics)}")
+        async for topic, payload in messages:
+            _handle(topic, payload, report, display)
+            if count is not None and sum(report.events.values()) >= count:
+                return
 
 
 def _handle(topic: str, payload: bytes, report: ListenReport, display: Display) -> None:

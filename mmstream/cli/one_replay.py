@@ -10,7 +10,6 @@ an interruption it is kept, and named, so nothing read so far is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,38 +18,21 @@ from typing import Any
 import typer
 
 from mmstream.config import PipelineConfig
-from mmstream.runtime.observer import PipelineObserver, PipelineView
+from mmstream.paths import PartialFile
+from mmstream.replay.progress import MediaRead, followed
 from mmstream.runtime.pipeline import PipelineReport
 from mmstream.runtime.signals import Signals
 
-REFRESH_S = 0.25
 
-
-class FileProgress(PipelineObserver):
+class FileProgress(MediaRead):
     """Media seconds done of the input's total and the speed, as a bar on a terminal."""
 
     def __init__(self, total_s: float | None) -> None:
         from mmstream.cli.replay_view import ConsoleProgress
 
-        self.total_s = total_s or 0.0
+        super().__init__()
         self.bar = ConsoleProgress()
-        self.bar.started(self.total_s, files=1)
-        self.view: PipelineView | None = None
-
-    def attached(self, pipeline: PipelineView) -> None:
-        self.view = pipeline
-
-    def refresh(self) -> None:
-        if self.view is not None:
-            self.bar.advanced(max(self.view.media_read().values(), default=0.0))
-
-    def close(self) -> None:
-        self.refresh()
-        self.bar.finished()
-
-
-def partial_path(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
+        self.bar.started(total_s or 0.0, files=1)
 
 
 def run_one(media: Path, config_for: Callable[[Path | None], PipelineConfig],
@@ -58,37 +40,33 @@ def run_one(media: Path, config_for: Callable[[Path | None], PipelineConfig],
     """Run `config_for(events_path)` for `media`; `out` None or "-" writes no file."""
     from mmstream.replay.batch import probe_duration
 
-    to_file = out is not None and str(out) != "-"
-    partial = partial_path(out) if to_file and out is not None else None
+    events = PartialFile(out) if out is not None and str(out) != "-" else None
     total = probe_duration(media)
     progress = FileProgress(total) if sys.stderr.isatty() else None
     try:
-        report, signals = asyncio.run(_run(config_for(partial or out), progress))
+        report, signals = asyncio.run(_run(config_for(events.path if events else out), progress))
     except BaseException:
-        if partial is not None:
-            with contextlib.suppress(OSError):
-                partial.unlink()
+        if events is not None:
+            events.discard()
         raise
     if signals.first is not None:
-        _interrupted(report, signals, total, partial)
-    if partial is not None and out is not None:
-        partial.replace(out)
+        _interrupted(report, signals, total, events.path if events else None)
+    if events is not None:
+        events.complete()
     return report
 
 
 async def _run(config: PipelineConfig, progress: FileProgress | None
                ) -> tuple[PipelineReport, Signals]:
-    from mmstream.runtime.service import run_service
+    from mmstream.daemon import run_service
 
     if progress is None:
         return await run_service(config)
-    running = asyncio.ensure_future(run_service(config, observers=[progress]))
     try:
-        while not (await asyncio.wait({running}, timeout=REFRESH_S))[0]:
-            progress.refresh()
-        return running.result()
+        return await followed(run_service(config, observers=[progress]), progress,
+                              progress.bar.advanced)
     finally:
-        progress.close()
+        progress.bar.finished()
 
 
 def _interrupted(report: PipelineReport, signals: Signals, total: float | None,

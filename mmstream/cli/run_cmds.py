@@ -17,7 +17,7 @@ SET_HELP = "Override a pipeline field: a.b=c (repeatable), e.g. sinks.mqtt.url=m
 def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
     """Run as a daemon (signals, systemd notify, metrics, logging); `reload` serves SIGHUP.
     SIGINT/SIGTERM are a daemon's normal stop: it drains and exits 0."""
-    from mmstream.runtime.service import run_service
+    from mmstream.daemon import run_service
 
     report, _ = asyncio.run(run_service(config, reload))
     say_done(report)
@@ -41,7 +41,7 @@ def run(
     otherwise the error is logged and the running pipeline goes on.
     """
     with user_errors():
-        from mmstream.config.checks import load_checked
+        from mmstream.preflight import load_checked
 
         execute(load_checked(pipeline, set_), reload=lambda: load_checked(pipeline, set_))
 
@@ -66,9 +66,11 @@ def replay(
                                      help="Recording: stop this many seconds in."),
     streams: str | None = typer.Option(None, "--streams", help="Recording: comma-separated "
                                        "stream ids to replay, e.g. cam0,mic0."),
-    deterministic: bool = typer.Option(False, "--deterministic", help="Force the settings that "
-                                       "make runs byte-identical (media clock, CPU, no "
-                                       "shedding, deterministic batches)."),
+    cpu_fp32: bool = typer.Option(False, "--cpu-fp32", help="Run the models on the CPU in "
+                                  "fp32, so a replay gives the same bytes on any machine (a "
+                                  "fast replay already stamps media time, never sheds and "
+                                  "batches by count)."),
+    cpu_fp32_old_name: bool = typer.Option(False, "--deterministic", hidden=True),  # its old name
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="Batch: skip inputs whose output already exists."),
     output_format: str = typer.Option("jsonl", "--format", help="Batch: jsonl or parquet "
@@ -98,6 +100,7 @@ def replay(
     per input in --out, a progress bar, a summary table; exit code 3 when some inputs failed.
     With --ray the batch's files are spread over the workers of a Ray cluster.
     """
+    cpu_fp32 = cpu_fp32 or cpu_fp32_old_name
     with user_errors():
         from mmstream.errors import ConfigError
         from mmstream.replay.batch import is_batch_input
@@ -118,7 +121,7 @@ def replay(
         if report is not None and output_format != "jsonl":
             raise ConfigError("--report reads the events as JSONL: use --format jsonl")
         if is_batch_input(source):
-            plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, deterministic)
+            plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, cpu_fp32)
             _replay_batch(source, plan, out=out, resume=resume, fmt=output_format,
                           ray_options=ray_options, report=report)
             return
@@ -130,7 +133,7 @@ def replay(
         media = Path(source)
         done = run_one(media, lambda events: replay_config(
             media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
-            home_assistant=ha, deterministic=deterministic), out)
+            home_assistant=ha, cpu_fp32=cpu_fp32), out)
         say_done(done)
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report

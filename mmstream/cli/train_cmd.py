@@ -29,7 +29,7 @@ def train(
     """
     with user_errors():
         from mmstream.models.fused_model import FusedModel, plan_for
-        from mmstream.models.training import read_labels, train_fusion
+        from mmstream.training import read_labels, train_fusion
 
         model = FusedModel(plan_for("cpu"), checkpoint=str(base) if base else None,
                            vocabulary=str(vocabulary) if vocabulary else None)

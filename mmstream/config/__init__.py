@@ -24,10 +24,15 @@ from mmstream.config.overrides import (
 )
 from mmstream.config.record import RecordConfig
 from mmstream.config.runtime import (
+    FAST,
+    LIVE,
+    PACED,
+    RUN_POLICIES,
     LoggingConfig,
     MetricsConfig,
     OverloadConfig,
     RunMode,
+    RunPolicy,
     WatchdogConfig,
 )
 from mmstream.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinksConfig
@@ -48,6 +53,9 @@ from mmstream.config.web import WebConfig
 from mmstream.errors import ConfigError
 
 __all__ = [
+    "FAST",
+    "LIVE",
+    "PACED",
     "CameraSourceConfig",
     "FileSourceConfig",
     "InferConfig",
@@ -58,6 +66,7 @@ __all__ = [
     "RecordConfig",
     "RecordingSourceConfig",
     "RunMode",
+    "RunPolicy",
     "RuntimeConfig",
     "SinksConfig",
     "StagesConfig",
@@ -121,9 +130,16 @@ class PipelineConfig(Section):
         return self.runtime.mode  # type: ignore[return-value]  # resolved above
 
     @property
+    def policy(self) -> RunPolicy:
+        """What the run mode decides (clock, shedding, overload, emission): read by the
+        runner and handed to each stage."""
+        return RUN_POLICIES[self.mode]
+
+    @property
     def serves_web(self) -> bool:
-        """The live view is served: enabled, and not a fast replay (nothing to watch)."""
-        return self.web.enabled and self.mode != "fast"
+        """The live view is served: enabled, and the run keeps wall time (a fast replay has
+        nothing to watch)."""
+        return self.web.enabled and self.policy.clock == "wall"
 
 
 Origins = Mapping[tuple[str, ...], str]  # an override's path -> where it came from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -10,12 +11,41 @@ from mmstream.config.sources import Section
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
-#: How a pipeline runs, resolved once from its sources (PipelineConfig) and handed to stages:
+#: How a pipeline runs, resolved once from its sources (PipelineConfig):
 #: - live: devices (camera, microphone) on the wall clock; video may be shed to keep up;
 #: - paced: files or recordings played at their own rate, behaving as live;
 #: - fast: as fast as possible, lossless, stamped with media time, giving the same events on
 #:   every run (and those a paced run of the same media gives).
 RunMode = Literal["live", "paced", "fast"]
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """What the run mode decides, in one place: the runner and the stages read these fields,
+    never the mode's name. `PipelineConfig.policy` gives the one for its mode."""
+
+    mode: RunMode
+    #: what stamps `t_publish`: the event's own capture time, or the wall clock
+    clock: Literal["media", "wall"]
+    #: a full channel may shed its oldest video frame (else producers wait: lossless)
+    channels_shed: bool
+    #: the overload stage and live inference may shed stale work (if `runtime.overload` is on)
+    overload_control: bool
+    #: results go out the moment they are ready; else by stream and count, at fixed places in
+    #: the input, so the same input gives the same bytes whatever the timing
+    results_when_ready: bool
+
+    @classmethod
+    def for_mode(cls, mode: RunMode) -> RunPolicy:
+        timed = mode != "fast"  # live and paced keep up with a clock; fast has none
+        return cls(mode, clock="wall" if timed else "media", channels_shed=timed,
+                   overload_control=timed, results_when_ready=timed)
+
+
+#: Built once: the policy of each mode.
+RUN_POLICIES: dict[str, RunPolicy] = {mode: RunPolicy.for_mode(mode)
+                                      for mode in ("live", "paced", "fast")}
+LIVE, PACED, FAST = RUN_POLICIES["live"], RUN_POLICIES["paced"], RUN_POLICIES["fast"]
 
 
 class MetricsConfig(Section):

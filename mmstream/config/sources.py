@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,6 +14,11 @@ MAX_ID_CHARS = 64
 ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 Identifier = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS,
                                               pattern=ID_PATTERN)]
+
+
+def stream_id_for(path: Path) -> str:
+    """The stream id a replay gives an input file: its name, made a valid id."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-") or "file0"
 
 
 class Section(BaseModel):

@@ -167,18 +167,6 @@ class DecodeResult:
     invented_words: int = 0  # words of a final that were not said (models/invented_words.py)
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance / reference words, on normalised words (case, punctuation)."""
-    ref = [w for w in (normalise_word(x) for x in reference.replace("-", " ").split()) if w]
-    hyp = [w for w in (normalise_word(x) for x in hypothesis.replace("-", " ").split()) if w]
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
-
-
 def collapse_repeats(words: Sequence[str], max_repeats: int) -> list[int]:
     """Indices of `words` to keep: a phrase said more than `max_repeats` times in a row is
     kept once (whisper's loop on noise: "thank you thank you thank you ..."), shorter runs stay.

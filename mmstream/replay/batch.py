@@ -13,19 +13,18 @@ every file's outcome.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import glob
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from mmstream.config import PipelineConfig
 from mmstream.errors import ConfigError, first_user_error
-from mmstream.replay.progress import BatchProgress, NoProgress
-from mmstream.runtime.stage import Source
+from mmstream.paths import PartialFile
+from mmstream.replay.progress import BatchProgress, MediaRead, NoProgress, followed
 
 INPUT_SUFFIXES = frozenset({".mcap", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".wav",
                             ".flac", ".mp3", ".ogg", ".opus", ".m4a"})
@@ -108,44 +107,6 @@ def probe_duration(path: Path) -> float | None:
         return None
 
 
-class ProgressSource(Source):
-    """Wraps a source to report how far (media seconds) it has read."""
-
-    def __init__(self, inner: Source, advance: Callable[[float], None]) -> None:
-        self.inner = inner
-        self.advance = advance
-        self.name = inner.name
-        self.restartable = inner.restartable
-
-    @property  # type: ignore[override]
-    def stream_id(self) -> str:  # the recording source decides its own at the end
-        return self.inner.stream_id
-
-    @property  # type: ignore[override]
-    def damage(self) -> str | None:
-        return self.inner.damage
-
-    @property  # type: ignore[override]
-    def clock_rate(self) -> float:
-        return self.inner.clock_rate
-
-    async def __aenter__(self) -> ProgressSource:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.inner.__aexit__(*exc_info)
-
-    async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
-        first: float | None = None
-        async for item in self.inner:
-            t = getattr(item, "t_capture", None)
-            if isinstance(t, float):
-                first = t if first is None else first
-                self.advance(t - first)
-            yield item
-
-
 class BatchRunner:
     """Runs every input in turn; `await runner.run(stop)` returns one result per input.
 
@@ -208,48 +169,37 @@ async def replay_file(path: Path, output: Path, config_for: ConfigFor,
                       advance: Callable[[float], None], stop: asyncio.Event) -> FileResult:
     """One input through its pipeline into `output` (.jsonl, or .parquet made from the JSONL);
     never raises for a bad input: the error is in the result."""
-    partial = output.with_name(output.name + ".partial")
-    events_file = partial if output.suffix == ".jsonl" else output.with_name(
-        output.name + ".jsonl.partial")
-    reached = 0.0
-
-    def seen(media_s: float) -> None:
-        nonlocal reached
-        reached = max(reached, media_s)
-        advance(reached)
-
+    written = PartialFile(output)
+    events = written if output.suffix == ".jsonl" else PartialFile(
+        output.with_name(output.name + ".jsonl"))
+    read = MediaRead()  # how far the input is read, told to `advance` as the run goes
     started = time.monotonic()
     try:
         from mmstream.build import build_pipeline
 
-        pipeline = build_pipeline(config_for(path, events_file))
-        pipeline.sources = [ProgressSource(s, seen) for s in pipeline.sources]
-        report = await pipeline.run(stop)
-        if events_file != partial and not stop.is_set():
+        pipeline = build_pipeline(config_for(path, events.path), observers=[read])
+        report = await followed(pipeline.run(stop), read, advance)
+        if events is not written and not stop.is_set():
             from mmstream.replay.parquet import jsonl_to_parquet
 
-            await asyncio.to_thread(jsonl_to_parquet, events_file, partial)
+            await asyncio.to_thread(jsonl_to_parquet, events.path, written.path)
     except Exception as exc:  # one bad file must not stop the batch
-        _remove(partial, events_file)
-        return FileResult(str(path), "", "failed", reached, time.monotonic() - started,
+        written.discard()
+        events.discard()
+        return FileResult(str(path), "", "failed", read.seconds, time.monotonic() - started,
                           error=_explain(exc))
-    wall = time.monotonic() - started
+    wall, reached = time.monotonic() - started, read.seconds
     if stop.is_set():
-        _remove(partial, events_file)
+        written.discard()
+        events.discard()
         return FileResult(str(path), "", "not run", reached, wall, error="interrupted")
-    if events_file != partial:
-        _remove(events_file)
-    partial.replace(output)
+    if events is not written:
+        events.discard()
+    written.complete()
     if report.damage:  # its readable part was replayed: the events are kept, and it says so
         return FileResult(str(path), str(output), "damaged", reached, wall,
                           sum(report.events.values()), error="; ".join(report.damage))
     return FileResult(str(path), str(output), "ok", reached, wall, sum(report.events.values()))
-
-
-def _remove(*paths: Path) -> None:
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 def _explain(exc: BaseException) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mmstream.errors import ConfigError
+from mmstream.paths import PartialFile
 from mmstream.replay.batch import (
     FileResult,
     OutputFormat,
@@ -213,9 +214,9 @@ class RayBatchRunner:
         if result.status != "ok":
             return result
         output = self.output_for(path)
-        partial = output.with_name(output.name + ".partial")
-        partial.write_bytes(bytes(row["data"]))
-        partial.replace(output)
+        written = PartialFile(output)
+        written.path.write_bytes(bytes(row["data"]))
+        written.complete()
         result.output = str(output)
         return result
 

@@ -1,4 +1,6 @@
-"""How a batch replay reports its progress: a small interface its caller implements.
+"""How a replay reports its progress: `MediaRead` watches one pipeline (an observer, as the
+pipeline tells every observer what it read), and a batch reports through a small interface
+its caller implements.
 
 The runners (`batch.BatchRunner`, `on_ray.RayBatchRunner`) say what happens — how much media
 the batch holds, how far it got, which file just finished — and draw nothing: the CLI turns
@@ -8,10 +10,49 @@ workers and tests pass nothing and get `NoProgress`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from mmstream.runtime.observer import PipelineObserver, PipelineView
 
 if TYPE_CHECKING:
     from mmstream.replay.batch import FileResult
+
+T = TypeVar("T")
+REFRESH_S = 0.25
+
+
+class MediaRead(PipelineObserver):
+    """How many media seconds a pipeline has read of its input (its furthest source)."""
+
+    def __init__(self) -> None:
+        self.view: PipelineView | None = None
+
+    def attached(self, pipeline: PipelineView) -> None:
+        self.view = pipeline
+
+    @property
+    def seconds(self) -> float:
+        return max(self.view.media_read().values(), default=0.0) if self.view else 0.0
+
+
+async def followed(running: Awaitable[T], read: MediaRead, advance: Callable[[float], None],
+                   every_s: float = REFRESH_S) -> T:
+    """Await `running` (a pipeline that has `read` among its observers), telling `advance`
+    how far it has read every `every_s` and once more at its end."""
+    task = asyncio.ensure_future(running)
+    try:
+        while not (await asyncio.wait({task}, timeout=every_s))[0]:
+            advance(read.seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        advance(read.seconds)
+    return task.result()
 
 
 class BatchProgress(Protocol):

@@ -8,7 +8,6 @@ choices (source, sinks, threads), and the result is validated once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,11 +24,8 @@ from mmstream.config import (
     load_pipeline,
     read_yaml,
 )
+from mmstream.config.sources import stream_id_for
 from mmstream.errors import ConfigError
-
-
-def stream_id_for(path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-") or "file0"
 
 
 def sample_clip() -> Path:
@@ -94,12 +90,12 @@ def record_target(out: Path) -> list[Update]:
     return [(["record", "dir"], str(out)), (["record", "path"], None)]
 
 
-def reproducible(config: PipelineConfig) -> PipelineConfig:
-    """What `--deterministic` forces on top of a fast replay (media-time stamps, no shedding,
-    batches that do not depend on timing): CPU maths in fp32, since GPU kernels pick
-    algorithms per shape and may reduce in a different order."""
-    if config.mode != "fast":
-        raise ConfigError("--deterministic replays as fast as possible: it cannot be combined "
+def on_cpu_in_fp32(config: PipelineConfig) -> PipelineConfig:
+    """What `--cpu-fp32` forces on top of a fast replay (whose policy already stamps media
+    time, never sheds and emits by count): CPU maths in fp32, since GPU kernels pick
+    algorithms per shape and may reduce in a different order, so the bytes match anywhere."""
+    if config.policy.results_when_ready:
+        raise ConfigError("--cpu-fp32 replays as fast as possible: it cannot be combined "
                           "with --realtime or --speed")
     stages = config.stages
     cpu_stages = stages.model_copy(update={
@@ -117,7 +113,7 @@ def replay_config(
     options: ReplayOptions = ReplayOptions(),
     sets: Sequence[str] = (),
     device_id: str | None = None,
-    deterministic: bool = False,
+    cpu_fp32: bool = False,
     threads: int | None = None,
     cuda: bool = False,
     record_to: Path | None = None,
@@ -160,7 +156,7 @@ def replay_config(
         updates += NO_ANALYSIS
     config = load_pipeline(pipeline, base=None if pipeline else {"device_id": "replay"},
                            updates=updates, sets=sets)
-    return reproducible(config) if deterministic else config
+    return on_cpu_in_fp32(config) if cpu_fp32 else config
 
 
 @dataclass(frozen=True)
@@ -172,12 +168,12 @@ class ReplayPlan:
     mqtt: str | None = None
     sets: tuple[str, ...] = ()
     options: ReplayOptions = field(default_factory=ReplayOptions)
-    deterministic: bool = False
+    cpu_fp32: bool = False  # `--cpu-fp32`: the same bytes on any machine
     threads: int | None = None  # CPU threads of torch, CTranslate2 and the prepare pool
     cuda: bool = False
 
     def config_for(self, media: Path, events: Path) -> PipelineConfig:
         return replay_config(media, pipeline=self.pipeline, out=events, mqtt=self.mqtt,
                              options=self.options, sets=self.sets,
-                             deterministic=self.deterministic, threads=self.threads,
+                             cpu_fp32=self.cpu_fp32, threads=self.threads,
                              cuda=self.cuda)

@@ -9,7 +9,7 @@ longer than needed: once every key seen in the last `active_key_s` has an item w
 batch goes at once — a single camera never waits for company that cannot come (its next
 window is a hop away), and four cameras go as soon as the fourth window is in.
 
-`deterministic=True` is for fast replays, where the same input must give the same output: the
+`by_count=True` is for fast replays, where the same input must give the same output: the
 batches a window lands in then depend only on the submission order per key (stream) — a key's
 items go in groups of `max_batch`, the rest on `flush(key)` — never on timing, so numerics that
 vary slightly with batch composition cannot change between two replays.
@@ -47,7 +47,7 @@ class MicroBatcher(Generic[T, R]):
     """`async with MicroBatcher(fn, max_batch=16, max_wait_ms=20) as b: r = await b.submit(x)`"""
 
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R]], *, max_batch: int = 16,
-                 max_wait_ms: float = 20.0, deterministic: bool = False,
+                 max_wait_ms: float = 20.0, by_count: bool = False,
                  name: str = "batcher", executor: ThreadPoolExecutor | None = None,
                  active_key_s: float = 5.0) -> None:
         if max_batch < 1:
@@ -55,11 +55,11 @@ class MicroBatcher(Generic[T, R]):
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
-        self.deterministic = deterministic
+        self.by_count = by_count
         self.name = name
         self.batch_sizes: Counter[int] = Counter()
         self._waiting: deque[_Pending[T, R]] = deque()  # latency mode: one FIFO for all keys
-        self._by_key: dict[str, list[_Pending[T, R]]] = {}  # deterministic mode
+        self._by_key: dict[str, list[_Pending[T, R]]] = {}  # by_count
         self.active_key_s = active_key_s  # longer than a stream's gap between items
         self._last_seen: dict[str, float] = {}  # latency mode: key -> its latest submission
         self._ready: deque[list[_Pending[T, R]]] = deque()
@@ -92,17 +92,13 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    @property
-    def items_done(self) -> int:
-        return sum(size * n for size, n in self.batch_sizes.items())
-
     def submit(self, item: T, key: str = "") -> asyncio.Future[R]:
         """Queue one item; the future resolves to its result (or raises the batch's error)."""
         if self._task is None or self._closing:
             raise RuntimeError(f"{self.name}: submit() on a batcher that is not running")
         loop = asyncio.get_running_loop()
         pending = _Pending(item, loop.create_future(), key, loop.time())
-        if self.deterministic:
+        if self.by_count:
             queue = self._by_key.setdefault(key, [])
             queue.append(pending)
             if len(queue) >= self.max_batch:
@@ -117,7 +113,7 @@ class MicroBatcher(Generic[T, R]):
 
     def flush(self, key: str | None = None) -> None:
         """Send what is queued (for `key`, or all) without waiting for a full batch."""
-        if self.deterministic:
+        if self.by_count:
             for name in [key] if key is not None else list(self._by_key):
                 queue = self._by_key.get(name)
                 if queue:

@@ -26,15 +26,15 @@ class Channel:
     """An async FIFO with a capacity, several producers, and one consumer."""
 
     def __init__(
-        self, name: str, capacity: int = 64, producers: int = 1, *, lossless: bool = False
+        self, name: str, capacity: int = 64, producers: int = 1, *, sheds: bool = True
     ) -> None:
         if capacity < 1:
             raise ValueError("channel capacity must be >= 1")
         self.name = name
         self.capacity = capacity
-        # lossless: even frames wait for space (fast replays: no clock to keep up with, and
+        # not `sheds`: even frames wait for space (fast replays: no clock to keep up with, and
         # shedding by timing would make the output differ from run to run)
-        self.lossless = lossless
+        self.sheds = sheds
         self.drops: Counter[str] = Counter()
         self.high_water = 0
         self._items: deque[Any] = deque()
@@ -53,7 +53,7 @@ class Channel:
             if self.closed:
                 raise ChannelClosed(self.name)
             while len(self._items) >= self.capacity:
-                if not self.lossless and is_droppable(item) and self._drop_oldest_droppable():
+                if self.sheds and is_droppable(item) and self._drop_oldest_droppable():
                     break
                 await self._changed.wait()
             self._items.append(item)

@@ -1,4 +1,4 @@
-"""Where `t_publish` comes from, by run mode.
+"""Where `t_publish` comes from: the run policy's clock.
 
 Live and paced runs stamp wall-clock time. Fast replays stamp the event's own capture time,
 so replaying the same input twice yields byte-identical events.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from mmstream.config.runtime import RunMode
+from mmstream.config.runtime import RunPolicy
 
 
 class Clock(Protocol):
@@ -26,5 +26,5 @@ class MediaClock:
         return t_capture
 
 
-def clock_for(mode: RunMode) -> Clock:
-    return MediaClock() if mode == "fast" else WallClock()
+def clock_for(policy: RunPolicy) -> Clock:
+    return MediaClock() if policy.clock == "media" else WallClock()

@@ -1,6 +1,6 @@
 """One stage outside a pipeline: feed it items, collect what it emits (tests, benchmarks).
 
-    async with StageHarness(TranscribeStage(cfg)) as harness:
+    async with StageHarness(TranscribeStage(cfg, policy=FAST)) as harness:
         for chunk in chunks:
             await harness.feed(chunk)
     events = harness.emitted  # everything, the stage's finish() included

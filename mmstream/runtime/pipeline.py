@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmstream.config.runtime import RunMode
+from mmstream.config.runtime import LIVE, RunPolicy
 from mmstream.errors import MmstreamError, SinkError, SourceError, StageError
 from mmstream.events import (
     Envelope,
@@ -31,6 +30,7 @@ from mmstream.events import (
     stamped,
 )
 from mmstream.media import EndOfStream
+from mmstream.runtime.backoff import backoff_delay
 from mmstream.runtime.channel import Channel
 from mmstream.runtime.clock import Clock, clock_for
 from mmstream.runtime.control import PipelineControl
@@ -72,11 +72,6 @@ class Sequencer:
             self.last_seq[stream_id] = max(seq, self.last_seq.get(stream_id, 0))
 
 
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter, so many devices do not retry in lockstep."""
-    return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
-
-
 @dataclass
 class _StageTiming:
     """Per stage: time spent waiting on the next channel, and items emitted (for observers)."""
@@ -86,7 +81,7 @@ class _StageTiming:
 
 
 class Pipeline:
-    """`await Pipeline(sources, stages, sinks, device_id=..., mode=...).run(stop)`"""
+    """`await Pipeline(sources, stages, sinks, device_id=..., policy=...).run(stop)`"""
 
     def __init__(
         self,
@@ -95,7 +90,7 @@ class Pipeline:
         sinks: Sequence[Sink],
         *,
         device_id: str,
-        mode: RunMode = "live",
+        policy: RunPolicy = LIVE,
         capacity: int = 64,
         restart_backoff: tuple[float, float] = (0.5, 30.0),
         observers: Sequence[PipelineObserver] = (),
@@ -106,21 +101,22 @@ class Pipeline:
         self.sources = list(sources)
         self.stages = list(stages)
         self.sinks = list(sinks)
-        self.mode = mode
-        self.sequencer = Sequencer(device_id, clock_for(mode))
+        self.policy = policy
+        self.sequencer = Sequencer(device_id, clock_for(policy))
         self.restart_backoff = restart_backoff
         self._control = control
         # A fast replay has no clock to keep up with: even frames wait for space, since
         # which frame a full channel sheds depends on timing.
-        lossless = mode == "fast"
+        sheds = policy.channels_shed
         names = [stage.name for stage in self.stages] + ["sinks"]
         self.channels = [Channel(f"sources->{names[0]}", capacity,
-                                 producers=len(self.sources), lossless=lossless)]
-        self.channels += [Channel(f"{stage.name}->{names[i + 1]}", capacity, lossless=lossless)
+                                 producers=len(self.sources), sheds=sheds)]
+        self.channels += [Channel(f"{stage.name}->{names[i + 1]}", capacity, sheds=sheds)
                           for i, stage in enumerate(self.stages)]
         self.report = PipelineReport()
         self.observers = list(observers)
         self._opened_sources: set[int] = set()
+        self._closed_stages: set[int] = set()
         self._timing = {stage.name: _StageTiming() for stage in self.stages}
         self.clocks = SourceClocks()
 
@@ -168,11 +164,14 @@ class Pipeline:
         self.sequencer.resume(dict(after or {}))
         for watcher in self._watchers():
             watcher.attached(_View(self))
-        for stage in self.stages:
-            await stage.open()
-        async with contextlib.AsyncExitStack() as opened_sinks:
+        # Stages and sinks open in one exit stack: whatever fails to open (a later stage, a
+        # sink's connect), everything opened before it is closed again (threads, models).
+        async with contextlib.AsyncExitStack() as opened:
+            for stage in self.stages:
+                opened.push_async_callback(self._close_stage, stage)  # a half-open one too
+                await stage.open()
             for sink in self.sinks:
-                await opened_sinks.enter_async_context(sink)
+                await opened.enter_async_context(sink)
                 self.sequencer.resume(dict(sink.resume_seqs()))
             async with asyncio.TaskGroup() as group:
                 for source in self.sources:
@@ -284,6 +283,12 @@ class Pipeline:
             await _named_failure(stage.name, self._consume(stage, self.channels[index]))
         finally:
             await self.channels[index + 1].close()
+            await self._close_stage(stage)  # at once: its threads are not needed any more
+
+    async def _close_stage(self, stage: Stage) -> None:
+        """Close a stage once, whether its run ended or the pipeline never got that far."""
+        if id(stage) not in self._closed_stages:
+            self._closed_stages.add(id(stage))
             await stage.close()
 
     async def _consume(self, stage: Stage, inbox: Channel) -> None:

@@ -134,7 +134,8 @@ class Sink(AsyncResource, PipelineObserver, ABC):
     """Delivers stamped events; an async context manager whose exit flushes everything."""
 
     name: str = "sink"
-    #: receive raw media items too (a recorder with no tap stage); others get events only
+    #: receive media items too (the analysed frames a picture is drawn from); others get
+    #: events only
     wants_media: bool = False
 
     @abstractmethod

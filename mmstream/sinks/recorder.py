@@ -2,9 +2,8 @@
 
 Where raw inputs come from: the pipeline builder puts a `RecordTap` stage (stages/record_tap.py)
 first, before anything that may thin the input out (the overload governor sheds frames,
-analysis stages may consume items), and it hands every frame and audio chunk to `send_media`.
-A recorder built with `inputs_from_tap=False` (a plain sink) records the media items that reach
-the sinks instead (`wants_media`).
+analysis stages may consume items), and it hands every frame and audio chunk to
+`record_input`.
 
 All encoding (JPEG/PNG) and file I/O runs on one writer thread, in arrival order; the event
 loop only queues work and waits when too much is queued (backpressure, never loss). The files
@@ -41,10 +40,8 @@ class RecorderSink(Sink):
 
     name = "recorder"
 
-    def __init__(self, config: RecordConfig, device_id: str = "mmstream", *,
-                 inputs_from_tap: bool = False) -> None:
+    def __init__(self, config: RecordConfig, device_id: str = "mmstream") -> None:
         self.config = config
-        self.wants_media = not inputs_from_tap
         self.files = RecordingFiles(config, device_id)
         self.streams = set(config.streams) if config.streams is not None else None
         self._executor: ThreadPoolExecutor | None = None
@@ -65,7 +62,8 @@ class RecorderSink(Sink):
         await self._queue(self.files.add, topic, fmt.to_ns(event.t_capture),
                           fmt.to_ns(event.t_publish), data, event.seq)
 
-    async def send_media(self, item: Any) -> None:
+    async def record_input(self, item: Any) -> None:
+        """A raw input, from the tap at the head of the pipeline."""
         if not self.config.inputs or not isinstance(item, VideoFrame | AudioChunk):
             return
         if self._selected(item.stream_id):

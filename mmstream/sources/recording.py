@@ -1,10 +1,9 @@
 """Recording source: feeds the raw inputs of an MCAP recording back through a pipeline.
 
 Items carry the recording's own capture times, so a replay sees exactly the timestamps the
-recorded run saw. As fast as possible (the default), frames are made lossless: a full channel
-waits instead of shedding the oldest frame, since which frame a busy channel sheds depends on
-timing, and a fast replay must give the same events every time. Paced replays (`speed`) behave
-like live input: frames may be shed when analysis falls behind.
+recorded run saw. Whether a busy channel may shed a frame is the run policy's, not the
+source's: a fast replay never sheds (which frame a full channel sheds depends on timing), a
+paced one (`speed`) behaves like live input.
 
 All streams of the recording come from this one source, merged in capture-time order, so the
 order items enter the pipeline is a property of the file, not of task scheduling. A truncated
@@ -20,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, ClassVar
+from typing import Any
 
 from mmstream.config import RecordingSourceConfig
 from mmstream.errors import SourceError
@@ -34,13 +33,6 @@ log = logging.getLogger(__name__)
 
 ITEMS_PER_HOP = 16
 REORDER_WINDOW_NS = 2_000_000_000  # live streams land in a file up to ~this far out of order
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ReplayedFrame(VideoFrame):
-    """A frame of a fast replay: never shed by a full channel (see the module docstring)."""
-
-    droppable: ClassVar[bool] = False
 
 
 @dataclass
@@ -116,8 +108,7 @@ class RecordingSource(Source):
         try:
             if message.topic.kind == "video":
                 t, index, image = fmt.decode_frame(message.data, stream)
-                frame_type = VideoFrame if self.config.speed is not None else ReplayedFrame
-                return frame_type(stream, t, image, index)
+                return VideoFrame(stream, t, image, index)
             t, samples = fmt.decode_audio(message.data, stream)
             return AudioChunk(stream, t, samples)
         except (ValueError, TypeError) as exc:  # msgspec.DecodeError is a ValueError

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mmstream.config import InferConfig, RunMode
+from mmstream.config import InferConfig, RunPolicy
 from mmstream.events import Emotion as EmotionPayload
 from mmstream.events import (
     EmotionEvent,
@@ -81,13 +81,13 @@ class _Job:
 class InferStage(Stage):
     name = "infer"
 
-    def __init__(self, config: InferConfig | None = None, *, mode: RunMode = "live",
+    def __init__(self, config: InferConfig | None = None, *, policy: RunPolicy,
                  model: FusedModel | None = None, max_lag_s: float | None = None,
                  vision_nice: int = 0) -> None:
         self.config = config or InferConfig()
         # A fast replay batches by stream and count and emits at fixed places in its input, so
         # its output never depends on timing; live, results go out the moment they are in.
-        self.deterministic = mode == "fast"
+        self.by_count = not policy.results_when_ready
         self.model = model
         self.batcher: MicroBatcher[PreparedWindow, WindowResult] | None = None
         self.pending: dict[str, deque[_Job]] = {}
@@ -99,7 +99,7 @@ class InferStage(Stage):
         # running: enough to keep the threads busy and batch a little); a window older than
         # `max_lag_s` when its turn comes, or once prepared, is shed, not analysed further, so
         # no backlog of stale work builds inside the stage and nothing is published very late.
-        self.max_lag_s = None if self.deterministic else max_lag_s
+        self.max_lag_s = max_lag_s if policy.overload_control else None
         self._admission = (asyncio.Semaphore(2 * self.config.prepare_threads + 2)
                            if self.max_lag_s is not None else None)
         self.vision_nice = vision_nice
@@ -126,7 +126,7 @@ class InferStage(Stage):
             initargs=(self.vision_nice,))
         self.batcher = MicroBatcher(self._forward, max_batch=cfg.max_batch,
                                     max_wait_ms=cfg.max_wait_ms, executor=self._model_thread,
-                                    deterministic=self.deterministic, name=self.name)
+                                    by_count=self.by_count, name=self.name)
         self.batcher.start()
         if self.model is None:
             modalities = [m for m in MODALITIES if getattr(cfg, m)]
@@ -138,11 +138,11 @@ class InferStage(Stage):
         self._prepare_pool = ThreadPoolExecutor(
             cfg.prepare_threads, thread_name_prefix="mmstream-prepare",
             initializer=lower_thread_priority, initargs=(self.vision_nice,))
-        if not self.deterministic:
+        if not self.by_count:
             await self._warm_up()
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
                  self.model.plan.device, cfg.max_batch,
-                 "deterministic" if self.deterministic else f"{cfg.max_wait_ms} ms wait")
+                 "by count" if self.by_count else f"{cfg.max_wait_ms} ms wait")
 
     async def _warm_up(self) -> None:
         """Live: the first window of each prepare thread and the first forward pass cost up to a
@@ -165,7 +165,7 @@ class InferStage(Stage):
     async def process(self, item: Item) -> None:
         if isinstance(item, Window):
             await self._start(item)
-            if self.deterministic:
+            if self.by_count:
                 await self._emit_full_batch(item.stream_id)
             return
         if isinstance(item, EndOfStream):  # a stream ends after all of its windows' events
@@ -212,7 +212,7 @@ class InferStage(Stage):
         except BaseException:
             job.result.cancel()  # whoever waits for it stops; the pipeline stops with the error
             raise
-        if not self.deterministic:
+        if not self.by_count:
             await self._emit_finished()
 
     async def _analyse(self, job: _Job, previous: _Job | None) -> WindowResult | None:
@@ -273,7 +273,7 @@ class InferStage(Stage):
         events = self.events_for(result)
         for event in events:
             await self.emit(event)
-        if not self.deterministic and result.prepared.window.frame is not None:
+        if not self.by_count and result.prepared.window.frame is not None:
             await self.emit(analysed_frame(result, events))  # for sinks that show a picture
 
     # ---- results -> events ------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from mmstream.config import RunMode, TranscribeConfig
+from mmstream.config import RunPolicy, TranscribeConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, TextProgress
 from mmstream.models.numerics import pin_math_threads
@@ -73,9 +73,11 @@ CADENCE = 2.0  # live: partials at most every CADENCE x their decode time (half 
 class TranscribeStage(Stage):
     name = "transcribe"
 
-    def __init__(self, config: TranscribeConfig, *, mode: RunMode = "fast") -> None:
+    def __init__(self, config: TranscribeConfig, *, policy: RunPolicy) -> None:
         self.config = config
-        self.deterministic = mode == "fast"
+        # results by count: each decode is awaited before the next item (the same bytes every
+        # run); when ready: each transcript goes out the moment its decode is done
+        self.by_count = not policy.results_when_ready
         # Pauses are where a final's decode starts. Live, as soon as the pause holds the
         # speech's padding, so the final is there sooner (the same decode a replay makes later);
         # in every mode at `sentence_end_ms`, where the sentence check needs it.
@@ -83,7 +85,7 @@ class TranscribeStage(Stage):
             threshold=config.vad_threshold, neg_threshold=config.vad_neg_threshold,
             min_speech_ms=config.min_speech_ms, min_silence_ms=config.min_silence_ms,
             speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s,
-            pause_ms=None if self.deterministic else config.speech_pad_ms,
+            pause_ms=None if self.by_count else config.speech_pad_ms,
             check_ms=config.sentence_end_ms)
         self.pad = config.speech_pad_ms * AUDIO_RATE // 1000
         self.model: Any = None
@@ -144,7 +146,7 @@ class TranscribeStage(Stage):
         state.buffer.append(chunk.samples)
         probs = await asyncio.to_thread(state.vad, chunk.samples)
         state.backlog.append(HeardChunk(probs, state.buffer.end))
-        await self._segment(state, wait=self.deterministic)
+        await self._segment(state, wait=self.by_count)
 
     async def _segment(self, state: SpeechStream, wait: bool) -> None:
         """Act on the stream's audio in order: utterance ends, pauses, partials. At a pause
@@ -197,8 +199,27 @@ class TranscribeStage(Stage):
                 state, span[0], span[1], final=True, speech_end=pause.end))
         if not pause.check:
             return None
-        return asyncio.ensure_future(self._finished(
-            state.speculative.result, self._reference(state, pause.start)))
+        return self._sentence_check(state.speculative.result,
+                                    self._reference(state, pause.start))
+
+    def _sentence_check(self, candidate: asyncio.Future[DecodeResult],
+                        reference: asyncio.Future[DecodeResult] | None) -> asyncio.Future[bool]:
+        """The verdict `_segment` awaits in order. The check runs as the stage's background
+        work, so a failure stops the pipeline even if no `_segment` is left to await it."""
+        verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        async def check() -> None:
+            try:
+                verdict.set_result(await self._finished(candidate, reference))
+            except asyncio.CancelledError:
+                verdict.cancel()
+                raise
+            except BaseException as exc:
+                verdict.set_exception(exc)
+                raise
+
+        self.in_background(check())
+        return verdict
 
     def _reference(self, state: SpeechStream, speech_start: int
                    ) -> asyncio.Future[DecodeResult] | None:
@@ -242,7 +263,7 @@ class TranscribeStage(Stage):
         assert start is not None
         span = (max(start - self.pad, state.buffer.start), state.heard)
         state.newest_partial = NewestPartial(start, span, None)
-        if not self.deterministic and (reason := self._too_busy(state)):
+        if not self.by_count and (reason := self._too_busy(state)):
             self.skipped[reason] += 1
             return
         state.last_submitted = state.heard
@@ -297,7 +318,7 @@ class TranscribeStage(Stage):
         state.jobs.append(job)
         if final:
             state.finals.append(result)
-        if self.deterministic:
+        if self.by_count:
             await job.result
         else:
             self.in_background(self._emit_when_decoded(job))

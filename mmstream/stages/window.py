@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmstream.config import RunMode, WindowConfig
+from mmstream.config import RunPolicy, WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import (
     AUDIO_RATE,
@@ -68,15 +68,16 @@ class _Stream:
 class WindowStage(Stage):
     name = "window"
 
-    def __init__(self, config: WindowConfig | None = None, *, mode: RunMode = "live",
+    def __init__(self, config: WindowConfig | None = None, *, policy: RunPolicy,
                  text_wait_s: float | None = None, pace: float = 1.0) -> None:
         self.config = config or WindowConfig()
+        on_wall_clock = policy.clock == "wall"
         wait = self.config.text_wait_s if self.config.text_wait_s is not None else text_wait_s
         if wait is None:
-            wait = REPLAY_TEXT_WAIT_S if mode == "fast" else LIVE_TEXT_WAIT_S
+            wait = LIVE_TEXT_WAIT_S if on_wall_clock else REPLAY_TEXT_WAIT_S
         # The wait bounds how long whisper may hold a window in *wall* time: a replay paced at
         # 2x covers twice the media in that time (`pace`: media seconds per wall second).
-        self.text_wait_s = wait * pace if mode != "fast" else wait
+        self.text_wait_s = wait * pace if on_wall_clock else wait
         self.max_frame_age_s = self.config.max_frame_age_s or self.config.length_s
         self.streams: dict[str, _Stream] = {}
         self.windows_emitted = 0
@@ -153,7 +154,7 @@ class WindowStage(Stage):
                 break
             if not text_known:
                 self.late_text[f"text_not_waited_for:{stream_id}"] += 1
-            windows.extend(self._emit(state, stream_id))
+            windows.extend(self._cut(state, stream_id))
         return windows
 
     def _finish(self, stream_id: str) -> list[Window]:
@@ -165,10 +166,10 @@ class WindowStage(Stage):
             if end - state.watermark > self.config.length_s / 2:
                 break
             # the last windows end where the media does, not past it (no events after the end)
-            windows.extend(self._emit(state, stream_id, until=state.watermark))
+            windows.extend(self._cut(state, stream_id, until=state.watermark))
         return windows
 
-    def _emit(self, state: _Stream, stream_id: str, until: float = math.inf) -> list[Window]:
+    def _cut(self, state: _Stream, stream_id: str, until: float = math.inf) -> list[Window]:
         """Cut window `next_index` (nothing if it holds no media), advance, prune; `until`:
         where the stream's media ended, which cuts the last windows short."""
         index = state.next_index

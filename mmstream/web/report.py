@@ -9,14 +9,14 @@ A batch writes one report per input and `write_index` links them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmstream.config.sources import stream_id_for
 from mmstream.errors import SinkError, SourceError
 from mmstream.events import Event
-from mmstream.paths import missing_reason
+from mmstream.paths import PartialFile, missing_reason
 from mmstream.web.assets import render
 from mmstream.web.frames import FrameRef, media_frames, recording_frames
 from mmstream.web.loaders import is_recording, load_events
@@ -74,8 +74,6 @@ def report_from_input(source: Path, out: Path, *, media: Path | None = None, tit
 
 def frames_of(media: Path) -> Iterator[FrameRef]:
     """The frames of a recording or a media file, stamped as a replay of it stamps them."""
-    from mmstream.replay.setup import stream_id_for
-
     if (missing := missing_reason(media)) is not None:
         raise SourceError(f"{media}: {missing}")
     if not media.is_file():
@@ -87,11 +85,11 @@ def frames_of(media: Path) -> Iterator[FrameRef]:
 
 def _write_text(out: Path, text: str) -> None:
     """Written beside, then renamed: a reader never sees half a page."""
-    partial = out.with_name(out.name + ".partial")
+    written = PartialFile(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, out)
+        written.path.write_text(text, encoding="utf-8")
+        written.complete()
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        written.discard()
         raise SinkError(f"cannot write the report {out}: {exc.strerror}") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmstream.broker import free_port
+from mmstream.demo_broker import free_port
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:

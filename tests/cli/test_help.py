@@ -64,3 +64,14 @@ def test_global_options_after_the_command(cli: Any, tmp_path: Any) -> None:
     assert "No such option" not in after.stderr
     assert after.returncode != 0 and "Traceback" in after.stderr, after.stderr
     assert "media file not found" in after.stderr
+
+
+def test_replay_names_cpu_fp32_and_hides_its_old_name(capsys: pytest.CaptureFixture[str]) -> None:
+    root = plain_placeholders(typer.main.get_command(cli_module.app))
+    with pytest.raises(SystemExit):
+        root.main(args=["replay", "--help"], prog_name="mmstream")
+    shown = capsys.readouterr().out
+    assert "--cpu-fp32" in shown and "--deterministic" not in shown
+    replay = root.commands["replay"]  # type: ignore[attr-defined]
+    old = next(p for p in replay.params if "--deterministic" in p.opts)
+    assert old.hidden, "--deterministic still works (tests/replay/test_replay_cli.py)"

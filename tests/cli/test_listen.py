@@ -7,8 +7,8 @@ import sys
 
 import paho.mqtt.client as paho
 
-from mmstream.broker import MosquittoBroker
 from mmstream.cli.listen_cmd import ListenReport, subscriptions
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import Scene, SceneEvent, Transcript, TranscriptEvent, encode
 from tests.conftest import REPO
 from tests.sinks.mqtt.helpers import read_until

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,7 @@ def test_ids_that_fit_are_kept(tmp_path: Path) -> None:
 
 
 def test_media_paths_that_cannot_be_reached_say_why(tmp_path: Path) -> None:
-    from mmstream.config.checks import preflight
+    from mmstream.preflight import preflight
 
     (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
     (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
@@ -171,3 +172,19 @@ def test_an_unknown_field_suggests_the_closest_valid_name(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as far_off:
         load_pipeline(pipeline)
     assert "did you mean" not in str(far_off.value)  # nothing close: no guess
+
+
+def test_the_run_mode_is_one_policy_built_by_the_config() -> None:
+    from mmstream.config import FAST, LIVE, PACED, validate_pipeline
+
+    camera = validate_pipeline({"sources": [{"kind": "camera"}]})
+    paced = validate_pipeline({"sources": [{"kind": "file", "path": "a.mp4", "realtime": True}]})
+    fast = validate_pipeline({"sources": [{"kind": "file", "path": "a.mp4"}]})
+    assert (camera.policy, paced.policy, fast.policy) == (LIVE, PACED, FAST)
+    assert fast.policy is validate_pipeline({"sources": [{"kind": "file", "path": "b.mp4"}]}
+                                            ).policy  # built once per mode, never per stage
+    assert (fast.policy.clock, fast.policy.channels_shed, fast.policy.overload_control,
+            fast.policy.results_when_ready) == ("media", False, False, False)
+    assert (LIVE.clock, LIVE.channels_shed, LIVE.overload_control,
+            LIVE.results_when_ready) == ("wall", True, True, True)
+    assert PACED == dataclasses.replace(LIVE, mode="paced")  # paced behaves as live

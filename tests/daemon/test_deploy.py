@@ -20,7 +20,7 @@ import paho.mqtt.client as paho
 import pytest
 import yaml
 
-from mmstream.broker import free_port, wait_for_port
+from mmstream.demo_broker import free_port, wait_for_port
 from tests.conftest import REPO
 
 DEPLOY = REPO / "deploy"

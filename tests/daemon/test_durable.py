@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmstream.broker import MosquittoBroker
+from mmstream.demo_broker import MosquittoBroker
 from tests.conftest import REPO, wait_until
 from tests.notify_listener import NotifyListener
 from tests.sinks.mqtt.helpers import Subscriber

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from mmstream.broker import MosquittoBroker
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import decode
 
 pytestmark = [

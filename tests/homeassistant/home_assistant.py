@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mmstream.broker import free_port
+from mmstream.demo_broker import free_port
 from tests.conftest import wait_until
 
 VENV_ENV = "MMSTREAM_HA_VENV"  # where .ci/run puts Home Assistant's virtualenv

@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
-from mmstream.broker import MosquittoBroker
+from mmstream.demo_broker import MosquittoBroker
 from tests.conftest import REPO, wait_until
 from tests.homeassistant.home_assistant import HomeAssistant, copy_log, home_assistant_venv
 from tests.sinks.mqtt.helpers import password_broker

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from mmstream.config import FileSourceConfig, InferConfig
+from mmstream.config import LIVE, FileSourceConfig, InferConfig
 from mmstream.events import SceneEvent
 from mmstream.media import VideoFrame, Window
 from mmstream.models.fused_model import FusedModel, WindowResult, plan_for
@@ -51,7 +51,7 @@ def _published(stage: InferStage, result: WindowResult) -> dict[str, float]:
 def published(request: pytest.FixtureRequest) -> Published:
     """Photo name → published {tag: score}, with either face detector."""
     model = FusedModel(plan_for("cpu"), face_detector=request.param)
-    stage = InferStage(InferConfig(face_detector=request.param), model=model)
+    stage = InferStage(InferConfig(face_detector=request.param), policy=LIVE, model=model)
     return {name: _published(stage, model.forward([model.prepare(_window(image))])[0])
             for name, image in PHOTOS.items()}
 
@@ -83,7 +83,7 @@ def test_every_published_score_clears_the_calibrated_threshold(published: Publis
 def test_a_half_hidden_face_is_a_person_with_the_default_detector() -> None:
     """The photographer behind his camera: MTCNN (the default) finds his face."""
     model = FusedModel(plan_for("cpu"))
-    stage = InferStage(InferConfig(), model=model)
+    stage = InferStage(InferConfig(), policy=LIVE, model=model)
     result = model.forward([model.prepare(_window(PHOTOS["cameraman"]))])[0]
     assert result.present["face"]
     assert "person" in _published(stage, result)
@@ -94,7 +94,7 @@ def test_the_demo_clip_is_tagged_person_and_nothing_else(sample_clip: Path) -> N
     """What a new user sees first: the astronaut portrait, zoomed and compressed to 320 px,
     where ImageNet's top guess is "bobsled" at 50-60%."""
     model = FusedModel(plan_for("cpu"))
-    stage = InferStage(InferConfig(), model=model)
+    stage = InferStage(InferConfig(), policy=LIVE, model=model)
     frames = [item.image for item in decode_media(FileSourceConfig(path=str(sample_clip),
                                                                    audio=False, fps=2.0))
               if isinstance(item, VideoFrame)]

@@ -13,7 +13,7 @@ from mmstream.errors import ConfigError
 from mmstream.events import decode
 from mmstream.models.fused_model import FusedModel, plan_for
 from mmstream.models.labels import load_scene_vocabulary
-from mmstream.models.training import cut_windows, read_labels
+from mmstream.training import cut_windows, read_labels
 
 TAGS = load_scene_vocabulary().tags
 
@@ -55,7 +55,7 @@ def test_train_writes_a_checkpoint_that_replay_uses(cli: Any, labelled: Path,
 
 @pytest.mark.slow
 def test_training_moves_the_model_towards_the_labels(labelled: Path, tmp_path: Path) -> None:
-    from mmstream.models.training import train_fusion
+    from mmstream.training import train_fusion
 
     model = FusedModel(plan_for("cpu"))
     labels = read_labels(labelled, model.fusion.tags)

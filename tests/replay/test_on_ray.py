@@ -69,7 +69,7 @@ def _meaning(event: dict[str, Any]) -> tuple[Any, ...]:
 @pytest.mark.slow
 def test_ray_replay_matches_single_process_replay(local_ray: None, archive: Path,
                                                   tmp_path: Path) -> None:
-    plan = ReplayPlan(deterministic=True)
+    plan = ReplayPlan(cpu_fp32=True)
     on_ray = RayBatchRunner(_inputs(archive), archive, tmp_path / "ray", plan,
                             RayOptions(workers=2, threads=1)).run()
     by_name = {Path(r.path).name: r for r in on_ray}
@@ -85,7 +85,7 @@ def test_ray_replay_matches_single_process_replay(local_ray: None, archive: Path
     import asyncio
 
     local = BatchRunner(_inputs(archive), archive, tmp_path / "local",
-                        ReplayPlan(deterministic=True, threads=1).config_for)
+                        ReplayPlan(cpu_fp32=True, threads=1).config_for)
     asyncio.run(local.run(asyncio.Event()))
     ray_events, _ = _lines(tmp_path / "ray"), _lines(tmp_path / "local")
     assert set(ray_events) == {"kitchen.mp4.jsonl", "porch__door.mp4.jsonl",
@@ -115,7 +115,7 @@ def test_ray_replay_matches_single_process_replay(local_ray: None, archive: Path
 def test_parquet_results_and_resume(local_ray: None, archive: Path, tmp_path: Path) -> None:
     inputs = [archive / "porch" / "door.mp4", archive / "porch" / "voice.wav"]
     out = tmp_path / "out"
-    first = RayBatchRunner(inputs, archive, out, ReplayPlan(deterministic=True),
+    first = RayBatchRunner(inputs, archive, out, ReplayPlan(cpu_fp32=True),
                            RayOptions(workers=1), fmt="parquet").run()
     assert [r.status for r in first] == ["ok", "ok"]
     rows = read_parquet_events(out / "porch__door.mp4.parquet")
@@ -124,7 +124,7 @@ def test_parquet_results_and_resume(local_ray: None, archive: Path, tmp_path: Pa
         list(range(1, len(rows) + 1))
     assert any(r["type"] == "fused" and r["payload"]["scene"] for r in rows)
     assert not list(out.glob("*.partial"))
-    again = RayBatchRunner(inputs, archive, out, ReplayPlan(deterministic=True),
+    again = RayBatchRunner(inputs, archive, out, ReplayPlan(cpu_fp32=True),
                            RayOptions(workers=1), fmt="parquet").run()
     assert [r.status for r in again] == ["skipped", "skipped"]  # finished outputs are kept
 

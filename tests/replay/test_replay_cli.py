@@ -37,7 +37,7 @@ def test_real_media_recording_replays_to_identical_events(cli: Any, sample_clip:
     assert {t: counts[f"/sample/events/{t}"] for t in written} == dict(written)
 
     outputs = []
-    for run, extra in enumerate(([], ["--deterministic"])):
+    for run, extra in enumerate(([], ["--deterministic"])):  # the old name of --cpu-fp32
         out = tmp_path / f"replay{run}.jsonl"
         result = cli("replay", str(rec), "--out", str(out), *extra)
         assert result.returncode == 0, result.stderr

@@ -1,5 +1,5 @@
 """What a replay runs: options reach the recording source, the run mode and the settings
-`--deterministic` forces."""
+`--cpu-fp32` forces."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_replay_options_reach_the_recording_source(tmp_path: Path) -> None:
     assert replay_source(rec, ReplayOptions(realtime=True)).speed == 1.0
     paced = replay_config(rec, options=ReplayOptions(realtime=True))
     assert paced.mode == "paced" and overload_active(paced)
-    fast = replay_config(rec, deterministic=True)
+    fast = replay_config(rec, cpu_fp32=True)
     assert fast.mode == "fast" and not overload_active(fast)
     assert fast.stages.infer.device == "cpu" and fast.stages.infer.precision == "fp32"
     expected = "r.mcap: --end (2.0) must be after --start (8.0)"

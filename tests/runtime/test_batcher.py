@@ -64,7 +64,7 @@ async def test_a_failing_batch_fails_its_callers_only() -> None:
 
 async def test_deterministic_mode_batches_by_stream_and_count_only() -> None:
     run = Recorder()
-    async with MicroBatcher(run, max_batch=3, max_wait_ms=0, deterministic=True) as batcher:
+    async with MicroBatcher(run, max_batch=3, max_wait_ms=0, by_count=True) as batcher:
         futures = [batcher.submit((key, n), key=key) for n in range(4) for key in ("a", "b")]
         await asyncio.sleep(0.05)  # max_wait has long passed: only full batches may run
         assert [len(b) for b in run.batches] == [3, 3]

@@ -83,8 +83,8 @@ async def test_channel_ends_only_when_every_producer_closed() -> None:
         await channel.put(chunk(2))
 
 
-async def test_a_lossless_channel_keeps_every_frame() -> None:
-    channel = Channel("replay", capacity=2, lossless=True)
+async def test_a_channel_that_does_not_shed_keeps_every_frame() -> None:
+    channel = Channel("replay", capacity=2, sheds=False)
     received: list[int] = []
 
     async def slow_consumer() -> None:

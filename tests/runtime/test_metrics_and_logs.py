@@ -19,9 +19,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from mmstream.cli.doctor_cmd import heartbeat_age
+from mmstream.daemon import Service
 from mmstream.logs import MAX_MESSAGE_CHARS, configure_logging, redact
 from mmstream.runtime import metrics
-from mmstream.runtime.service import Service
 from tests.conftest import wait_until
 from tests.pipelines import synthetic_config
 

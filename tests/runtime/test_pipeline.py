@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mmstream.config import FAST
 from mmstream.errors import SourceError, StageError
 from mmstream.events import Event, Status, StatusEvent, Transcript, TranscriptEvent
 from mmstream.media import AudioChunk, EndOfStream
@@ -82,7 +83,7 @@ class ListSink(Sink):
 async def test_every_event_arrives_with_monotonic_seq_per_stream() -> None:
     sink, stage = ListSink(), CountingStage()
     pipeline = Pipeline([ListSource("a", 50), ListSource("b", 30)], [stage], [sink],
-                        device_id="dev", mode="fast", capacity=4)
+                        device_id="dev", policy=FAST, capacity=4)
     report = await pipeline.run()
     assert report.events["transcript"] == 80
     for stream, count in (("a", 50), ("b", 30)):

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from mmstream.config import validate_pipeline
+from mmstream.daemon import Service
 from mmstream.media import VideoFrame
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.runtime.sdnotify import Notifier
-from mmstream.runtime.service import Service
 from mmstream.runtime.stage import Stage
 from mmstream.sources.synthetic import SyntheticSource
 from tests.notify_listener import NotifyListener

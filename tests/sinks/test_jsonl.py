@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mmstream.config import FAST
 from mmstream.errors import OutputClosed, SinkError
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.runtime.pipeline import Pipeline
@@ -37,7 +38,7 @@ class Sayings(Source):
 
 async def run_into(path: Path, count: int, append: bool = True) -> None:
     await Pipeline([Sayings(("a", "b"), count)], [], [JsonlSink(path, append=append)],
-                   device_id="dev", mode="fast").run()
+                   device_id="dev", policy=FAST).run()
 
 
 def seqs(path: Path, stream: str) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mmstream.build import build_pipeline
-from mmstream.config import RecordConfig, validate_pipeline
+from mmstream.config import FAST, RecordConfig, validate_pipeline
 from mmstream.errors import ConfigError
 from mmstream.events import Scene, SceneEvent, Tag
 from mmstream.media import VideoFrame
@@ -42,10 +42,10 @@ class EatFrames(Stage):
 async def test_tap_records_inputs_that_later_stages_consume(tmp_path: Path) -> None:
     path, events = tmp_path / "rec.mcap", tmp_path / "events.jsonl"
     config = validate_pipeline({"sources": synthetic_sources(("syn",), 1.0)})
-    recorder = RecorderSink(RecordConfig(path=path), "test", inputs_from_tap=True)
+    recorder = RecorderSink(RecordConfig(path=path), "test")
     sources = [SyntheticSource(config.sources[0])]  # type: ignore[arg-type]
-    pipeline = Pipeline(sources, [RecordTap(recorder.send_media), EatFrames()],
-                        [JsonlSink(events), recorder], device_id="test", mode="fast")
+    pipeline = Pipeline(sources, [RecordTap(recorder.record_input), EatFrames()],
+                        [JsonlSink(events), recorder], device_id="test", policy=FAST)
     await pipeline.run()
     counts = {c.topic: c.messages for c in inspect_recording(path).channels}
     assert counts == {"/syn/video": 5, "/syn/audio": 10, "/syn/events/scene": 5}

@@ -23,10 +23,10 @@ import yaml
 from conftest import REPO
 
 from mmstream.audio.ring import CaptureRing
-from mmstream.audio.virtual_mic import VirtualMic
-from mmstream.models.whisper import word_error_rate
 from tests.conftest import wait_until
 from tests.speech_clips import conversation
+from tests.virtual_mic import VirtualMic
+from tests.word_errors import word_error_rate
 
 RATE = 22050  # the device's own rate: the source resamples it to 16 kHz
 SENTENCE = "Turn on the lights in the living room."

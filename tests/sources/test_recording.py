@@ -1,5 +1,5 @@
 """The recording source: streams merged in time order, stream and time selection, paced
-replays shed like live input, bad options named."""
+replays shed like live input (by the run policy), bad options named."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from mmstream.config import validate_pipeline
 from mmstream.errors import ConfigError
 from mmstream.media import EndOfStream, VideoFrame
-from mmstream.sources.recording import ReplayedFrame
+from mmstream.runtime.pipeline import Pipeline
+from mmstream.sources.recording import RecordingSource
 from tests.recording.recording_helpers import inputs_only, record_synthetic, replay_items
 
 
@@ -30,13 +31,19 @@ def test_two_streams_replay_merged_in_time_order(tmp_path: Path) -> None:
     assert {round(i.t_capture, 3) for i in inputs_only(cut)} == {0.3, 0.4, 0.5}
 
 
-def test_paced_replay_frames_may_be_shed_like_live_ones(tmp_path: Path) -> None:
+def test_replayed_frames_are_frames_and_the_run_policy_decides_whether_they_are_shed(
+        tmp_path: Path) -> None:
     rec = tmp_path / "r.mcap"
     record_synthetic(rec, duration_s=0.4)
-    frames = [i for i in inputs_only(replay_items(rec, speed=20.0)[0])
-              if isinstance(i, VideoFrame)]
-    assert frames and not any(isinstance(f, ReplayedFrame) for f in frames)
-    assert all(f.droppable for f in frames)
+    for options, sheds in (({}, False), ({"speed": 20.0}, True)):  # fast, paced
+        frames = [i for i in inputs_only(replay_items(rec, **options)[0])
+                  if isinstance(i, VideoFrame)]
+        assert frames and all(type(f) is VideoFrame and f.droppable for f in frames)
+        config = validate_pipeline({"sources": [{"kind": "recording", "path": str(rec),
+                                                 **options}]})
+        pipeline = Pipeline([RecordingSource(config.sources[0])], [], [],  # type: ignore[arg-type]
+                            device_id="t", policy=config.policy)
+        assert [channel.sheds for channel in pipeline.channels] == [sheds]
 
 
 def test_a_bad_time_range_names_the_field() -> None:

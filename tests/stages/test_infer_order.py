@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmstream.config import InferConfig
+from mmstream.config import FAST, LIVE, InferConfig
 from mmstream.events import Event, FusedEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, VideoFrame, Window
 from mmstream.runtime.harness import AloneView, StageHarness
@@ -54,9 +54,9 @@ async def _order(stage: InferStage, pause_s: float) -> list[str]:
 
 @pytest.mark.slow
 async def test_deterministic_event_order_does_not_depend_on_timing() -> None:
-    first = InferStage(InferConfig(max_batch=2), mode="fast")
+    first = InferStage(InferConfig(max_batch=2), policy=FAST)
     fast = await _order(first, 0.0)
-    slow = await _order(InferStage(InferConfig(max_batch=2), mode="fast", model=first.model),
+    slow = await _order(InferStage(InferConfig(max_batch=2), policy=FAST, model=first.model),
                         0.05)
     assert fast == slow
     fused = [line for line in fast if line.startswith("fused")]
@@ -100,7 +100,7 @@ async def test_live_results_do_not_wait_for_the_next_item() -> None:
     release = asyncio.Event()
     sink = FirstFused()
     source = OneWindowThenWait(release)
-    pipeline = Pipeline([source], [InferStage(InferConfig(), mode="live")], [sink],
+    pipeline = Pipeline([source], [InferStage(InferConfig(), policy=LIVE)], [sink],
                         device_id="live")
     running = asyncio.create_task(pipeline.run())
     try:  # bounded by model load + one forward pass
@@ -128,7 +128,7 @@ async def test_live_inference_sheds_windows_older_than_max_lag_instead_of_queuei
             t = now - age + index
             windows.append(Window(stream, t, t - 2.0, index,
                                   VideoFrame(stream, t, frame, index)))
-    stage = InferStage(InferConfig(), mode="live", max_lag_s=30.0, vision_nice=10)
+    stage = InferStage(InferConfig(), policy=LIVE, max_lag_s=30.0, vision_nice=10)
     async with StageHarness(stage, view=WallClockStreams()) as harness:
         for window in windows:
             await harness.feed(window)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmstream.config import RunMode, TranscribeConfig
+from mmstream.config import FAST, LIVE, RunPolicy, TranscribeConfig
 from mmstream.events import Transcript, TranscriptEvent, Word
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream
 from mmstream.models.whisper import (
@@ -17,7 +17,6 @@ from mmstream.models.whisper import (
     DecodeResult,
     collapse_repeats,
     normalise_word,
-    word_error_rate,
 )
 from mmstream.runtime.harness import StageHarness, run_stage
 from mmstream.stages import decode_queue
@@ -26,14 +25,15 @@ from mmstream.stages.decode_queue import DecodeQueue
 from mmstream.stages.transcribe import CADENCE, TranscribeStage
 from mmstream.stages.transcripts import LocalAgreement, finished_sentence
 from tests.speech_clips import chunks, conversation, white_noise
+from tests.word_errors import word_error_rate
 
 SENTENCES = ["The garage door is open.", "Please close it before dinner tonight."]
 UNFINISHED = ["Please remind me to", "call my sister tomorrow."]  # a pause after "to"
 
 
-async def transcribe(items: list[Any], mode: RunMode = "fast",
+async def transcribe(items: list[Any], policy: RunPolicy = FAST,
                      **config: Any) -> list[TranscriptEvent]:
-    out = await run_stage(TranscribeStage(TranscribeConfig(**config), mode=mode), items)
+    out = await run_stage(TranscribeStage(TranscribeConfig(**config), policy=policy), items)
     passed = [x for x in out if isinstance(x, AudioChunk | EndOfStream)]
     assert len(passed) == len(items), "audio and the end of stream pass on unchanged"
     return [x for x in out if isinstance(x, TranscriptEvent)]
@@ -134,7 +134,7 @@ async def test_a_live_run_ends_the_same_utterances_as_a_replay(short_pause: Any)
                 for e in events]
 
     fast = said(await transcribe(chunks(audio)))
-    live = said(await transcribe(chunks(audio), mode="live"))
+    live = said(await transcribe(chunks(audio), policy=LIVE))
     assert [x for x in live if x[1]] == [x for x in fast if x[1]] and len(fast) > 2
     assert set(live) <= set(fast)  # live may only skip partials
 
@@ -162,7 +162,7 @@ async def test_the_first_partial_decode_comes_half_a_second_into_the_speech(
     one box finds "The garage", another nothing): a decode with no words publishes no
     partial, so only a margin is asserted on the partials themselves."""
     audio, truth = two_sentences
-    stage = TranscribeStage(TranscribeConfig(), mode="fast")  # first_partial_s 0.5, then 1 s
+    stage = TranscribeStage(TranscribeConfig(), policy=FAST)  # first_partial_s 0.5, then 1 s
     async with StageHarness(stage) as harness:
         assert stage.decodes is not None
         log = RequestLog(stage.decodes.decoder)
@@ -207,7 +207,7 @@ async def test_live_partials_are_spaced_by_their_measured_decode_time(
     ticks = itertools.count()
     monkeypatch.setattr(decode_queue.time, "perf_counter", lambda: 0.8 * next(ticks))
     stage = TranscribeStage(TranscribeConfig(partial_interval_s=0.25, first_partial_s=0.25),
-                            mode="live")
+                            policy=LIVE)
     stage.decodes = DecodeQueue(InstantDecoder(), max_batch=8)  # type: ignore[arg-type]
     async with StageHarness(stage, open_stage=False) as harness:
         for item in chunks(audio):
@@ -257,7 +257,7 @@ async def test_silence_and_noise_give_no_transcript() -> None:
 @pytest.mark.slow
 async def test_live_mode_scheduler_gives_the_same_finals(two_sentences: Any) -> None:
     audio, truth = two_sentences
-    got = finals(await transcribe(chunks(audio), mode="live"))
+    got = finals(await transcribe(chunks(audio), policy=LIVE))
     assert [word_error_rate(s.text, f.text) <= 0.2 for s, f in zip(truth, got, strict=True)] \
         == [True, True]
 

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmstream.config import TranscribeConfig
+from mmstream.config import FAST, TranscribeConfig
 from mmstream.events import TranscriptEvent
 from mmstream.media import AUDIO_RATE
-from mmstream.models.whisper import word_error_rate
 from mmstream.runtime.harness import run_stage
 from mmstream.stages.transcribe import TranscribeStage
 from tests.speech_clips import chunks, read_wav, white_noise
+from tests.word_errors import word_error_rate
 
 SPEECH = Path(__file__).resolve().parent.parent / "data" / "speech"
 SILENCE_AFTER_S = 4.0
@@ -43,7 +43,7 @@ def recording(path: str, silence_after_s: float = SILENCE_AFTER_S) -> np.ndarray
 
 
 async def finals_of(audio: np.ndarray, **config: Any) -> list[TranscriptEvent]:
-    out = await run_stage(TranscribeStage(TranscribeConfig(**config), mode="fast"),
+    out = await run_stage(TranscribeStage(TranscribeConfig(**config), policy=FAST),
                           chunks(audio))
     return [e for e in out if isinstance(e, TranscriptEvent) and e.payload.final]
 
@@ -90,5 +90,5 @@ async def test_room_noise_music_and_knocks_give_no_transcript() -> None:
         k = int(at * AUDIO_RATE)
         knocks[k:k + 800] += (0.5 * rng.standard_normal(800) * np.exp(-np.arange(800) / 120))
     audio = np.concatenate([music, hum.astype(np.float32), knocks, white_noise(6.0, 0.05)])
-    out = await run_stage(TranscribeStage(TranscribeConfig(), mode="fast"), chunks(audio))
+    out = await run_stage(TranscribeStage(TranscribeConfig(), policy=FAST), chunks(audio))
     assert [e for e in out if isinstance(e, TranscriptEvent)] == []

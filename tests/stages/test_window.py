@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mmstream.config import RunMode, WindowConfig
+from mmstream.config import FAST, LIVE, RunPolicy, WindowConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import (
     AUDIO_RATE,
@@ -48,7 +48,7 @@ async def _run(stage: WindowStage, items: list[Any]) -> list[Any]:
 
 
 async def test_windows_align_frame_audio_and_text_by_capture_time() -> None:
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=0.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=0.0)
     items = _media("cam", 5.0)
     items.insert(20, _said("cam", "hello there", 1.2, 2.4))
     out = await _run(stage, [*items, EndOfStream("cam", 5.0)])
@@ -71,7 +71,7 @@ async def test_windows_align_frame_audio_and_text_by_capture_time() -> None:
 
 async def test_a_window_waits_until_what_was_said_by_its_end_is_known() -> None:
     """Live: whisper answers after the audio has moved on; the window waits for it."""
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=3.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=3.0)
     async with StageHarness(stage) as harness:
         await harness.feed(TextProgress("mic", 1.0))
         for item in _media("mic", 4.0, audio=True):
@@ -114,26 +114,26 @@ def _spoken_stream(delay: float) -> list[Any]:
 
 
 async def test_live_and_fast_give_the_same_windows() -> None:
-    async def cut(items: list[Any], mode: RunMode) -> list[tuple[float, str]]:
-        stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), mode=mode)
+    async def cut(items: list[Any], policy: RunPolicy) -> list[tuple[float, str]]:
+        stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=policy)
         return [(w.t_capture, w.text) for w in await _run(stage, items)
                 if isinstance(w, Window)]
 
-    fast = await cut(_spoken_stream(0.0), "fast")
-    assert fast == await cut(_spoken_stream(0.4), "live")  # whisper within text_wait_s
+    fast = await cut(_spoken_stream(0.0), FAST)
+    assert fast == await cut(_spoken_stream(0.4), LIVE)  # whisper within text_wait_s
     assert fast[:4] == [(2.0, "the parcel"), (3.0, "the parcel is on"),
                         (4.0, "the parcel is on the porch"), (5.0, "the parcel is on the porch")]
 
 
 async def test_live_windows_do_not_wait_long_for_a_whisper_that_falls_behind() -> None:
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), mode="live")
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE)
     windows = [w for w in await _run(stage, _spoken_stream(1.2)) if isinstance(w, Window)]
     assert windows[0].text == ""  # [0, 2] went 0.5 s of media after its end, text or not
     assert stage.drops() == {"text_not_waited_for:mic": 3}  # and says so
 
 
 async def test_text_wait_is_bounded_by_media_time() -> None:
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=1.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=1.0)
     async with StageHarness(stage) as harness:
         for item in _media("mic", 4.0):
             await harness.feed(item)
@@ -142,20 +142,20 @@ async def test_text_wait_is_bounded_by_media_time() -> None:
 
 
 async def test_partials_count_until_their_final_replaces_them() -> None:
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=0.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=0.0)
     items = [_said("s", "good mor", 0.2, 1.0, final=False, utterance=7),
              _said("s", "good morning every", 0.2, 1.5, final=False, utterance=7),
              *_media("s", 2.0)]
     windows = [x for x in await _run(stage, items) if isinstance(x, Window)]
     assert windows[0].text == "good morning every"  # only the newest partial
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=0.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=0.0)
     items = [items[0], _said("s", "good morning everyone", 0.2, 1.8, utterance=7), *items[2:]]
     windows = [x for x in await _run(stage, items) if isinstance(x, Window)]
     assert windows[0].text == "good morning everyone"
 
 
 async def test_video_only_streams_and_stale_frames() -> None:
-    stage = WindowStage(WindowConfig(length_s=1.0, hop_s=1.0), text_wait_s=2.0)
+    stage = WindowStage(WindowConfig(length_s=1.0, hop_s=1.0), policy=LIVE, text_wait_s=2.0)
     # A camera with a gap: frames 0-2 s, then nothing until 6 s.
     items = [*_media("cam", 2.0, audio=False), *_media("cam", 2.0, t0=6.0, audio=False)]
     windows = [x for x in await _run(stage, items) if isinstance(x, Window)]
@@ -168,7 +168,7 @@ async def test_video_only_streams_and_stale_frames() -> None:
 async def test_skipped_frames_still_close_windows_on_time() -> None:
     """Under overload only 1 frame in 4 is analysed; the others pass as marks, so a window
     closes with the first frame (analysed or not) at its end, not up to 4 frames later."""
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=2.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=2.0)
     items: list[Any] = []
     for i, frame in enumerate(_media("cam", 4.0, fps=4.0, audio=False)):
         items.append(frame if i % 4 == 0 else FrameSkipped("cam", frame.t_capture))
@@ -182,7 +182,7 @@ async def test_skipped_frames_still_close_windows_on_time() -> None:
 
 
 async def test_wall_clock_streams_share_one_grid() -> None:
-    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), text_wait_s=0.0)
+    stage = WindowStage(WindowConfig(length_s=2.0, hop_s=1.0), policy=LIVE, text_wait_s=0.0)
     t0 = 1_700_000_000.37
     items = sorted([*_media("a", 4.0, t0=t0, audio=False),
                     *_media("b", 4.0, t0=t0 + 0.21, audio=False)], key=lambda x: x.t_capture)
@@ -198,7 +198,7 @@ async def test_same_input_same_windows() -> None:
              EndOfStream("s", 6.0)]
 
     async def cut() -> list[tuple[float, int | None, int, str]]:
-        stage = WindowStage(WindowConfig(), mode="fast")
+        stage = WindowStage(WindowConfig(), policy=FAST)
         return [(w.t_capture, w.frame.index if w.frame else None, len(w.audio), w.text)
                 for w in await _run(stage, items) if isinstance(w, Window)]
 

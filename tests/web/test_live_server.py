@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from conftest import async_wait_until
 
-from mmstream.broker import AmqttBroker, MosquittoBroker
 from mmstream.build import build_sinks
 from mmstream.config import MqttSinkConfig, PipelineConfig, WebConfig, validate_pipeline
 from mmstream.config.sinks import HomeAssistantConfig
+from mmstream.daemon import Service
+from mmstream.demo_broker import AmqttBroker, MosquittoBroker
 from mmstream.errors import ConfigError
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
-from mmstream.runtime.service import Service
 from mmstream.runtime.stage import Sink
 from mmstream.sinks.mqtt import MqttSink
 from mmstream.sinks.mqtt.discovery import discovery_messages

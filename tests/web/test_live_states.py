@@ -18,10 +18,10 @@ from conftest import wait_until
 
 from mmstream.config import PipelineConfig
 from mmstream.config.sources import SyntheticSourceConfig
+from mmstream.daemon import Service
 from mmstream.media import AnalysedFrame, VideoFrame
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
-from mmstream.runtime.service import Service
 from mmstream.runtime.stage import Item, Sink, Source, Stage
 from tests.pipelines import synthetic_config
 from tests.web.pages import WatchedPage

@@ -26,7 +26,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.properties import Properties
 
 from mmstream.runtime import metrics
-from mmstream.runtime.pipeline import backoff_delay
+from mmstream.runtime.backoff import backoff_delay
 from mmstream.sinks.mqtt.client import (
     REFUSED_FOR_GOOD,
     UNSUPPORTED_PROTOCOL,

@@ -6,5 +6,5 @@
     view.py     LiveView: owns the above across reloads, makes pictures on demand
     updates.py  the Server-Sent Events stream of one viewer
     server.py   the aiohttp application: routes, token, start and close
-    service.py  what the daemon (runtime/service.py) calls: start, keep or move the server
+    service.py  what the daemon (daemon.py) calls: start, keep or move the server
 """

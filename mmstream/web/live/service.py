@@ -1,8 +1,9 @@
-"""The live view as the daemon runs it (runtime/service.py calls this).
+"""The live view as the daemon runs it (daemon.py calls this).
 
-One `LiveView` for the daemon's whole life, so a reload (SIGHUP) keeps what the page shows and
-the open pages stay connected; one server, moved only when a reload changes where it listens
-(a new token only ends the open streams: they must come back with it).
+One `LiveWeb` for the daemon's whole life, holding one `LiveView` (what the page shows), so a
+reload (SIGHUP) keeps what the page shows and the open pages stay connected; one server, moved
+only when a reload changes where it listens (a new token only ends the open streams: they must
+come back with it).
 """
 
 from __future__ import annotations

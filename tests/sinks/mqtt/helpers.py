@@ -14,7 +14,7 @@ from typing import IO
 
 import paho.mqtt.client as paho
 
-from mmstream.broker import MosquittoBroker
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import decode
 from tests.sinks.mqtt.certs import Authority
 

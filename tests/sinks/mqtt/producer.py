@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from mmstream.config import MqttSinkConfig
+from mmstream.config import LIVE, MqttSinkConfig
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.runtime.observer import PipelineObserver
 from mmstream.runtime.pipeline import Pipeline
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
                             reconnect_max_s=0.5, keepalive=args.keepalive, flush_timeout_s=30)
     pipeline = Pipeline([TranscriptSource(args.stream, args.count, args.rate, args.label)], [],
                         [MqttSink(config, args.device)], device_id=args.device,
-                        mode="live", observers=[SayReady()])
+                        policy=LIVE, observers=[SayReady()])
     report = asyncio.run(pipeline.run())
     print(f"done {dict(report.last_seq)}", flush=True)
 

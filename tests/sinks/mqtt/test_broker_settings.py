@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig, load_pipeline
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.doctor import broker_probe_settings, check_broker
 from mmstream.errors import ConfigError, SinkError
 from mmstream.sinks.mqtt import BrokerSettings, MqttSink

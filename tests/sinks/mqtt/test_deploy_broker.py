@@ -15,8 +15,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from mmstream.broker import free_port, wait_for_port
 from mmstream.config import MqttSinkConfig
+from mmstream.demo_broker import free_port, wait_for_port
 from mmstream.events import Transcript, TranscriptEvent
 from mmstream.runtime.control import PipelineControl
 from mmstream.runtime.harness import AloneView

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.errors import SinkError
 from mmstream.events import Scene, SceneEvent, Tag
 from mmstream.sinks.mqtt import MqttSink

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmstream.broker import MosquittoBroker
-from mmstream.config import MqttSinkConfig
+from mmstream.config import LIVE, MqttSinkConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import TranscriptEvent, decode
 from mmstream.runtime.pipeline import Pipeline
 from mmstream.sinks.mqtt import MqttSink
@@ -31,7 +31,7 @@ async def test_broker_restart_mid_stream_loses_nothing(mosquitto: MosquittoBroke
                             reconnect_min_s=0.1, reconnect_max_s=0.5)
     sink = MqttSink(config, "edge")
     source = TranscriptSource("s0", count, rate, "fault")
-    pipeline = Pipeline([source], [], [sink], device_id="edge", mode="live")
+    pipeline = Pipeline([source], [], [sink], device_id="edge", policy=LIVE)
     with Subscriber(mosquitto.port, "mm/edge/+/+", client_id="fault-sub") as subscriber:
         run = asyncio.create_task(pipeline.run())
         await async_wait_until(lambda: len(subscriber.events()) >= 300, 30, "the first events")

@@ -20,9 +20,9 @@ import paho.mqtt.client as paho
 import pytest
 import yaml
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
 from mmstream.config.sinks import HomeAssistantConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.errors import ConfigError
 from mmstream.events import (
     Emotion,

@@ -14,8 +14,8 @@ import msgspec
 import paho.mqtt.client as paho
 import pytest
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink
 from tests.sinks.mqtt.helpers import Subscriber

@@ -12,8 +12,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from mmstream.broker import AmqttBroker, MosquittoBroker, free_port
 from mmstream.config import MqttSinkConfig
+from mmstream.demo_broker import AmqttBroker, MosquittoBroker, free_port
 from mmstream.errors import SinkError
 from mmstream.events import SCHEMA_VERSION, StatusEvent, Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink

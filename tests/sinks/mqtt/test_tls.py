@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmstream.broker import MosquittoBroker
 from mmstream.config import MqttSinkConfig
+from mmstream.demo_broker import MosquittoBroker
 from mmstream.errors import SinkError
 from mmstream.events import Transcript, TranscriptEvent, decode
 from mmstream.sinks.mqtt import MqttSink

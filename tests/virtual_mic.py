@@ -1,4 +1,4 @@
-"""A real capture device without hardware, for tests, benchmarks and demos on a headless box.
+"""A real capture device without hardware, for tests and benchmarks on a headless box.
 
 ALSA's `file` plugin with an `infile` is a capture device that PortAudio lists and sounddevice
 opens like any microphone. Here its infile is a FIFO this process writes into, paced at the
