@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from mmstream.config.history import HistoryConfig
 from mmstream.config.overrides import (
     apply_overrides,
     env_overrides,
@@ -50,6 +51,7 @@ from mmstream.errors import ConfigError
 __all__ = [
     "CameraSourceConfig",
     "FileSourceConfig",
+    "HistoryConfig",
     "InferConfig",
     "JsonlSinkConfig",
     "MicrophoneSourceConfig",
@@ -97,6 +99,7 @@ class PipelineConfig(Section):
     runtime: RuntimeConfig = RuntimeConfig()
     record: RecordConfig | None = None
     web: WebConfig = WebConfig()
+    history: HistoryConfig = HistoryConfig()
 
     @model_validator(mode="after")
     def _resolve_mode(self) -> PipelineConfig:

@@ -124,6 +124,7 @@ def replay_config(
     analysis: bool = True,
     home_assistant: bool = False,
     stdout_by_default: bool = True,
+    history: Path | None = None,
 ) -> PipelineConfig:
     """The pipeline a replay runs: the given (or default) pipeline with `media` as its source.
 
@@ -158,6 +159,8 @@ def replay_config(
         updates += record_target(record_to)
     if not analysis:
         updates += NO_ANALYSIS
+    if history is not None:  # `--history PATH`: a replay's events go into that store too
+        updates += [(["history", "path"], str(history)), (["history", "enabled"], True)]
     config = load_pipeline(pipeline, base=None if pipeline else {"device_id": "replay"},
                            updates=updates, sets=sets)
     return reproducible(config) if deterministic else config
@@ -175,9 +178,10 @@ class ReplayPlan:
     deterministic: bool = False
     threads: int | None = None  # CPU threads of torch, CTranslate2 and the prepare pool
     cuda: bool = False
+    history: Path | None = None  # `--history PATH`: every input's events go into one store
 
     def config_for(self, media: Path, events: Path) -> PipelineConfig:
         return replay_config(media, pipeline=self.pipeline, out=events, mqtt=self.mqtt,
                              options=self.options, sets=self.sets,
                              deterministic=self.deterministic, threads=self.threads,
-                             cuda=self.cuda)
+                             cuda=self.cuda, history=self.history)
