@@ -72,8 +72,8 @@ class SqliteHistory:
     # ---- search -----------------------------------------------------------------------------
 
     def search(self, query: Query) -> list[Moment]:
-        windows_only = not query.words and (
-            query.tags or query.emotions or (query.types and "transcript" not in query.types))
+        windows_only = not query.words and "transcript" not in query.types and bool(
+            query.tags or query.emotions or query.types)
         moments = self._windows(query) if windows_only else self._speech(query)
         return [self._completed(m) for m in moments]
 

@@ -95,6 +95,7 @@ class SqliteStore:
         self.db: sqlite3.Connection | None = None
         self.moved_to: Path | None = None  # where an unreadable file went
         self._sources: dict[str, int] = {}
+        self._to_trim = 0  # oldest rows still to delete for the size limit (this pass)
 
     def open(self) -> None:
         """Open (creating or migrating); an unreadable file is moved aside and a new one
@@ -170,6 +171,20 @@ class SqliteStore:
                              for name in ("page_count", "freelist_count", "page_size"))
         return int((pages - free) * size)
 
+    def _rows_over(self, max_bytes: int) -> int:
+        """How many of the oldest rows to delete to get 5 % under `max_bytes`: counted from
+        the average row, since deleted index entries free their room only as FTS5 merges."""
+        assert self.db is not None
+        used = self.used_bytes()
+        if used <= max_bytes:
+            return 0
+        low, high = self.db.execute("SELECT min(id), max(id) FROM events").fetchone()
+        if low is None:
+            return 0
+        rows = high - low + 1
+        per_row = used / rows
+        return min(rows, int((used - 0.95 * max_bytes) / per_row) + 1)
+
     def retention_step(self, retention: Retention, now: float) -> int:
         """Delete at most one step of rows past the age or size limit; returns how many."""
         assert self.db is not None
@@ -181,11 +196,15 @@ class SqliteStore:
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE t < ? "
                 "ORDER BY t LIMIT ?)", (now - retention.max_age_s, RETENTION_STEP_ROWS))
             deleted += cursor.rowcount
-            if deleted == 0 and self.used_bytes() > retention.max_bytes:
+            if deleted == 0 and self._to_trim == 0:
+                self._to_trim = self._rows_over(retention.max_bytes)
+            if deleted == 0 and self._to_trim > 0:
                 cursor = db.execute(
                     "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id "
-                    "LIMIT ?)", (RETENTION_STEP_ROWS,))
+                    "LIMIT ?)", (min(RETENTION_STEP_ROWS, self._to_trim),))
                 deleted += cursor.rowcount
+                self._to_trim = max(0, self._to_trim - cursor.rowcount) if cursor.rowcount \
+                    else 0
             cursor = db.execute(
                 "DELETE FROM thumbnails WHERE id IN (SELECT id FROM thumbnails WHERE t < ? "
                 "LIMIT ?)", (now - retention.thumbnail_max_age_s, RETENTION_STEP_ROWS))
