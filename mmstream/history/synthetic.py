@@ -62,8 +62,7 @@ def synthetic_events(count: int, *, start: float, streams: int = 4, seed: int = 
                     device_id=device_id, stream_id=stream, t_capture=t, seq=stamp(stream),
                     payload=Transcript(final=True, text=text.capitalize() + ".",
                                        start=t - 1.5, end=t - 0.2)))
-            for event in batch[: count - made]:
-                yield event
+            yield from batch[: count - made]
             made += len(batch)
             if made >= count:
                 return

@@ -22,3 +22,14 @@ def written_store(path: Path, events: list[Event], retention: Retention = KEEP_A
         writer.submit(event)
     writer.close()
     return writer
+
+
+def mount_read_only(folder: Path) -> str | None:
+    """A read-only tmpfs at `folder` (root sees through file modes, not through a read-only
+    mount); the reason when it cannot be mounted."""
+    import subprocess
+
+    folder.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    return None if done.returncode == 0 else done.stderr.strip() or "mount failed"

@@ -4,7 +4,6 @@ combined; bad input is refused in one line or searched as words."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 

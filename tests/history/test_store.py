@@ -7,9 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from mmstream.history.query import Query
 from mmstream.history.schema import SCHEMA_VERSION
 from mmstream.history.search import SqliteHistory
-from mmstream.history.query import Query
 from mmstream.history.store import Retention
 from mmstream.history.synthetic import synthetic_events
 from mmstream.history.writer import HistoryWriter
