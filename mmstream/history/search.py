@@ -17,7 +17,8 @@ from mmstream.history.store import connect, is_unreadable
 PAD_S = 1.0  # a window just past an utterance's end still shows who said it
 MERGE_GAP_S = 3.0  # windows of one stream this close are one moment
 PICTURE_RANGE_S = 120.0  # the nearest picture, within this
-HITS_PER_MOMENT = 30  # window rows read per moment asked for
+HITS_PER_MOMENT = 30
+MAX_UTTERANCE_S = 120.0  # a final comes at most this long after the words it overlaps  # window rows read per moment asked for
 
 
 class HistoryUnavailable(MmstreamError):
@@ -196,8 +197,10 @@ class SqliteHistory:
         if not text:
             text = " ".join(t for (t,) in db.execute(
                 "SELECT text FROM events WHERE stream = ? AND type = 'transcript' AND "
-                "text IS NOT NULL AND t_end >= ? AND t_start <= ? ORDER BY t_start LIMIT 5",
-                (moment.stream, moment.t, moment.t_end)))
+                "text IS NOT NULL AND t >= ? AND t <= ? AND t_end >= ? AND t_start <= ? "
+                "ORDER BY t_start LIMIT 5",  # t (the final's capture) bounds the index range
+                (moment.stream, moment.t, moment.t_end + MAX_UTTERANCE_S, moment.t,
+                 moment.t_end)))
         picture = db.execute(
             "SELECT id FROM thumbnails WHERE stream = ? AND t >= ? AND t <= ? "
             "ORDER BY abs(t - ?) LIMIT 1", (moment.stream, moment.t - PICTURE_RANGE_S,

@@ -135,6 +135,8 @@ class HistoryWriter(threading.Thread):
     def _drain(self) -> None:
         while self._events or self._pictures:
             self._write(self._take_rows(), self._take_pictures())
+            if not self._stopping:
+                self._retention()  # between batches: a busy stream never starves retention
 
     def _take_rows(self) -> list[EventRow]:
         rows = []
