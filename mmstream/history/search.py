@@ -17,8 +17,8 @@ from mmstream.history.store import connect, is_unreadable
 PAD_S = 1.0  # a window just past an utterance's end still shows who said it
 MERGE_GAP_S = 3.0  # windows of one stream this close are one moment
 PICTURE_RANGE_S = 120.0  # the nearest picture, within this
-HITS_PER_MOMENT = 30
-MAX_UTTERANCE_S = 120.0  # a final comes at most this long after the words it overlaps  # window rows read per moment asked for
+HITS_PER_MOMENT = 30  # window rows read per moment asked for
+MAX_UTTERANCE_S = 120.0  # a final comes at most this long after the words it overlaps
 
 
 class HistoryUnavailable(MmstreamError):

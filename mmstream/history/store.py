@@ -23,7 +23,7 @@ from mmstream.history.schema import migrate
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 30.0
-RETENTION_STEP_ROWS = 2000  # one delete step: short enough that ingest never waits long
+RETENTION_STEP_ROWS = 1000  # one delete step: short enough that ingest never waits long
 UNREADABLE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 

@@ -17,7 +17,7 @@
   const dayOf = (t) => { const d = new Date(t * 1000);
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
   const iso = (t) => new Date(t * 1000).toISOString();
-  if (token) document.getElementById("live-link").href = withToken("/");
+  if (token) document.getElementById("live-link").href = withToken("./");
 
   async function api(path) {
     const response = await fetch(withToken(path));
@@ -46,7 +46,7 @@
     panel.append(title, text, seen);
     if (m.thumbnail !== null) {
       const img = document.createElement("img");
-      img.src = withToken(`/api/thumbnail/${m.thumbnail}.jpg`);
+      img.src = withToken(`api/thumbnail/${m.thumbnail}.jpg`);
       img.alt = `picture of ${m.stream}`;
       panel.append(img);
     }
@@ -81,7 +81,7 @@
       item.tabIndex = 0;
       const picture = document.createElement(m.thumbnail !== null ? "img" : "div");
       if (m.thumbnail !== null) {
-        picture.src = withToken(`/api/thumbnail/${m.thumbnail}.jpg`);
+        picture.src = withToken(`api/thumbnail/${m.thumbnail}.jpg`);
         picture.alt = "";
       } else {
         picture.className = "no-picture";
@@ -100,14 +100,14 @@
     if (kind === "tag") params.set("tag", span.label);
     if (kind === "emotion") params.set("emotion", span.label);
     if (kind === "speech") params.set("type", "transcript");
-    const {moments} = await api(`/api/search?${params}`);
+    const {moments} = await api(`api/search?${params}`);
     if (!moments.length) return;
     moments.sort((a, b) => Math.abs(a.t - span.t) - Math.abs(b.t - span.t));
     openMoment(moments[0]);
   }
 
   async function showDay(day) {
-    const data = await api(`/api/timeline?day=${day}`);
+    const data = await api(`api/timeline?day=${day}`);
     const lanes = document.getElementById("lanes");
     lanes.replaceChildren();
     // the lanes cover the day's activity (first to last span), so a busy minute is readable
@@ -160,7 +160,7 @@
     }
     message.textContent = "";
     try {
-      const {moments} = await api(`/api/search?${params}`);
+      const {moments} = await api(`api/search?${params}`);
       showResults(moments);
       if (!moments.length) message.textContent = "no moments found";
       await showDay(moments.length ? dayOf(moments[0].t) : dayOf(Date.now() / 1000));
@@ -178,7 +178,7 @@
       if (value) params.set(name, value);
     }
     if (token) params.set("token", token);
-    history.pushState(null, "", `/history?${params}`);
+    history.pushState(null, "", `history?${params}`);
     run();
   });
   window.addEventListener("popstate", run);
