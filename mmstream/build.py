@@ -132,6 +132,10 @@ def build_sinks(config: PipelineConfig) -> list[Sink]:
         sinks.append(MqttSink(config.sinks.mqtt, config.device_id,
                               streams=[source.id for source in config.sources],
                               configuration_url=web_link(config)))
+    if config.history.enabled and config.history.path is not None:
+        from mmstream.history.sink import HistorySink
+
+        sinks.append(HistorySink.for_pipeline(config))
     return sinks
 
 

@@ -29,6 +29,7 @@ def load_checked(path: Path, sets: Sequence[str] = (),
     from mmstream.config import load_pipeline
 
     config = durable_spool(load_pipeline(path, sets=sets, environ=environ), environ)
+    config = history_in_state_directory(config, environ)
     require_preflight(config, str(path))
     return config
 
@@ -44,6 +45,18 @@ def durable_spool(config: PipelineConfig, environ: Mapping[str, str] | None = No
     spool = mqtt.spool.model_copy(update={"path": path})
     sinks = config.sinks.model_copy(update={"mqtt": mqtt.model_copy(update={"spool": spool})})
     return config.model_copy(update={"sinks": sinks})
+
+
+def history_in_state_directory(config: PipelineConfig,
+                               environ: Mapping[str, str] | None = None) -> PipelineConfig:
+    """A daemon keeps its history (docs/history.md): an unset path becomes
+    `<state dir>/<device_id>.history.db`. A folder it cannot write is not an error here: the
+    daemon warns and runs on without history."""
+    history = config.history
+    if not history.enabled or history.path is not None:
+        return config
+    path = state_directory(environ) / f"{config.device_id}.history.db"
+    return config.model_copy(update={"history": history.model_copy(update={"path": path})})
 
 
 def state_directory(environ: Mapping[str, str] | None = None) -> Path:

@@ -18,7 +18,7 @@ FOUNDATION = ("paths", "errors", "events", "media", "logs", "drop_reasons", "dis
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "audio"),
     ("recording", "runtime", "models"),
-    ("sources", "stages", "sinks"),
+    ("sources", "stages", "sinks", "history"),
     ("build", "preflight", "training"),
     ("replay", "web"),
     ("daemon", "doctor", "demo_broker"),

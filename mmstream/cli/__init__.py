@@ -15,6 +15,7 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     record_cmds,
     report_cmd,
     run_cmds,
+    search_cmd,
     train_cmd,
 )
 from mmstream.cli.app import app

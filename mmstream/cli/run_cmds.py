@@ -92,6 +92,9 @@ def replay(
                                        "report of the events (mmstream report); for a folder "
                                        "or glob, this is the index page, and each input's "
                                        "report goes beside its events."),
+    history: Path | None = typer.Option(None, "--history", help="Also keep the events in this "
+                                        "history store (SQLite), searchable with mmstream "
+                                        "search --history PATH; a batch's inputs share it."),
 ) -> None:
     """Run a recording or media file (or a folder/glob of them) through the analyses.
 
@@ -109,6 +112,10 @@ def replay(
             raise ConfigError(f"--format {output_format}: use jsonl or parquet")
         from mmstream.replay.setup import ReplayOptions, ReplayPlan, replay_config
 
+        if history is not None:
+            from mmstream.history.setup import check_history_target
+
+            check_history_target(history, "--history")
         picked = tuple(s.strip() for s in streams.split(",") if s.strip()) if streams else None
         options = ReplayOptions(realtime, speed, start, end, picked)
         ray_options = None
@@ -121,7 +128,8 @@ def replay(
         if report is not None and output_format != "jsonl":
             raise ConfigError("--report reads the events as JSONL: use --format jsonl")
         if is_batch_input(source):
-            plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, cpu_fp32)
+            plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, cpu_fp32,
+                              history=history)
             _replay_batch(source, plan, out=out, resume=resume, fmt=output_format,
                           ray_options=ray_options, report=report)
             return
@@ -133,7 +141,7 @@ def replay(
         media = Path(source)
         done = run_one(media, lambda events: replay_config(
             media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
-            home_assistant=ha, cpu_fp32=cpu_fp32), out)
+            home_assistant=ha, cpu_fp32=cpu_fp32, history=history), out)
         say_done(done)
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report

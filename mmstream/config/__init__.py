@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from mmstream.config.history import HistoryConfig
 from mmstream.config.overrides import (
     apply_overrides,
     env_overrides,
@@ -58,6 +59,7 @@ __all__ = [
     "PACED",
     "CameraSourceConfig",
     "FileSourceConfig",
+    "HistoryConfig",
     "InferConfig",
     "JsonlSinkConfig",
     "MicrophoneSourceConfig",
@@ -106,6 +108,7 @@ class PipelineConfig(Section):
     runtime: RuntimeConfig = RuntimeConfig()
     record: RecordConfig | None = None
     web: WebConfig = WebConfig()
+    history: HistoryConfig = HistoryConfig()
 
     @model_validator(mode="after")
     def _resolve_mode(self) -> PipelineConfig:

@@ -120,6 +120,7 @@ def replay_config(
     analysis: bool = True,
     home_assistant: bool = False,
     stdout_by_default: bool = True,
+    history: Path | None = None,
 ) -> PipelineConfig:
     """The pipeline a replay runs: the given (or default) pipeline with `media` as its source.
 
@@ -154,6 +155,8 @@ def replay_config(
         updates += record_target(record_to)
     if not analysis:
         updates += NO_ANALYSIS
+    if history is not None:  # `--history PATH`: a replay's events go into that store too
+        updates += [(["history", "path"], str(history)), (["history", "enabled"], True)]
     config = load_pipeline(pipeline, base=None if pipeline else {"device_id": "replay"},
                            updates=updates, sets=sets)
     return on_cpu_in_fp32(config) if cpu_fp32 else config
@@ -171,9 +174,10 @@ class ReplayPlan:
     cpu_fp32: bool = False  # `--cpu-fp32`: the same bytes on any machine
     threads: int | None = None  # CPU threads of torch, CTranslate2 and the prepare pool
     cuda: bool = False
+    history: Path | None = None  # `--history PATH`: every input's events go into one store
 
     def config_for(self, media: Path, events: Path) -> PipelineConfig:
         return replay_config(media, pipeline=self.pipeline, out=events, mqtt=self.mqtt,
                              options=self.options, sets=self.sets,
                              cpu_fp32=self.cpu_fp32, threads=self.threads,
-                             cuda=self.cuda)
+                             cuda=self.cuda, history=self.history)

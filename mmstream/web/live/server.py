@@ -70,6 +70,10 @@ class WebServer:
         app.router.add_get("/updates", self._updates)
         app.router.add_get("/frame/{stream}.jpg", self._frame)
         app.router.add_get("/status", self._status)
+        from mmstream.web.history.api import HistoryApi
+
+        self.history = HistoryApi(lambda: self.view.history_path, lambda: self.view.device_id)
+        self.history.add_routes(app)  # the History page and /api/: docs/web.md
         app.on_shutdown.append(self._end_streams)
         # no access log: requests may carry the token in their query; handlers of a page that
         # went away are cancelled, so a closed tab stops costing anything at once

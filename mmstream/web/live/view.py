@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from mmstream.config import PipelineConfig, WebConfig
@@ -46,10 +47,12 @@ class LiveView:
         self._no_viewers.set()
         self._generation = 0
         self._pictures: dict[str, _Picture] = {}
+        self.history_path: Path | None = None  # the store the History page searches
 
     def sink_for(self, config: PipelineConfig, reloads: int = 0) -> LiveSink:
         """The sink of one pipeline run (a reload gets a new one; the view goes on)."""
         self.config, self.device_id = config.web, config.device_id
+        self.history_path = config.history.path if config.history.enabled else None
         self.state.limits = config.web
         self.health.mode, self.health.reloads = config.mode, reloads
         self._generation += 1

@@ -1,0 +1,72 @@
+"""What the store keeps of one event: the columns queries filter on, and its envelope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmstream.events import (
+    EmotionEvent,
+    Event,
+    FusedEvent,
+    ModalityContribution,
+    SceneEvent,
+    TranscriptEvent,
+    encode,
+    event_type,
+)
+from mmstream.media import is_wall_clock
+
+PERSON_TAGS = frozenset({"person", "face", "people"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    t: float
+    t_start: float
+    t_end: float
+    device: str
+    stream: str
+    type: str
+    seq: int
+    final: int | None
+    text: str | None
+    emotion: str | None
+    valence: float | None
+    person: int | None
+    media_t: float
+    body: bytes
+    tags: tuple[str, ...] = ()
+
+
+def _face_seen(contributions: list[ModalityContribution]) -> bool:
+    return any(c.modality == "face" and c.present for c in contributions)
+
+
+def event_row(event: Event, anchor: float, window_s: float = 2.0) -> EventRow:
+    """The row of one event. `anchor` turns a file's media seconds into epoch seconds (the
+    wall time its run started); a live device's capture times are epoch seconds already.
+    Scene and emotion events carry only their window's end: `window_s` is its length."""
+    base = 0.0 if is_wall_clock(event.t_capture) else anchor
+    t = base + event.t_capture
+    start, end = t - window_s, t
+    final = text = emotion = valence = person = None
+    tags: tuple[str, ...] = ()
+    if isinstance(event, TranscriptEvent):
+        payload = event.payload
+        start, end, final = base + payload.start, base + payload.end, int(payload.final)
+        text = payload.text if payload.final and payload.text.strip() else None
+    elif isinstance(event, SceneEvent):
+        tags = tuple(dict.fromkeys(tag.label for tag in event.payload.tags))
+        person = int(bool(PERSON_TAGS.intersection(tags))
+                     or _face_seen(event.payload.contributions))
+    elif isinstance(event, EmotionEvent):
+        emotion, valence = event.payload.label, event.payload.valence
+    elif isinstance(event, FusedEvent):
+        payload = event.payload
+        start, end = base + payload.window_start, base + payload.window_end
+        tags = tuple(dict.fromkeys(tag.label for tag in payload.scene))
+        emotion, valence = payload.emotion, payload.valence
+        person = int(bool(PERSON_TAGS.intersection(tags)) or _face_seen(payload.contributions))
+    return EventRow(t, start, end, event.device_id, event.stream_id, event_type(event),
+                    event.seq, final, text, emotion, valence, person, event.t_capture,
+                    encode(event), tags)

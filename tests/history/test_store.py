@@ -1,0 +1,121 @@
+"""The store: batches committed by the writer thread, retention, migrations, damaged files,
+full disks."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from mmstream.history.query import Query
+from mmstream.history.schema import SCHEMA_VERSION
+from mmstream.history.search import SqliteHistory
+from mmstream.history.store import Retention
+from mmstream.history.synthetic import synthetic_events
+from mmstream.history.writer import HistoryWriter
+from tests.conftest import wait_until
+from tests.history.helpers import KEEP_ALL, written_store
+
+
+def test_every_event_is_written_with_its_columns(tmp_path: Path) -> None:
+    events = list(synthetic_events(500, start=time.time() - 3600, streams=2))
+    writer = written_store(tmp_path / "h.db", events)
+    assert writer.status.written == 500 and writer.status.state == "ok"
+    db = sqlite3.connect(tmp_path / "h.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 500
+    finals = sum(1 for e in events if getattr(e.payload, "final", False))
+    assert db.execute("SELECT count(*) FROM transcripts_docsize").fetchone()[0] == finals
+    assert db.execute("SELECT count(*) FROM tags").fetchone()[0] > 0
+    assert db.execute("SELECT count(DISTINCT stream) FROM events").fetchone()[0] == 2
+
+
+def test_commits_while_running_not_only_at_close(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "h.db", KEEP_ALL, anchor=time.time(),
+                           commit_interval_s=0.1)
+    writer.open()
+    writer.start()
+    for event in synthetic_events(100, start=time.time()):
+        writer.submit(event)
+    reader = sqlite3.connect(tmp_path / "h.db")
+    wait_until(lambda: reader.execute("SELECT count(*) FROM events").fetchone()[0] == 100,
+               what="the batch committed by the writer thread")
+    writer.close()
+
+
+def test_retention_deletes_old_events_with_their_index_entries(tmp_path: Path) -> None:
+    now = time.time()
+    old = list(synthetic_events(3000, start=now - 40 * 86400, seed=1))
+    new = list(synthetic_events(300, start=now - 60, seed=2))
+    written_store(tmp_path / "h.db", old + new)
+    writer = HistoryWriter(tmp_path / "h.db", Retention(30 * 86400, 1 << 40, 1e9),
+                           anchor=now, commit_interval_s=0.05)
+    writer.open()
+    writer.start()
+    db = sqlite3.connect(tmp_path / "h.db")
+    wait_until(lambda: db.execute("SELECT count(*) FROM events").fetchone()[0] == 300,
+               what="retention to delete the events older than 30 days")
+    writer.close()
+    assert db.execute("SELECT min(t) FROM events").fetchone()[0] >= now - 60
+    fts = db.execute("SELECT count(*) FROM transcripts_docsize").fetchone()[0]
+    assert fts == db.execute("SELECT count(*) FROM events WHERE text IS NOT NULL").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM tags WHERE t < ?", (now - 3600,)).fetchone()[0] == 0
+    assert db.execute("INSERT INTO transcripts(transcripts) VALUES ('integrity-check')")
+
+
+def test_retention_by_size_keeps_the_newest(tmp_path: Path) -> None:
+    now = time.time()
+    written_store(tmp_path / "h.db", list(synthetic_events(20_000, start=now - 7200)))
+    writer = HistoryWriter(tmp_path / "h.db", Retention(1e9, 1 << 20, 1e9), anchor=now)
+    writer.open()
+    writer.start()
+    db = sqlite3.connect(tmp_path / "h.db")
+
+    count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    wait_until(lambda: db.execute("SELECT count(*) FROM events").fetchone()[0] < count / 2,
+               what="retention to delete the oldest events for the size limit")
+    writer.close()
+    left = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert 0 < left < count / 2
+    newest = db.execute("SELECT max(id) FROM events").fetchone()[0]
+    assert newest == count  # the newest rows are kept, the oldest went
+
+
+def test_an_unreadable_file_is_moved_aside_and_a_new_store_started(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    garbage = b"this is not a database\n" * 400
+    path.write_bytes(garbage)
+    writer = written_store(path, list(synthetic_events(50, start=time.time())))
+    assert writer.status.moved_aside is not None
+    kept = Path(writer.status.moved_aside)
+    assert kept.read_bytes() == garbage and kept.parent == tmp_path
+    assert "moved aside" in writer.health()["problem"]
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM events").fetchone()[0] == 50
+
+
+def test_a_full_disk_pauses_history_and_never_raises(small_tmpfs: Path) -> None:
+    writer = HistoryWriter(small_tmpfs / "h.db", KEEP_ALL, anchor=time.time(),
+                           commit_interval_s=0.05)
+    writer.open()
+    writer.start()
+    for event in synthetic_events(20_000, start=time.time()):
+        writer.submit(event)  # never waits, never raises
+    wait_until(lambda: writer.status.state == "paused", what="history paused by the full disk")
+    writer.close()
+    health = writer.health()
+    assert "disk full" in health["problem"] and health["dropped"]["disk_full"] > 0
+    history = SqliteHistory(small_tmpfs / "h.db")
+    assert history.search(Query(limit=5)) is not None  # what was committed is readable
+
+
+def test_a_store_from_a_newer_mmstream_is_not_touched(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    writer = HistoryWriter(path, KEEP_ALL, anchor=time.time())
+    try:
+        writer.open()
+    except Exception as exc:
+        assert "newer" in str(exc)
+    else:
+        raise AssertionError("a newer schema was opened")
