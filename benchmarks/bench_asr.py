@@ -193,6 +193,13 @@ class LiveRun:
                  "PYTHONPATH": str(REPO)},
             stdout=subprocess.DEVNULL, stderr=self.stderr.open("w"), text=True)
 
+    def wait_online(self) -> None:
+        """Until the microphone opened (the model is loaded before the source), + 2 s."""
+        deadline = time.monotonic() + 90
+        while "online" not in self.stderr.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.0)
+
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -213,10 +220,7 @@ def live(tmp: Path, broker: MosquittoBroker, settings: dict[str, Any], count: in
     subscriber = Subscriber(broker.port)
     run = LiveRun(tmp, broker, settings)
     try:
-        deadline = time.monotonic() + 90
-        while "online" not in run.stderr.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)  # the microphone opened (the model is loaded before the source)
-        time.sleep(2.0)
+        run.wait_online()
         cpu0, wall0 = run.cpu_seconds(), time.monotonic()
         time.sleep(idle_s)
         idle = (run.cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100

@@ -102,10 +102,7 @@ def live(tmp: Path, broker: MosquittoBroker, settings: dict[str, Any],
     subscriber = Subscriber(broker.port)
     run = LiveRun(tmp, broker, settings)
     try:
-        deadline = time.monotonic() + 90
-        while "online" not in run.stderr.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)  # the microphone opened (the model is loaded before the source)
-        time.sleep(2.0)
+        run.wait_online()
         for clip in clips:
             run.mic.play(clip.audio)
         run.mic.wait_played(sum(len(c.audio) for c in clips) / rs.AUDIO_RATE + 30)
