@@ -137,6 +137,9 @@ def test_a_closed_page_costs_nothing_and_an_open_one_lives_through_a_reload(
     frame_loaded(browser_page, after=before)  # pictures of the new pipeline, same page
     page.wait_for_function("() => document.getElementById('mode').textContent"
                            ".includes('reloaded 1×')")
+    # the reloaded pipeline loads its models first ("loading models…"), then is live again
+    page.wait_for_function("() => document.getElementById('connection').dataset.state"
+                           " === 'live'", timeout=90_000)
     assert page.inner_text("#connection") == "live" and daemon.viewers() == 1
     keep_screenshot(browser_page, "live-reload")
     assert browser_page.errors == []
