@@ -170,7 +170,7 @@ class Topic:
     stream_id: str
     kind: Kind
     event_type: str = ""
-    codec: str = ""  # h264 or opus for compact media; "" for images, raw audio and events
+    codec: str = ""  # h264 or aac for compact media; "" for images, raw audio and events
 
     @property
     def name(self) -> str:

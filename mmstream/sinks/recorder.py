@@ -5,7 +5,8 @@ first, before anything that may thin the input out (the overload governor sheds 
 analysis stages may consume items), and it hands every frame and audio chunk to
 `record_input`.
 
-All encoding (H.264 and Opus, or JPEG/PNG and PCM: `recording/inputs.py`) and file I/O runs on one writer thread, in arrival order; the event
+All encoding (H.264 and AAC, or JPEG/PNG and PCM: `recording/inputs.py`) and file I/O runs
+on one writer thread, in arrival order; the event
 loop only queues work and waits when too much is queued (backpressure, never loss). The files
 themselves (chunks, rotation, flushing, fsync) are `mmstream.recording.writer`'s.
 """

@@ -100,7 +100,7 @@ class RecordingSource(Source):
             if cfg.end_s is not None and offset_s >= cfg.end_s:
                 continue  # not break: another stream may still be inside the range
             if before and not message.topic.codec:
-                continue  # images and PCM stand alone; H.264 and Opus decode from before
+                continue  # images and PCM stand alone; H.264 and AAC decode from before
             item = self._decode(decoder, message)
             if before or item is None:
                 continue
@@ -113,7 +113,8 @@ class RecordingSource(Source):
                 message: RecordedMessage) -> VideoFrame | AudioChunk | None:
         try:
             return decoder.decode(message)
-        except (ValueError, TypeError, av.error.FFmpegError) as exc:  # msgspec.DecodeError is a ValueError
+        # msgspec.DecodeError is a ValueError; damaged H.264/AAC raises FFmpegError
+        except (ValueError, TypeError, av.error.FFmpegError) as exc:
             raise SourceError(f"{self.config.path}: bad {message.topic.kind} message on "
                               f"{message.topic.name} at t={message.log_time / 1e9:.3f}: "
                               f"{exc}") from None
