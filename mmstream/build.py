@@ -164,9 +164,12 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = (),
     control = build_control(config)
     recorder = None
     if config.record is not None:
+        from mmstream.recording.inputs import AnalysisGrid
         from mmstream.sinks.recorder import RecorderSink
 
-        recorder = RecorderSink(config.record, config.device_id)
+        window = config.stages.window  # where windows end: the frames `video: analysed` keeps
+        recorder = RecorderSink(config.record, config.device_id,
+                                AnalysisGrid(window.hop_s, window.length_s))
     sinks = [*build_sinks(config), *extra_sinks, *([recorder] if recorder else [])]
     return Pipeline(
         build_sources(config),

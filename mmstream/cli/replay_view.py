@@ -155,6 +155,8 @@ def render_info(info: RecordingInfo) -> list[str]:
     for c in info.channels:
         rate = f", {c.messages / c.span_s:.1f}/s" if c.span_s > 0 and c.kind != "event" else ""
         detail = f", {c.detail}" if c.detail else ""
+        if c.bytes_per_hour:
+            detail += f", {c.bytes_per_hour / 1e6:.1f} MB/h"
         lines.append(f"  {c.topic:<34} {c.messages:>7} msgs  {c.bytes / 1e6:8.2f} MB  "
                      f"{c.span_s:8.2f} s{rate}{detail}  [{c.schema}]")
     return lines

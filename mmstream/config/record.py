@@ -29,10 +29,19 @@ class RecordConfig(Section):
     streams: list[str] | None = Field(None, description="stream ids to record; unset = all")
     inputs: bool = Field(True, description="record raw inputs (video frames, audio chunks)")
     events: bool = Field(True, description="record every published event")
-    frame_format: Literal["jpeg", "png"] = Field("jpeg", description="png is lossless")
+    frame_format: Literal["h264", "jpeg", "png"] = Field(
+        "h264", description="h264: compact (foxglove.CompressedVideo); jpeg, png: one image a "
+        "frame (png is lossless: byte-identical replays)")
+    video: Literal["analysed", "all"] = Field(
+        "analysed", description="analysed: the frames the fusion windows use (per window end, "
+        "the last frame before it); all: every frame the source delivers")
+    h264_crf: int = Field(30, ge=0, le=51, description="libx264 quality: lower is better, "
+                          "bigger")
     jpeg_quality: int = Field(90, ge=1, le=100)
-    audio_format: Literal["s16", "f32"] = Field(
-        "s16", description="s16: pcm-s16 (Foxglove plays it); f32: lossless float32")
+    audio_format: Literal["aac", "s16", "f32"] = Field(
+        "aac", description="aac: compact (mmstream.CompressedAudio); s16: pcm-s16 (Foxglove "
+        "plays it); f32: lossless float32")
+    audio_kbps: int = Field(48, ge=8, le=256, description="AAC bitrate, kbit/s")
 
     @model_validator(mode="after")
     def _one_target(self) -> RecordConfig:

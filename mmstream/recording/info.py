@@ -28,7 +28,12 @@ class ChannelInfo:
     bytes: int = 0
     first_ns: int | None = None
     last_ns: int | None = None
-    detail: str = ""  # image format and size, audio format and rate
+    detail: str = ""  # the codec or image format, audio format and rate
+
+    @property
+    def bytes_per_hour(self) -> float:
+        """Message bytes per hour of its span (before chunk compression); 0 when too short."""
+        return self.bytes / self.span_s * 3600 if self.span_s > 0 else 0.0
 
     @property
     def span_s(self) -> float:
@@ -77,7 +82,8 @@ class RecordingInfo:
         data = {k: v for k, v in vars(self).items() if k != "channels"}
         data["duration_s"] = self.duration_s
         data["schemas"] = self.schemas()
-        data["channels"] = [{**vars(c), "span_s": c.span_s} for c in self.channels]
+        data["channels"] = [{**vars(c), "span_s": c.span_s, "bytes_per_hour": c.bytes_per_hour}
+                            for c in self.channels]
         return data
 
 

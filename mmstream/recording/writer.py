@@ -71,6 +71,9 @@ class McapFile:
                 topic.schema_name, "jsonschema", fmt.schema_bytes(topic.schema_name))
         return self.writer.register_channel(topic.name, "json", schema, topic.metadata())
 
+    def has(self, topic: fmt.Topic) -> bool:
+        return topic in self._channels
+
     def size(self) -> int:
         return self._file.tell()
 
@@ -152,6 +155,13 @@ class RecordingFiles:
         if (recorded_ns >= self.config.flush_interval_s * 1e9
                 or time.monotonic() - self._last_flush >= self.config.flush_interval_s):
             self.flush()
+
+    def starts_file(self, topic: fmt.Topic, log_ns: int) -> bool:
+        """Whether a message of `topic` logged at `log_ns` is its channel's first in a file
+        (the H.264 encoder starts each file with a keyframe, so every file plays alone)."""
+        current = self.current
+        return (current is None or (current.messages > 0 and self._rotation_due(current, log_ns))
+                or not current.has(topic))
 
     def _rotation_due(self, current: McapFile, log_ns: int) -> bool:
         cfg = self.config

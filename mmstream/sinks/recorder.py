@@ -5,7 +5,8 @@ first, before anything that may thin the input out (the overload governor sheds 
 analysis stages may consume items), and it hands every frame and audio chunk to
 `record_input`.
 
-All encoding (JPEG/PNG) and file I/O runs on one writer thread, in arrival order; the event
+All encoding (H.264 and AAC, or JPEG/PNG and PCM: `recording/inputs.py`) and file I/O runs
+on one writer thread, in arrival order; the event
 loop only queues work and waits when too much is queued (backpressure, never loss). The files
 themselves (chunks, rotation, flushing, fsync) are `mmstream.recording.writer`'s.
 """
@@ -27,6 +28,7 @@ from mmstream.errors import SinkError
 from mmstream.events import Event, encode, event_type
 from mmstream.media import AudioChunk, VideoFrame
 from mmstream.recording import format as fmt
+from mmstream.recording.inputs import AnalysisGrid, InputEncoder
 from mmstream.recording.writer import RecordingFiles
 from mmstream.runtime.stage import Sink
 
@@ -40,8 +42,11 @@ class RecorderSink(Sink):
 
     name = "recorder"
 
-    def __init__(self, config: RecordConfig, device_id: str = "mmstream") -> None:
+    def __init__(self, config: RecordConfig, device_id: str = "mmstream",
+                 grid: AnalysisGrid | None = None) -> None:
         self.config = config
+        # `grid`: where the pipeline's windows end; without one, "analysed" keeps every frame
+        self.encoder = InputEncoder(config, grid)
         self.files = RecordingFiles(config, device_id)
         self.streams = set(config.streams) if config.streams is not None else None
         self._executor: ThreadPoolExecutor | None = None
@@ -74,15 +79,14 @@ class RecorderSink(Sink):
 
     def _write_input(self, item: VideoFrame | AudioChunk) -> None:
         """Writer thread: compress and append one raw input."""
-        cfg = self.config
-        if isinstance(item, VideoFrame):
-            topic = fmt.Topic(item.stream_id, "video")
-            data = fmt.encode_frame(item, cfg.frame_format, cfg.jpeg_quality)
-        else:
-            topic = fmt.Topic(item.stream_id, "audio")
-            data = fmt.encode_audio(item, cfg.audio_format)
-        t_ns = fmt.to_ns(item.t_capture)
-        self.files.add(topic, t_ns, t_ns, data)
+        for topic, t_ns, data in self.encoder.encode(item, self.files.starts_file):
+            self.files.add(topic, t_ns, t_ns, data)
+
+    def _close_files(self) -> None:
+        """Writer thread: what the encoders still hold, then the last file's summary."""
+        for topic, t_ns, data in self.encoder.flush(self.files.starts_file):
+            self.files.add(topic, t_ns, t_ns, data)
+        self.files.close()
 
     async def _queue(self, work: Callable[..., None], *args: Any) -> None:
         """Hand work to the writer thread; wait only when too much is already queued."""
@@ -125,7 +129,7 @@ class RecorderSink(Sink):
         try:
             while self._queued:
                 await self._settle(self._queued.popleft())
-            await self._run(self.files.close)
+            await self._run(self._close_files)
         finally:
             self._executor.shutdown(wait=True)
             self._executor = None

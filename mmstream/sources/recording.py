@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import av
+
 from mmstream.config import RecordingSourceConfig
 from mmstream.errors import SourceError
 from mmstream.events import Status, StatusEvent
 from mmstream.media import AudioChunk, EndOfStream, VideoFrame
-from mmstream.recording import format as fmt
+from mmstream.recording.inputs import InputDecoder
 from mmstream.recording.reader import RecordedMessage, RecordingReader, in_time_order
 from mmstream.runtime.stage import Source
 
@@ -88,30 +90,31 @@ class RecordingSource(Source):
         """Reader thread: decoded inputs of the chosen streams and range, in time order."""
         cfg = self.config
         messages = reader.messages(kinds=("video", "audio"), streams=cfg.streams)
+        decoder = InputDecoder()
         origin: int | None = None
         for message in in_time_order(messages, REORDER_WINDOW_NS, {}):
             if origin is None:
                 origin = self.progress.origin_ns = message.log_time
             offset_s = (message.log_time - origin) / 1e9
-            if cfg.start_s is not None and offset_s < cfg.start_s:
-                continue
+            before = cfg.start_s is not None and offset_s < cfg.start_s
             if cfg.end_s is not None and offset_s >= cfg.end_s:
                 continue  # not break: another stream may still be inside the range
-            item = self._decode(message)
+            if before and not message.topic.codec:
+                continue  # images and PCM stand alone; H.264 and AAC decode from before
+            item = self._decode(decoder, message)
+            if before or item is None:
+                continue
             assert self.progress.last is not None
             self.progress.last[item.stream_id] = item.t_capture
             self.progress.yielded += 1
             yield item
 
-    def _decode(self, message: RecordedMessage) -> VideoFrame | AudioChunk:
-        stream = message.topic.stream_id
+    def _decode(self, decoder: InputDecoder,
+                message: RecordedMessage) -> VideoFrame | AudioChunk | None:
         try:
-            if message.topic.kind == "video":
-                t, index, image = fmt.decode_frame(message.data, stream)
-                return VideoFrame(stream, t, image, index)
-            t, samples = fmt.decode_audio(message.data, stream)
-            return AudioChunk(stream, t, samples)
-        except (ValueError, TypeError) as exc:  # msgspec.DecodeError is a ValueError
+            return decoder.decode(message)
+        # msgspec.DecodeError is a ValueError; damaged H.264/AAC raises FFmpegError
+        except (ValueError, TypeError, av.error.FFmpegError) as exc:
             raise SourceError(f"{self.config.path}: bad {message.topic.kind} message on "
                               f"{message.topic.name} at t={message.log_time / 1e9:.3f}: "
                               f"{exc}") from None

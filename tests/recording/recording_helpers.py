@@ -17,6 +17,11 @@ from mmstream.sources.recording import RecordingSource
 
 NO_ANALYSIS = {"transcribe": {"enabled": False}, "window": {"enabled": False},
                "infer": {"enabled": False}}
+# Today's exact formats, every frame: the file-layer tests (chunks, damage, rotation) count and
+# compare inputs one for one; the compact default is tested in test_compact.py.
+IMAGE_FORMATS = {"frame_format": "jpeg", "audio_format": "s16", "video": "all"}
+IMAGE_FORMAT_SETS = [arg for key, value in IMAGE_FORMATS.items()
+                     for arg in ("--set", f"record.{key}={value}")]
 NO_ANALYSIS_SETS = ["--set", "stages.transcribe.enabled=false", "--set",
                     "stages.window.enabled=false", "--set", "stages.infer.enabled=false"]
 
@@ -32,7 +37,7 @@ def record_synthetic(path: Path, streams: tuple[str, ...] = ("syn",), duration_s
     """Run synthetic sources (no analysis) with the recorder on; returns the run's report."""
     config = validate_pipeline({
         "device_id": "test", "sources": synthetic_sources(streams, duration_s),
-        "stages": NO_ANALYSIS, "record": {"path": str(path), **record}})
+        "stages": NO_ANALYSIS, "record": {"path": str(path), **IMAGE_FORMATS, **record}})
     return asyncio.run(build_pipeline(config).run())
 
 

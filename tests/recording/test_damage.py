@@ -20,7 +20,12 @@ from mmstream.events import StatusEvent
 from mmstream.media import VideoFrame
 from mmstream.recording.info import inspect_recording
 from tests.conftest import REPO, wait_until
-from tests.recording.recording_helpers import inputs_only, record_synthetic, replay_items
+from tests.recording.recording_helpers import (
+    IMAGE_FORMAT_SETS,
+    inputs_only,
+    record_synthetic,
+    replay_items,
+)
 
 CHUNK_KB = 16
 
@@ -119,7 +124,8 @@ def test_recording_sigkilled_mid_write_is_readable(cli: Any, tmp_path: Path) -> 
     out = tmp_path / "killed.mcap"
     process = subprocess.Popen(
         [sys.executable, "-m", "mmstream", "record", str(pipeline), "--out", str(out),
-         "--no-analysis", "--set", "record.flush_interval_s=0.2", "--set", "record.chunk_kb=64"],
+         "--no-analysis", "--set", "record.flush_interval_s=0.2", "--set", "record.chunk_kb=64",
+         *IMAGE_FORMAT_SETS],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: _has_chunks(out, 3), 60, "three complete chunks on disk")

@@ -12,7 +12,11 @@ import pytest
 from mmstream.config import FileSourceConfig
 from mmstream.events import TranscriptEvent, decode
 from mmstream.sources.media_file import decode_media
-from tests.recording.recording_helpers import NO_ANALYSIS_SETS, record_synthetic
+from tests.recording.recording_helpers import (
+    IMAGE_FORMAT_SETS,
+    NO_ANALYSIS_SETS,
+    record_synthetic,
+)
 
 
 def events_of(path: Path) -> list[Any]:
@@ -23,7 +27,8 @@ def events_of(path: Path) -> list[Any]:
 def test_real_media_recording_replays_to_identical_events(cli: Any, sample_clip: Path,
                                                           tmp_path: Path) -> None:
     rec, original = tmp_path / "rec.mcap", tmp_path / "original.jsonl"
-    made = cli("record", str(sample_clip), "--out", str(rec), "--events", str(original))
+    made = cli("record", str(sample_clip), "--out", str(rec), "--events", str(original),
+               *IMAGE_FORMAT_SETS)  # every frame, as images: counted against the decode
     assert made.returncode == 0, made.stderr
     info = json.loads(cli("info", str(rec), "--json", timeout=60).stdout)
     assert {"foxglove.CompressedImage", "foxglove.RawAudio", "mmstream.event/1"} <= set(
