@@ -85,7 +85,8 @@ def _without_password(message: str, url: str) -> str:
         password = conninfo_to_dict(url).get("password")
     except psycopg.ProgrammingError:
         return message.splitlines()[0] if message else "invalid"
-    first = (message.strip().splitlines() or ["failed"])[-1].strip()
+    first = (message.strip().splitlines() or ["failed"])[0].strip()
+    first = first.removeprefix("connection failed: ")
     return first.replace(str(password), "***") if password else first
 
 
