@@ -22,7 +22,8 @@ COLUMNS = ("t", "t_start", "t_end", "device", "stream", "type", "seq", "final", 
            "emotion", "valence", "person", "media_t", "source", "tags", "body")
 _INCOMING = """
 CREATE TEMP TABLE IF NOT EXISTS incoming (
-    t float8, t_start float8, t_end float8, device text, stream text, type text, seq bigint,
+    n integer, t float8, t_start float8, t_end float8, device text, stream text, type text,
+    seq bigint,
     final smallint, text text, emotion text, valence real, person boolean, media_t float8,
     source text, tags text[], body text) ON COMMIT DELETE ROWS
 """
@@ -78,16 +79,17 @@ class PgStore:
             ensure_partitions(db, days)
             self._days |= days
         with db.transaction(), db.cursor() as cursor:
-            with cursor.copy(f"COPY incoming ({_NAMES}) FROM STDIN") as copy:
-                for r in rows:
+            with cursor.copy(f"COPY incoming (n, {_NAMES}) FROM STDIN") as copy:
+                for n, r in enumerate(rows):
                     copy.write_row((
-                        r.t, r.t_start, r.t_end, _clean(r.device), _clean(r.stream), r.type,
+                        n, r.t, r.t_start, r.t_end, _clean(r.device), _clean(r.stream), r.type,
                         r.seq, r.final, _clean(r.text), _clean(r.emotion), r.valence,
                         None if r.person is None else bool(r.person), r.media_t,
                         _clean(source), [_clean(tag) for tag in r.tags],
                         r.body.decode("utf-8", "replace").replace("\x00", "\ufffd")))
+            # ids in the batch's order, as the device's store gives them
             cursor.execute(f"INSERT INTO events ({_NAMES}) SELECT {_NAMES} FROM incoming "
-                           "ON CONFLICT DO NOTHING")
+                           "ORDER BY n ON CONFLICT DO NOTHING")
             inserted = max(cursor.rowcount, 0)
         return Written(inserted, len(rows) - inserted)
 
