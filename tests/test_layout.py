@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "audio"),
     ("recording", "runtime", "models"),
     ("sources", "stages", "sinks", "history"),
-    ("build", "preflight", "training"),
+    ("build", "preflight", "training", "fleet"),
     ("replay", "web"),
     ("daemon", "doctor", "demo_broker"),
     ("cli",),

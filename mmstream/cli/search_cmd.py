@@ -55,6 +55,10 @@ def search(
                                         "default: the device's."),
     pipeline: Path | None = typer.Option(None, "--pipeline", "-p", help="Find the store "
                                          "from this pipeline file."),
+    db: str | None = typer.Option(None, "--db", envvar="MMSTREAM_DB", help="The fleet's "
+                                  "PostgreSQL store (postgresql://user@host/mmstream), written "
+                                  "by mmstream collect."),
+    device: list[str] = typer.Option([], "--device", help="Only this device (repeatable)."),
 ) -> None:
     """Search the history: what was said, seen and felt, newest first.
 
@@ -62,14 +66,21 @@ def search(
     a tag or emotion only, a stretch of windows), and the recording that covers it.
     """
     with user_errors():
-        from mmstream.history.query import Query, parse_when
+        from mmstream.history.query import History, Query, parse_when
         from mmstream.history.search import open_history
 
         query = Query(text=text, streams=tuple(stream), types=tuple(type_), tags=tuple(tag),
-                      emotions=tuple(emotion),
+                      emotions=tuple(emotion), devices=tuple(device),
                       since=parse_when(since, "--since") if since else None,
                       until=parse_when(until, "--until") if until else None, limit=limit)
-        store = open_history(history if history is not None else default_store(pipeline, []))
+        store: History
+        if db is not None:
+            from mmstream.fleet.pg_search import PgHistory
+
+            store = PgHistory(db)
+        else:
+            store = open_history(history if history is not None
+                                 else default_store(pipeline, []))
         try:
             moments = store.search(query)
         finally:

@@ -60,6 +60,7 @@ class Query:
     text: str = ""
     streams: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()  # a fleet's store holds many devices
     tags: tuple[str, ...] = ()
     emotions: tuple[str, ...] = ()
     since: float | None = None

@@ -87,6 +87,9 @@ class SqliteHistory:
         if query.streams:
             where, values = _in(column.replace(".t", ".stream"), query.streams)
             sql, args = sql + where, [*args, *values]
+        if query.devices:
+            where, values = _in("e.device", query.devices)
+            sql, args = sql + where, [*args, *values]
         return sql, args
 
     def _speech(self, query: Query) -> list[Moment]:
@@ -185,7 +188,8 @@ class SqliteHistory:
         rows = db.execute(
             "SELECT e.type, e.emotion, e.valence, e.person, e.device, e.id FROM events e "
             "WHERE e.stream = ? AND e.t >= ? AND e.t <= ? AND e.type IN ('scene', 'emotion', "
-            "'fused') LIMIT 500", (moment.stream, start, end)).fetchall()
+            "'fused') ORDER BY e.t, e.id LIMIT 500",  # ties broken the same in every backend
+            (moment.stream, start, end)).fetchall()
         ids = [row[5] for row in rows if row[0] == "scene"] or [
             row[5] for row in rows if row[0] == "fused"]
         tags = Counter(tag for (tag,) in db.execute(

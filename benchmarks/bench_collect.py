@@ -1,0 +1,118 @@
+"""Events/s from MQTT to committed PostgreSQL rows, with one and two collectors, beside what
+mosquitto alone delivers to a bare subscriber in the same run.
+
+Each measurement drains a backlog: the subscriber's persistent session is queued N events while
+it is offline (so the publisher's speed is not what is measured), then it connects and the
+clock runs until the last row is committed (or the last message received). Real mosquitto and a
+real PostgreSQL (tests/fleet/postgres.py), both on loopback.
+
+    PYTHONPATH=. python3 benchmarks/bench_collect.py --events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mmstream.demo_broker import MosquittoBroker
+from mmstream.fleet.collector import Collector, CollectSettings
+from mmstream.history.synthetic import synthetic_events
+from tests.fleet.postgres import PostgresServer, postgres_bindir
+from tests.fleet.publishing import publish_events
+
+
+def bare_subscriber(broker: MosquittoBroker, count: int) -> float:
+    """Events/s mosquitto hands a paho subscriber that only counts them (QoS 1)."""
+    received = threading.Event()
+    seen = [0]
+
+    def on_message(*_args: object) -> None:
+        seen[0] += 1
+        if seen[0] >= count:
+            received.set()
+
+    def session() -> paho.Client:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bare",
+                             protocol=paho.MQTTv5)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        client.on_message = on_message
+        client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+        return client
+
+    client = session()
+    client.subscribe("$share/bare/mmstream/+/+/+", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+    publish_events(broker.port, synthetic_events(count, start=time.time() - 3600, seed=3))
+    seen[0] = 0
+    start = time.monotonic()
+    client = session()
+    client.loop_start()
+    received.wait(600)
+    elapsed = time.monotonic() - start
+    client.disconnect()
+    client.loop_stop()
+    return count / elapsed
+
+
+def collectors(broker: MosquittoBroker, url: str, count: int, how_many: int) -> float:
+    settings = [CollectSettings(broker.url, url, group=f"g{how_many}", client_id=f"c{how_many}-{n}")
+                for n in range(how_many)]
+    for each in settings:  # make the sessions, then leave: the broker queues for them
+        first = Collector(each)
+        first.start()
+        first.stop()
+    publish_events(broker.port, synthetic_events(count, start=time.time() - 3600,
+                                                 seed=how_many, device_id=f"dev{how_many}"))
+    start = time.monotonic()
+    running = [Collector(each) for each in settings]
+    for collector in running:
+        collector.start()
+    while sum(c.stats.rows for c in running) < count:
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    for collector in running:
+        collector.stop()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+    bindir = postgres_bindir()
+    assert bindir is not None, "no PostgreSQL binaries"
+    server = PostgresServer(bindir)
+    server.start()
+    broker = MosquittoBroker(extra_config="max_queued_messages 1000000\n")
+    broker.start()
+    try:
+        url = server.new_database()
+        results = {"events": args.events,
+                   "mosquitto_to_bare_subscriber_per_s": round(bare_subscriber(broker,
+                                                                                args.events)),
+                   "one_collector_rows_per_s": round(collectors(broker, url, args.events, 1)),
+                   "two_collectors_rows_per_s": round(collectors(broker, url, args.events, 2))}
+        with psycopg.connect(url) as db:
+            size, rows = db.execute(
+                "SELECT sum(pg_total_relation_size(inhrelid)), (SELECT count(*) FROM events) "
+                "FROM pg_inherits WHERE inhparent = 'events'::regclass").fetchone()
+        results["bytes_per_event"] = round(int(size) / int(rows))
+        print(json.dumps(results, indent=2))
+    finally:
+        broker.stop()
+        server.remove()
+
+
+if __name__ == "__main__":
+    main()
