@@ -16,7 +16,9 @@ from tests.web.report_helpers import mmstream, open_report, thumbnail_widths
 @pytest.fixture(scope="module")
 def raw_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("raw") / "sample.mcap"
-    done = mmstream("record", str(SAMPLE_CLIP), "--out", str(path), "--no-analysis")
+    # every frame the clip delivers (a compact recording keeps only the analysed ones)
+    done = mmstream("record", str(SAMPLE_CLIP), "--out", str(path), "--no-analysis",
+                    "--set", "record.video=all")
     assert done.returncode == 0, done.stderr
     return path
 
