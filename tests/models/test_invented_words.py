@@ -62,3 +62,16 @@ def test_a_doubted_stock_phrase_is_dropped_and_a_sure_one_stays() -> None:
     assert text(words(("Thank", 0.1, 0.3, 0.9), ("you.", 0.3, 0.5, 0.95))) == "Thank you."
     assert text(words(("Next.", 0.1, 0.4, 0.3))) == ""
     assert text(words((".", 0.1, 0.4, 0.3))) == ""  # punctuation alone is no word
+
+
+def test_a_loop_squeezed_into_no_time_is_dropped() -> None:
+    """What tiny.en wrote live after "To reset your speaking volume to the default level.",
+    prompted with the stream's earlier finals: a loop with every word 0 ms long."""
+    real = words(("default", 75.48, 75.76, 0.96), ("level.", 75.76, 76.32, 0.99))
+    loop = [Word(w, 76.32, 76.32, p) for w, p in zip(
+        "Thank you very much for watching, and I'll see you in the next video.".split(),
+        (0.002, 0.985, 0.127, 0.984, 0.073, 0.312, 0.289, 0.219, 0.436, 0.981, 0.164, 0.397,
+         0.919, 0.594), strict=True)]
+    assert text(real + loop) == "default level."
+    quick = words(("I", 1.0, 1.04, 0.9), ("see.", 1.04, 1.3, 0.9))  # short words, real time
+    assert text(real + quick) == "default level. I see."
