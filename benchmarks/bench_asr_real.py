@@ -55,14 +55,16 @@ from mmstream.runtime.harness import StageHarness
 from mmstream.stages.transcribe import TranscribeStage
 
 BEFORE: dict[str, Any] = {"sentence_end_ms": 200, "min_silence_ms": 500,
-                          "drop_invented_words": False}
+                          "drop_invented_words": False, "prompt_previous": True}
 VARIANTS: dict[str, dict[str, Any]] = {
     "before": BEFORE,  # the stage as it was before issue 33
     "guards": {**BEFORE, "drop_invented_words": True},  # + the invented-word guards
-    "pauses": {"sentence_end_ms": 700, "min_silence_ms": 1000, "drop_invented_words": False},
+    "pauses": {"sentence_end_ms": 700, "min_silence_ms": 1000, "drop_invented_words": False,
+               "prompt_previous": True},
     "pause500": {"sentence_end_ms": 500, "min_silence_ms": 800},
-    "after": {},  # the defaults: guards + a sentence ends at 700 ms, any speech at 1000 ms
-    "noprompt": {"prompt_previous": False},  # `after` without the earlier finals as prompt
+    "after": {},  # the defaults: guards, a sentence ends at 700 ms, any speech at 1000 ms,
+    # no earlier finals as whisper's prompt
+    "prompt": {"prompt_previous": True},  # `after` with the earlier finals as whisper's prompt
 }
 
 

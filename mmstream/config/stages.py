@@ -22,8 +22,9 @@ class TranscribeConfig(Section):
     initial_prompt: str | None = None
     hotwords: str | None = None
     prompt_previous: bool = Field(
-        True, description="prompt each decode with the stream's earlier finals, as whisper does "
-        "offline (docs/speech.md: measured on real voices)")
+        False, description="prompt each decode with the stream's earlier finals, as whisper does "
+        "offline; off: on a live stream one invented word then spoils the finals after it "
+        "(docs/speech.md, measured on real voices)")
     # streaming: partials while someone speaks, one final per utterance
     partials: bool = Field(True, description="publish partial transcripts while speech goes on")
     partial_interval_s: float = Field(1.0, gt=0, description="source seconds between partials")
