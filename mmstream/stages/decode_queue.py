@@ -2,8 +2,9 @@
 
 Requests run in submission order on the one shared decoder, in batches of what is waiting
 (across microphones; batched on CUDA). A request is built only when its batch is formed, so
-its prompt — the stream's previous finals, with `prompt_previous` — includes every final decided before it, whatever
-the timing: a batch holds at most one request per stream, so a stream's earlier final is
+its prompt — the stream's previous finals, with `prompt_previous` — includes every final
+decided before it, whatever the timing: a batch holds at most one request per stream, so a
+stream's earlier final is
 always decoded (in an earlier batch) before its next request is built. A live run and a fast
 replay therefore give whisper the same prompts.
 
