@@ -4,9 +4,8 @@ Requests run in submission order on the one shared decoder, in batches of what i
 (across microphones; batched on CUDA). A request is built only when its batch is formed, so
 its prompt — the stream's previous finals, with `prompt_previous` — includes every final
 decided before it, whatever the timing: a batch holds at most one request per stream, so a
-stream's earlier final is
-always decoded (in an earlier batch) before its next request is built. A live run and a fast
-replay therefore give whisper the same prompts.
+stream's earlier final is always decoded (in an earlier batch) before its next request is
+built. A live run and a fast replay therefore give whisper the same prompts.
 
 It also measures how long a partial takes to decode here (`partial_seconds`, a moving average),
 which a live stage uses to space its partials on a slow machine.
