@@ -17,13 +17,11 @@ from mmstream.history.query import Moment, Query, StreamDay
 from mmstream.history.search import (
     HITS_PER_MOMENT,
     MAX_UTTERANCE_S,
-    MERGE_GAP_S,
     PAD_S,
     Span,
     _runs,
+    window_moments,
 )
-
-WINDOW_S = 2.0  # a window's end is its time: it began about this long before
 
 
 class PgHistory:
@@ -120,25 +118,7 @@ class PgHistory:
             f"SELECT e.t, e.stream, e.media_t, e.source FROM events e WHERE e.type = ANY(%s)"
             f"{where} ORDER BY e.t DESC, e.id DESC LIMIT %s",
             [types, *args, query.limit * HITS_PER_MOMENT])
-        runs: list[list[tuple[Any, ...]]] = []
-        open_runs: dict[str, list[tuple[Any, ...]]] = {}
-        for hit in hits:
-            run = open_runs.get(hit[1])
-            if run is not None and run[-1][0] - hit[0] <= MERGE_GAP_S:
-                run.append(hit)
-                continue
-            if len(runs) >= query.limit:
-                break
-            open_runs[hit[1]] = [hit]
-            runs.append(open_runs[hit[1]])
-        moments = []
-        for run in runs:
-            (first, stream, media_first, source), last = run[-1], run[0]
-            moments.append(Moment(
-                "window", first - WINDOW_S, last[0], stream, recording=source,
-                offset_s=None if source is None else max(0.0, media_first - WINDOW_S),
-                end_offset_s=None if source is None else last[2]))
-        return moments
+        return window_moments(hits, query.limit)
 
     def _completed(self, moment: Moment) -> Moment:
         """The tags, emotion and words of the windows a moment overlaps."""

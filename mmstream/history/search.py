@@ -18,6 +18,32 @@ PAD_S = 1.0  # a window just past an utterance's end still shows who said it
 MERGE_GAP_S = 3.0  # windows of one stream this close are one moment
 PICTURE_RANGE_S = 120.0  # the nearest picture, within this
 HITS_PER_MOMENT = 30  # window rows read per moment asked for
+WINDOW_S = 2.0  # a window's end is its time: it began about this long before
+
+
+def window_moments(hits: Iterable[Sequence[Any]], limit: int) -> list[Moment]:
+    """Matching windows, newest first, as (time, stream, media time, recording) rows, made
+    moments: one per stretch of a stream whose windows are at most MERGE_GAP_S apart, at most
+    `limit` of them (both backends group so, so they give the same moments)."""
+    runs: list[list[Sequence[Any]]] = []
+    open_runs: dict[str, list[Sequence[Any]]] = {}
+    for hit in hits:
+        run = open_runs.get(hit[1])
+        if run is not None and run[-1][0] - hit[0] <= MERGE_GAP_S:
+            run.append(hit)
+            continue
+        if len(runs) >= limit:
+            break
+        open_runs[hit[1]] = [hit]
+        runs.append(open_runs[hit[1]])
+    moments = []
+    for run in runs:
+        (first, stream, media_first, source), last = run[-1], run[0]
+        moments.append(Moment(
+            "window", first - WINDOW_S, last[0], stream, recording=source,
+            offset_s=None if source is None else max(0.0, media_first - WINDOW_S),
+            end_offset_s=None if source is None else last[2]))
+    return moments
 MAX_UTTERANCE_S = 120.0  # a final comes at most this long after the words it overlaps
 
 
@@ -159,26 +185,7 @@ class SqliteHistory:
 
     def _windows(self, query: Query) -> list[Moment]:
         """Stretches of matching windows, one moment per stretch of a stream."""
-        runs: list[list[tuple[float, str, float, str | None]]] = []
-        open_runs: dict[str, list[tuple[float, str, float, str | None]]] = {}
-        for hit in self._window_hits(query):
-            run = open_runs.get(hit[1])
-            if run is not None and run[-1][0] - hit[0] <= MERGE_GAP_S:
-                run.append(hit)
-                continue
-            if len(runs) >= query.limit:
-                break
-            open_runs[hit[1]] = [hit]
-            runs.append(open_runs[hit[1]])
-        moments = []
-        for run in runs:
-            (first, stream, media_first, source), last = run[-1], run[0]
-            window = 2.0  # a window's end is its time: it began about this long before
-            moments.append(Moment(
-                "window", first - window, last[0], stream, recording=source,
-                offset_s=None if source is None else max(0.0, media_first - window),
-                end_offset_s=None if source is None else last[2]))
-        return moments
+        return window_moments(self._window_hits(query), query.limit)
 
     # ---- what a moment shows ----------------------------------------------------------------
 
