@@ -20,6 +20,7 @@ from mmstream.history.search import (
     PAD_S,
     Span,
     _runs,
+    speech_moments,
     window_moments,
 )
 
@@ -94,14 +95,7 @@ class PgHistory:
             "SELECT e.id, e.t_start, e.t_end, e.stream, e.device, e.text, e.t, e.media_t, "
             "e.source FROM events e WHERE e.type = 'transcript' AND e.text IS NOT NULL"
             f"{where} ORDER BY e.t DESC, e.id DESC LIMIT %s", [*args, query.limit])
-        moments = []
-        for event_id, start, end, stream, device, text, t, media_t, source in rows:
-            offset = None if source is None else max(0.0, media_t - (t - start))
-            moments.append(Moment(
-                "speech", start, end, stream, device, text, recording=source, offset_s=offset,
-                end_offset_s=None if source is None else media_t + (end - t),
-                event_ids=(event_id,)))
-        return sorted(moments, key=lambda m: m.t, reverse=True)
+        return speech_moments(rows)
 
     def _windows(self, query: Query) -> list[Moment]:
         where, args = self._filters(query)

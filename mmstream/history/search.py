@@ -21,6 +21,19 @@ HITS_PER_MOMENT = 30  # window rows read per moment asked for
 WINDOW_S = 2.0  # a window's end is its time: it began about this long before
 
 
+def speech_moments(rows: Iterable[Sequence[Any]]) -> list[Moment]:
+    """Final transcripts as (id, start, end, stream, device, text, t, media time, recording)
+    rows, made moments, newest first (both backends, so they give the same moments)."""
+    moments = []
+    for event_id, start, end, stream, device, text, t, media_t, source in rows:
+        offset = None if source is None else max(0.0, media_t - (t - start))
+        moments.append(Moment(
+            "speech", start, end, stream, device, text, recording=source, offset_s=offset,
+            end_offset_s=None if source is None else media_t + (end - t),
+            event_ids=(event_id,)))
+    return sorted(moments, key=lambda m: m.t, reverse=True)
+
+
 def window_moments(hits: Iterable[Sequence[Any]], limit: int) -> list[Moment]:
     """Matching windows, newest first, as (time, stream, media time, recording) rows, made
     moments: one per stretch of a stream whose windows are at most MERGE_GAP_S apart, at most
@@ -144,14 +157,7 @@ class SqliteHistory:
                    f"WHERE e.type = 'transcript' AND e.text IS NOT NULL{where} "
                    "ORDER BY e.t DESC LIMIT ?")
         rows = self.db.execute(sql, [*args, query.limit]).fetchall()
-        moments = []
-        for event_id, start, end, stream, device, text, t, media_t, source in rows:
-            offset = None if source is None else max(0.0, media_t - (t - start))
-            moments.append(Moment(
-                "speech", start, end, stream, device, text, recording=source, offset_s=offset,
-                end_offset_s=None if source is None else media_t + (end - t),
-                event_ids=(event_id,)))
-        return sorted(moments, key=lambda m: m.t, reverse=True)
+        return speech_moments(rows)
 
     def _window_hits(self, query: Query) -> list[tuple[float, str, float, str | None]]:
         """(t, stream, media_t, source) of windows that match, newest first; a tag query is
