@@ -65,6 +65,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "after": {},  # the defaults: guards, a sentence ends at 700 ms, any speech at 1000 ms,
     # no earlier finals as whisper's prompt
     "prompt": {"prompt_previous": True},  # `after` with the earlier finals as whisper's prompt
+    # issue 32: a finished sentence ends at a short pause, a less sure one at a longer one
+    "s300": {"sentence_end_ms": 300},
+    "s300l500": {"sentence_end_ms": 300, "loose_sentence_end_ms": 500},
+    "s300l700": {"sentence_end_ms": 300, "loose_sentence_end_ms": 700},
+    "pad150": {"sentence_end_ms": 300, "loose_sentence_end_ms": 500, "speech_pad_ms": 150},
+    "pad100": {"sentence_end_ms": 300, "loose_sentence_end_ms": 500, "speech_pad_ms": 100},
 }
 
 
@@ -85,7 +91,7 @@ def offline_wer(clips: list[rs.Clip]) -> float:
 
 async def streaming(clips: list[rs.Clip], settings: dict[str, Any]) -> dict[str, Any]:
     stage = TranscribeStage(TranscribeConfig(**settings), policy=FAST)
-    pairs, made_up, decided = [], [], []
+    pairs, made_up, decided, finals_count = [], [], [], 0
     async with StageHarness(stage) as harness:
         for index, clip in enumerate(clips):
             out = []
@@ -93,13 +99,14 @@ async def streaming(clips: list[rs.Clip], settings: dict[str, Any]) -> dict[str,
                 out += await harness.feed(item)
             finals = [e for e in out if isinstance(e, TranscriptEvent) and e.payload.final]
             pairs.append((clip.text, " ".join(e.payload.text for e in finals)))
+            finals_count += len(finals)
             made_up += [f"{clip.name}: {e.payload.text}" for e in finals
                         if invented(e.payload.text, clip.text)]
             if clip.text and finals and clip.speech_end_s:
                 decided.append(finals[-1].t_capture - clip.speech_end_s)
     return {"wer": round(rs.corpus_wer(pairs), 4) if any(c.text for c in clips) else None,
             "invented_finals": len(made_up), "invented": made_up[:10],
-            "words_dropped": stage.drops().get("words_invented", 0),
+            "words_dropped": stage.drops().get("words_invented", 0), "finals": finals_count,
             "decided_s": spread(decided)}
 
 
@@ -144,6 +151,8 @@ def main() -> None:
                         "of non-speech")
     parser.add_argument("--live", action="store_true", help="also a real `mmstream run` on a "
                         "virtual microphone per variant (the talks, ~3 min each)")
+    parser.add_argument("--sets", default="clean,talks,talks_one_stream,noisy,nonspeech",
+                        help="comma-separated sets to measure (default: all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     names = args.variants.split(",")
@@ -155,6 +164,7 @@ def main() -> None:
     sets = {"clean": rs.clean_set(20 if args.quick else None), "talks": talks,
             "talks_one_stream": [one_stream], "noisy": rs.noisy(talks),
             "nonspeech": rs.nonspeech_set(60 if args.quick else 600)}
+    sets = {name: clips for name, clips in sets.items() if name in args.sets.split(",")}
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU used, shared",
         "model": "bundled tiny.en int8; offline: faster-whisper beam 5, 2 threads",

@@ -86,7 +86,7 @@ class TranscribeStage(Stage):
             min_speech_ms=config.min_speech_ms, min_silence_ms=config.min_silence_ms,
             speech_pad_ms=config.speech_pad_ms, max_speech_s=config.max_utterance_s,
             pause_ms=None if self.by_count else config.speech_pad_ms,
-            check_ms=config.sentence_end_ms)
+            check_ms=config.sentence_end_ms, loose_ms=config.loose_sentence_end_ms)
         self.pad = config.speech_pad_ms * AUDIO_RATE // 1000
         self.model: Any = None
         self.decodes: DecodeQueue | None = None
@@ -197,20 +197,21 @@ class TranscribeStage(Stage):
                 state.speculative.result.cancel()
             state.speculative = EarlyFinal(span, self._decode(
                 state, span[0], span[1], final=True, speech_end=pause.end))
-        if not pause.check:
+        if not (pause.check or pause.loose):
             return None
-        return self._sentence_check(state.speculative.result,
-                                    self._reference(state, pause.start))
+        reference = None if pause.loose else self._reference(state, pause.start)
+        return self._sentence_check(state.speculative.result, reference, pause.loose)
 
     def _sentence_check(self, candidate: asyncio.Future[DecodeResult],
-                        reference: asyncio.Future[DecodeResult] | None) -> asyncio.Future[bool]:
+                        reference: asyncio.Future[DecodeResult] | None,
+                        loose: bool) -> asyncio.Future[bool]:
         """The verdict `_segment` awaits in order. The check runs as the stage's background
         work, so a failure stops the pipeline even if no `_segment` is left to await it."""
         verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def check() -> None:
             try:
-                verdict.set_result(await self._finished(candidate, reference))
+                verdict.set_result(await self._finished(candidate, reference, loose))
             except asyncio.CancelledError:
                 verdict.cancel()
                 raise
@@ -234,10 +235,10 @@ class TranscribeStage(Stage):
 
     @staticmethod
     async def _finished(candidate: asyncio.Future[DecodeResult],
-                        reference: asyncio.Future[DecodeResult] | None) -> bool:
+                        reference: asyncio.Future[DecodeResult] | None, loose: bool) -> bool:
         said = await candidate
         partial = (await reference).text if reference is not None else None
-        return finished_sentence(said, partial)
+        return finished_sentence(said, partial, loose)
 
     def _drop_stale_candidate(self, state: SpeechStream) -> None:
         """Speech went on after the pause: the final's early decode is not needed."""
@@ -253,10 +254,15 @@ class TranscribeStage(Stage):
         if start is None or (seg.silence_from is not None
                              and state.heard >= seg.silence_from * FRAME + self.pad):
             return False
-        newest = state.newest_partial
+        newest, cfg = state.newest_partial, self.config
         if newest is None or newest.speech_start != start:
-            return state.heard - start >= self.config.first_partial_s * AUDIO_RATE
-        return state.heard - newest.span[1] >= self.config.partial_interval_s * AUDIO_RATE
+            return state.heard - start >= cfg.first_partial_s * AUDIO_RATE
+        # early on, the interval grows with the speech heard (0.3, 0.6, 1.2 s, then every
+        # partial_interval_s): a first decode that found no words yet is tried again soon
+        covered = (newest.span[1] - start) / AUDIO_RATE
+        interval = min(cfg.partial_interval_s, max(cfg.first_partial_s, covered)
+                       if cfg.partial_ramp else cfg.partial_interval_s)
+        return state.heard - newest.span[1] >= interval * AUDIO_RATE
 
     async def _partial(self, state: SpeechStream) -> None:
         start = state.segmenter.speech_start_sample()

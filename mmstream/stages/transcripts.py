@@ -45,7 +45,7 @@ SENTENCE_END = (".", "?", "!")
 LAST_WORD_PROBABILITY = 0.6
 
 
-def finished_sentence(said: DecodeResult, partial: str | None) -> bool:
+def finished_sentence(said: DecodeResult, partial: str | None, loose: bool = False) -> bool:
     """Does `said` (the final's decode of the speech up to a pause) read as a finished sentence,
     and is it stable? It must end in . ? or ! on a word that can end a sentence and that whisper
     is sure of (a word cut short by the pause, or misheard, rarely is), and keep every word of
@@ -56,6 +56,8 @@ def finished_sentence(said: DecodeResult, partial: str | None) -> bool:
         return False
     if normalise_word(words[-1]) in OPEN_ENDINGS:
         return False
+    if loose:  # a long pause: punctuation and a closed ending are enough
+        return True
     if said.words and said.words[-1].probability < LAST_WORD_PROBABILITY:
         return False
     return partial is None or starts_with(words, partial.split()[:-1])

@@ -95,6 +95,7 @@ class VadSettings:
     max_speech_s: float = 25.0
     pause_ms: int | None = None  # report a Pause once a silence in speech lasts this long
     check_ms: int | None = None  # ... and a Pause to check (`Pause.check`) once it lasts this
+    loose_ms: int | None = None  # ... and a Pause to check loosely (`Pause.loose`) at this
 
     @property
     def low(self) -> float:
@@ -114,6 +115,11 @@ class VadSettings:
     def check_frames(self) -> int | None:
         """Silence frames after which a `Pause` to check is reported (`check_ms`, likewise)."""
         return self._silence_frames(self.check_ms)
+
+    @property
+    def loose_frames(self) -> int | None:
+        """Silence frames after which a `Pause` to check loosely is reported (`loose_ms`)."""
+        return self._silence_frames(self.loose_ms)
 
     def _silence_frames(self, ms: int | None) -> int | None:
         if ms is None:
@@ -135,11 +141,13 @@ class Utterance:
 @dataclass(frozen=True)
 class Pause:
     """Speech from sample `start` to `end` has been followed by silence: `pause_frames` of it,
-    or `check_frames` of it (`check`: long enough to ask whether the speech ended there)."""
+    or `check_frames` of it (`check`: long enough to ask whether the speech ended there), or
+    `loose_frames` of it (`loose`: so long that weaker evidence from the words will do)."""
 
     start: int
     end: int
     check: bool = False
+    loose: bool = False
 
 
 @dataclass
@@ -204,6 +212,8 @@ class UtteranceSegmenter:
             silent = i + 1 - self.silence_from
             if silent == cfg.check_frames:
                 return Pause(self.start * FRAME, self.silence_from * FRAME, check=True)
+            if silent == cfg.loose_frames:
+                return Pause(self.start * FRAME, self.silence_from * FRAME, loose=True)
             if silent == cfg.pause_frames:
                 return Pause(self.start * FRAME, self.silence_from * FRAME)
         if i + 1 - self.start >= cfg.max_speech_s * AUDIO_RATE / FRAME:

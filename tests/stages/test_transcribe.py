@@ -190,6 +190,35 @@ async def test_the_first_partial_decode_comes_half_a_second_into_the_speech(
         assert partials[0].t_capture - start <= heard[1] + 1e-6
 
 
+@pytest.mark.slow
+async def test_with_the_ramp_partials_come_sooner_early_in_the_speech(two_sentences: Any) -> None:
+    """`partial_ramp`: after the first partial decode (0.3 s into the speech here) the next
+    come once the speech heard has doubled (0.6, 1.2 s), then every `partial_interval_s`: a
+    first decode that found no words yet is tried again soon. Source time only, so a replay
+    asks for the same decodes."""
+    audio, _ = two_sentences
+    config = TranscribeConfig(first_partial_s=0.3, partial_ramp=True)
+    stage = TranscribeStage(config, policy=FAST)
+    async with StageHarness(stage) as harness:
+        assert stage.decodes is not None
+        log = RequestLog(stage.decodes.decoder)
+        stage.decodes.decoder = log  # type: ignore[assignment]
+        for item in chunks(audio):
+            await harness.feed(item)
+    events = [e for e in harness.emitted if isinstance(e, TranscriptEvent)]
+    starts = [f.start for f in finals(events)]
+    assert len(starts) == 2
+    asked = [r.offset + len(r.audio) / AUDIO_RATE for r in log.asked if not r.final]
+    for utterance, start in enumerate(starts):
+        until = starts[utterance + 1] if utterance + 1 < len(starts) else float("inf")
+        heard = [end - start for end in asked if start < end < until]
+        assert 0.3 <= heard[0] < 0.3 + 0.1 + 0.001, heard
+        assert len(heard) >= 3
+        for a, b in itertools.pairwise(heard):  # chunks are 0.1 s: due, or one chunk after
+            due = min(1.0, max(0.3, a))
+            assert due - 1e-6 <= b - a < due + 0.1 + 1e-6, heard
+
+
 class InstantDecoder:
     """Stands in for whisper: the same words at once for any audio."""
 
