@@ -7,10 +7,10 @@ keeps `[t - pre_roll_s, t_end + post_roll_s]` of that stream's inputs.
 The recorder writes as it goes, and the events that decide come seconds after their inputs
 (whisper, the fused model). So encoded input messages wait here, in arrival order, until
 `decide_after_s` + `pre_roll_s` of newer input has arrived (compact messages are a few kB a
-second: the wait costs little memory), then go to the file or are dropped. H.264 is decided a GOP at a time (a
-keyframe and the frames that follow, <= 2 s): a kept stretch starts at a keyframe, so it
-decodes on its own, and its pre-roll is rounded back to that keyframe. Events are always
-written (they are small, and the history wants them all).
+second: the wait costs little memory), then go to the file or are dropped. H.264 is decided
+a GOP at a time (a keyframe and the frames that follow, <= 2 s): a kept stretch starts at a
+keyframe, so it decodes on its own, and its pre-roll is rounded back to that keyframe. Events
+are always written (they are small, and the history wants them all).
 """
 
 from __future__ import annotations
