@@ -91,10 +91,16 @@ def _by_scanning(path: Path) -> tuple[int, int, set[str], bool] | None:
     return start, end, streams, False
 
 
-def list_segments(folder: Path) -> list[Segment]:
-    """The folder's recordings in recorded-time order (files without messages left out)."""
-    found = [segment for path in sorted(Path(folder).glob(PATTERN))
-             if (segment := read_segment(path)) is not None]
+def list_segments(folder: Path, unreadable: list[Path] | None = None) -> list[Segment]:
+    """The folder's recordings in recorded-time order; files without a readable message
+    are left out (and added to `unreadable`, when given)."""
+    found = []
+    for path in sorted(Path(folder).glob(PATTERN)):
+        segment = read_segment(path)
+        if segment is not None:
+            found.append(segment)
+        elif unreadable is not None and path.exists():
+            unreadable.append(path)
     return sorted(found, key=lambda s: (s.start_ns, s.path.name))
 
 
