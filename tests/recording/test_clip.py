@@ -4,22 +4,17 @@ bad input is one clear line and leaves no mp4."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from mmstream.config import RecordConfig
-from mmstream.events import Transcript, TranscriptEvent
-from mmstream.media import AUDIO_RATE, AudioChunk, VideoFrame
 from mmstream.recording.clip import clip_from_folder
 from mmstream.recording.segments import list_segments
-from mmstream.sinks.recorder import RecorderSink
 from tests.cli.test_errors import assert_one_clear_line
+from tests.recording.recording_helpers import record_door
 
 T0 = 1_796_652_000.0  # 2026-12-07T14:00:00Z: live recordings log epoch seconds
 SECONDS = 12
@@ -31,30 +26,8 @@ def _iso(t: float) -> str:
 
 @pytest.fixture(scope="module")
 def segments(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 s of a moving picture (4 fps) and a tone as the daemon records them: compact, in
-    3 s segments, with one transcript at 4-7 s."""
     folder = tmp_path_factory.mktemp("clip") / "recs"
-    recorder = RecorderSink(RecordConfig(dir=folder, rotate_s=3, video="all"), "test")
-    rng = np.random.default_rng(3)
-    base = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
-
-    async def record() -> None:
-        async with recorder:
-            for index in range(SECONDS * 4):
-                t = T0 + index / 4
-                await recorder.record_input(VideoFrame("door", t, np.roll(base, index * 4, 1),
-                                                       index))
-                for part in range(5):
-                    t_audio = index / 4 + part / 20
-                    n = np.arange(AUDIO_RATE // 20) + round(t_audio * AUDIO_RATE)
-                    tone = (0.2 * np.sin(2 * np.pi * 440 * n / AUDIO_RATE)).astype(np.float32)
-                    await recorder.record_input(AudioChunk("door", T0 + t_audio, tone))
-                if index == 32:
-                    await recorder.send(TranscriptEvent(
-                        stream_id="door", t_capture=T0 + 7.5,
-                        payload=Transcript(True, "someone at the door", T0 + 4, T0 + 7)))
-
-    asyncio.run(record())
+    record_door(folder, T0, SECONDS)
     return folder
 
 
