@@ -74,12 +74,15 @@ class RecorderSink(Sink):
         return self
 
     async def send(self, event: Event) -> None:
-        if not self.config.events or not self._selected(event.stream_id):
+        if not self._selected(event.stream_id):
             return
-        topic = fmt.Topic(event.stream_id, "event", event_type(event))
-        data = encode(event)  # small and fast: stays on the loop
-        await self._queue(self.guard.run, self.files.add, topic, fmt.to_ns(event.t_capture),
-                          fmt.to_ns(event.t_publish), data, event.seq)
+        if self.config.events:
+            topic = fmt.Topic(event.stream_id, "event", event_type(event))
+            data = encode(event)  # small and fast: stays on the loop
+            await self._queue(self.guard.run, self.files.add, topic,
+                              fmt.to_ns(event.t_capture), fmt.to_ns(event.t_publish), data,
+                              event.seq)
+        # activity mode decides by events even when they are not recorded
         span = activity_span(event, self._activity_tags) if self.gate is not None else None
         if span is not None:
             await self._queue(self._mark_activity, event.stream_id, *span)

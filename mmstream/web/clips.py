@@ -3,7 +3,8 @@ rules: the server's guard runs first; docs/web.md):
 
     GET /clip?stream=S&from=T&to=T         video/mp4 (H.264 + AAC, cut as `mmstream clip`
                                            cuts it); T: ISO time or epoch seconds, `to` also
-                                           +20s; nothing recorded: 404 {"error": "one line"}
+                                           +20s; nothing recorded: 404, a bad time: 400,
+                                           both {"error": "one line"}
     GET /clip/available?stream=S&from=T&to=T
                                            {"available": true|false}: whether to offer "play"
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mmstream.errors import MmstreamError
+from mmstream.errors import ConfigError, MmstreamError
 from mmstream.recording import format as fmt
 from mmstream.recording.clip import LOOK_BACK_S, clip_from_folder
 from mmstream.recording.clip_times import parse_end, parse_moment
@@ -45,12 +46,17 @@ class ClipApi:
         t0 = parse_moment(query.get("from", ""), "from")
         t1 = parse_end(query.get("to", "+20s"), t0, "to", seconds_into=False)
         if not 0 < t1 - t0 <= MAX_CLIP_S:
-            raise MmstreamError(f"a clip lasts more than 0 and at most {MAX_CLIP_S:g} s")
+            raise ConfigError(f"a clip lasts more than 0 and at most {MAX_CLIP_S:g} s")
         return folder, query.get("stream") or None, t0, t1
 
     async def _clip(self, request: web.Request) -> web.StreamResponse:
         try:
             folder, stream, t0, t1 = self._asked(request.query)
+        except ConfigError as exc:  # a time that is no time
+            return web.json_response({"error": str(exc)}, status=400)
+        except MmstreamError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        try:
             body = await asyncio.to_thread(_cut, folder, stream, t0, t1)
         except MmstreamError as exc:
             return web.json_response({"error": str(exc)}, status=404)

@@ -52,6 +52,8 @@ def test_clip_answers_an_mp4_of_the_moment_or_one_line(served: ServerThread,
     assert 4.0 <= float(probe.stdout) <= 6.1  # from the keyframe at or before `from`
     status, kind, body = _get(f"{served.url}/clip?stream=door&from={T0 + 7200}&to=%2B4s")
     assert status == 404 and "no recording of stream 'door'" in json.loads(body)["error"]
+    status, kind, body = _get(f"{served.url}/clip?stream=door&from=soon&to=%2B4s")
+    assert status == 400 and "'soon'" in json.loads(body)["error"]
     status, _, body = _get(f"{served.url}/clip/available?stream=door&from={T0 + 4}&to={T0 + 7}")
     assert json.loads(body) == {"available": True}
 
