@@ -14,11 +14,26 @@ once zstd has compressed the chunks. Decode speed: the recording read back and d
 replay source does), media seconds per wall second.
 
     PYTHONPATH=. python3 benchmarks/bench_record.py --seconds 60
+    PYTHONPATH=. python3 benchmarks/bench_record.py --replay 60    # + replay speeds
+    PYTHONPATH=. python3 benchmarks/bench_record.py --activity 600  # + activity mode
+
+`--replay S`: an S-second talk-like clip (espeak-ng sentences over the looped camera clip, as
+bench_replay.py makes it) recorded in today's JPEG format and compact, then each recording
+replayed through the default pipeline (whisper + fused model) as fast as possible, one after
+the other in this process: media seconds per wall second, model loading included.
+
+`--activity S`: a quiet room for S seconds (the sample's first frame, still, at 10 fps,
+analysed at 2 fps, and silence) with three conversations (the sample's 8 s of speech at 15 %,
+45 % and 75 % of it), recorded continuously and with `mode: activity` (pre-roll 5 s,
+post-roll 10 s). Activity comes from transcript events placed where the speech is, 2 s after
+it (whisper's latency), not from running the models; bytes on disk of each, scaled to an hour.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +43,12 @@ import cv2
 import numpy as np
 
 from mmstream.config.record import RecordConfig
+from mmstream.events import Transcript, TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, VideoFrame
 from mmstream.recording.inputs import AnalysisGrid, InputDecoder, InputEncoder
 from mmstream.recording.reader import RecordingReader
 from mmstream.recording.writer import RecordingFiles
+from mmstream.sinks.recorder import RecorderSink
 
 SAMPLE = Path(__file__).resolve().parents[1] / "mmstream" / "assets" / "sample.mp4"
 CASES = {
@@ -88,10 +105,83 @@ def message_bytes_and_decode(path: Path) -> tuple[int, float]:
     return total, time.perf_counter() - started
 
 
+def bench_replay_speed(seconds: float, folder: Path) -> None:
+    """Replay speed of the same clip recorded as JPEG and compact, in one run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_replay import config_for, make_clip, timed_run
+
+    clip = make_clip(seconds, folder)
+    print(f"replay of a {seconds:.0f} s talk-like clip, default pipeline, model loading "
+          "included")
+    for name, case in (("jpeg-all", CASES["jpeg-all"]), ("h264-analysed", {})):
+        recording = folder / f"replay-{name}.mcap"
+        config = config_for(clip, None, analysis=False, record=recording)
+        assert config.record is not None
+        config = config.model_copy(update={"record": config.record.model_copy(update=case)})
+        timed_run(config)
+        wall, _, report, running = timed_run(config_for(recording, folder / f"{name}.jsonl"))
+        print(f"  {name:<14} {recording.stat().st_size / 1e6:6.2f} MB  "
+              f"{seconds / wall:5.2f}x real time ({seconds / running:5.2f}x after start-up); "
+              f"events {dict(report.events)}")
+
+
+def bench_activity(seconds: float, folder: Path) -> None:
+    frames, audio = sample_media()
+    still = frames[0]
+    speech = audio[: 8 * AUDIO_RATE]
+    talks = [seconds * share for share in (0.15, 0.45, 0.75)]
+    print(f"a quiet room, {seconds:.0f} s, three 8 s conversations at "
+          f"{', '.join(f'{t:.0f}' for t in talks)} s")
+    for mode in ("continuous", "activity"):
+        path = folder / f"room-{mode}.mcap"
+        recorder = RecorderSink(RecordConfig(path=path, mode=mode, fsync=False),  # type: ignore[arg-type]
+                                "bench", AnalysisGrid(0.5, 2.0))
+        asyncio.run(_record_room(recorder, seconds, still, speech, talks))
+        size = path.stat().st_size
+        print(f"  {mode:<11} {size / 1e6:7.2f} MB = {size * 3600 / seconds / 1e6:7.2f} MB per "
+              f"camera-hour ({100 * size / (folder / 'room-continuous.mcap').stat().st_size:.0f}"
+              " % of continuous)")
+
+
+async def _record_room(recorder: RecorderSink, seconds: float, still: np.ndarray,
+                       speech: np.ndarray, talks: list[float]) -> None:
+    said = set()
+    async with recorder:
+        for n in range(int(seconds * AUDIO_RATE / CHUNK)):  # one frame per 0.1 s chunk
+            t = n * CHUNK / AUDIO_RATE
+            await recorder.record_input(VideoFrame("room", t, still, n))
+            chunk = np.zeros(CHUNK, dtype=np.float32)
+            for start in talks:
+                offset = round((t - start) * AUDIO_RATE)
+                if 0 <= offset < len(speech):
+                    part = speech[offset:offset + CHUNK]
+                    chunk[:len(part)] = part
+            await recorder.record_input(AudioChunk("room", t, chunk))
+            for start in talks:
+                if start not in said and t >= start + 10:  # whisper answers ~2 s after
+                    said.add(start)
+                    await recorder.send(TranscriptEvent(
+                        stream_id="room", t_capture=start + 10,
+                        payload=Transcript(True, "a conversation", start, start + 8)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--replay", type=float, default=0.0, metavar="S",
+                        help="also replay an S-second clip recorded both ways")
+    parser.add_argument("--activity", type=float, default=0.0, metavar="S",
+                        help="also record S seconds of a quiet room with activity mode")
+    parser.add_argument("--only-extra", action="store_true",
+                        help="skip the MB per hour table")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        if args.replay:
+            bench_replay_speed(args.replay, Path(folder))
+        if args.activity:
+            bench_activity(args.activity, Path(folder))
+    if args.only_extra:
+        return
     items = inputs(args.seconds)
     print(f"{args.seconds:.0f} s of 640x480 at {FPS:.0f} fps + 16 kHz mono audio")
     print(f"{'case':<14} {'MB/hour':>8} {'JSON MB/h':>10} {'CPU %':>6} {'decode x':>9}")

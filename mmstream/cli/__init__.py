@@ -7,6 +7,7 @@ import sys
 import typer
 
 from mmstream.cli import (  # noqa: F401  (registers commands)
+    clip_cmd,
     collect_cmd,
     devices_cmd,
     doctor_cmd,

@@ -83,6 +83,13 @@ class McapFile:
         if fsync:
             os.fsync(self._file.fileno())
 
+    def abandon(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()  # flushing what the buffer holds may fail again: fine
+        if not self.messages:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
     def close(self, fsync: bool) -> None:
         self.writer.finish()
         self._file.flush()
@@ -136,14 +143,20 @@ class RecordingFiles:
 
     def open(self) -> McapFile:
         path = self._next_path()
-        self.current = McapFile(path, self.config, self.device_id)
+        try:
+            self.current = McapFile(path, self.config, self.device_id)
+        except OSError:
+            with contextlib.suppress(OSError):  # a full disk: no stub file left behind
+                path.unlink()
+            raise
         self.written.append(path)
         return self.current
 
     def add(self, topic: fmt.Topic, log_ns: int, publish_ns: int, data: bytes,
-            sequence: int = 0) -> None:
+            sequence: int = 0, may_rotate: bool = True) -> None:
+        """`may_rotate`: False holds a due rotation back (activity mode: until a keyframe)."""
         current = self.current or self.open()
-        if current.messages and self._rotation_due(current, log_ns):
+        if current.messages and may_rotate and self._rotation_due(current, log_ns):
             current.close(self.config.fsync)
             self._chunk_start_ns = None
             log.info("recording rotated: %s done, %d messages", current.path, current.messages)
@@ -185,3 +198,11 @@ class RecordingFiles:
         if self.current is not None:
             self.current.close(self.config.fsync)
             self.current = None
+
+    def abandon(self) -> None:
+        """Give up the open file after a failed write (a full disk): it keeps its complete
+        chunks (the reader stops at the damage); the next message opens a new file."""
+        current, self.current = self.current, None
+        self._chunk_start_ns = None
+        if current is not None:
+            current.abandon()

@@ -66,3 +66,38 @@ def same_inputs(got: VideoFrame | AudioChunk, want: VideoFrame | AudioChunk) -> 
     """Same kind, stream, capture time and exactly the same pixels or samples."""
     return (isinstance(got, type(want)) and got.stream_id == want.stream_id
             and got.t_capture == want.t_capture and np.array_equal(payload(got), payload(want)))
+
+
+def record_door(folder: Path, t0: float, seconds: int) -> None:
+    """`seconds` of a moving picture (4 fps) and a tone from t0 (epoch seconds) as the daemon
+    records them: compact, in 3 s segments, with one transcript at 4-7 s, on stream door."""
+    from mmstream.config import RecordConfig
+    from mmstream.media import AUDIO_RATE
+    from mmstream.sinks.recorder import RecorderSink
+
+    recorder = RecorderSink(RecordConfig(dir=folder, rotate_s=3, video="all"), "test")
+    base = np.random.default_rng(3).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+
+    async def record() -> None:
+        async with recorder:
+            for index in range(seconds * 4):
+                t = t0 + index / 4
+                await recorder.record_input(VideoFrame("door", t, np.roll(base, index * 4, 1),
+                                                       index))
+                for part in range(5):
+                    t_audio = index / 4 + part / 20
+                    n = np.arange(AUDIO_RATE // 20) + round(t_audio * AUDIO_RATE)
+                    tone = (0.2 * np.sin(2 * np.pi * 440 * n / AUDIO_RATE)).astype(np.float32)
+                    await recorder.record_input(AudioChunk("door", t0 + t_audio, tone))
+                if index == 32:
+                    await recorder.send(door_transcript(t0))
+
+    asyncio.run(record())
+
+
+def door_transcript(t0: float) -> Any:
+    """The door's one sentence, said at 4-7 s, decided at 7.5 s."""
+    from mmstream.events import Transcript, TranscriptEvent
+
+    return TranscriptEvent(stream_id="door", device_id="test", t_capture=t0 + 7.5,
+                           payload=Transcript(True, "someone at the door", t0 + 4, t0 + 7))

@@ -28,8 +28,8 @@ from mmstream.web.assets import render
 
 StorePath = Callable[[], Path | None]
 PAGE_POLICY = ("default-src 'none'; connect-src 'self'; img-src 'self' data:; "
-               "style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; "
-               "form-action 'self'; frame-ancestors 'none'")
+               "media-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 class HistoryApi:

@@ -4,6 +4,7 @@
     GET /updates             Server-Sent Events: what changed (updates.py)
     GET /frame/<stream>.jpg  the stream's newest analysed frame, drawn on (view.py)
     GET /status              JSON: viewers, streams, whether a pipeline runs
+    GET /clip?stream=&from=&to=  a moment of the recordings as mp4 (web/clips.py)
 
 Every request needs the token when one is set (`Authorization: Bearer …` or `?token=…`);
 a wrong or missing one gets a bare 401. Without a token the server is on loopback, and it
@@ -74,6 +75,9 @@ class WebServer:
 
         self.history = HistoryApi(lambda: self.view.history_path, lambda: self.view.device_id)
         self.history.add_routes(app)  # the History page and /api/: docs/web.md
+        from mmstream.web.clips import ClipApi
+
+        ClipApi(lambda: self.view.record_dir).add_routes(app)  # /clip: docs/web.md
         app.on_shutdown.append(self._end_streams)
         # no access log: requests may carry the token in their query; handlers of a page that
         # went away are cancelled, so a closed tab stops costing anything at once

@@ -48,11 +48,13 @@ class LiveView:
         self._generation = 0
         self._pictures: dict[str, _Picture] = {}
         self.history_path: Path | None = None  # the store the History page searches
+        self.record_dir: Path | None = None  # the segments /clip cuts moments from
 
     def sink_for(self, config: PipelineConfig, reloads: int = 0) -> LiveSink:
         """The sink of one pipeline run (a reload gets a new one; the view goes on)."""
         self.config, self.device_id = config.web, config.device_id
         self.history_path = config.history.path if config.history.enabled else None
+        self.record_dir = config.record.dir if config.record is not None else None
         self.state.limits = config.web
         self.health.mode, self.health.reloads = config.mode, reloads
         self._generation += 1

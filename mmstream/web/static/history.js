@@ -58,7 +58,34 @@
       how.append("In ", m.recording, ` at ${m.offset_s.toFixed(1)} s: `, code);
       panel.append(how);
     }
+    offerClip(m);
     panel.scrollIntoView({block: "nearest"});
+  }
+
+  // "play" when the daemon's recordings cover the moment (/clip cuts it: docs/web.md)
+  async function offerClip(m) {
+    const params = new URLSearchParams({stream: m.stream, from: String(m.t - 1),
+                                        to: String(Math.max(m.t_end, m.t + 3) + 1)});
+    const opened = panel.firstChild;
+    let found;
+    try {
+      found = await api(`clip/available?${params}`);
+    } catch (error) {
+      return;  // no recordings here: nothing to offer
+    }
+    if (!found.available || panel.firstChild !== opened) return;  // another moment opened
+    const play = document.createElement("button");
+    play.type = "button";
+    play.className = "play";
+    play.textContent = "▶ play";
+    play.addEventListener("click", () => {
+      const video = document.createElement("video");
+      video.controls = true;
+      video.src = withToken(`clip?${params}`);
+      play.replaceWith(video);
+      video.play().catch(() => {});  // the controls stay for a blocked autoplay
+    });
+    panel.append(play);
   }
 
   function showResults(moments) {
