@@ -22,8 +22,9 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "mmstream" / "assets" / "sample.mp4"
 WEB_PORT_ENV = "MMSTREAM_WEB__PORT"
-SAMPLE_SENTENCES = (  # the sample clip's finals: espeak's short pause between its first two
-    "Hello from the kitchen camera. I am very happy today.",  # sentences is not an end
+SAMPLE_SENTENCES = (  # the sample clip's finals: each sentence ends at its pause (300 ms)
+    "Hello from the kitchen camera.",
+    "I am very happy today.",
     "The coffee is ready on the table.",
 )
 # words of each final that stand for it on a page (whisper may write "camera, I am" on one CPU

@@ -118,7 +118,7 @@ def test_readme_demo_shows_what_a_subscriber_received(cli) -> None:
     assert published == len(shown) >= 20  # everything published came back through the broker
     times = [float(line.split("s ", 1)[0]) for line in shown]
     assert times == sorted(times)  # in time order, though windows arrive after later transcripts
-    # as the README shows: the first line is the first partial, half a second into the speech
-    # ("Hello, friend." here); whether whisper finds words in that half second depends on the
-    # CPU (docs/speech.md), else the first partial is the next decode, a second later
-    assert "transcript partial [0.1-0.6]" in shown[0] or "transcript partial [0.1-1.6]" in shown[0]
+    # as the README shows: the first line is the first partial, 0.3 s into the speech ("below."
+    # here: a guess); whether whisper finds words that early depends on the CPU
+    # (docs/speech.md), else the first partial is one of the next decodes (0.6 s, 1.2 s in)
+    assert any(f"transcript partial [0.1-{end}]" in shown[0] for end in ("0.4", "0.8", "1.6"))

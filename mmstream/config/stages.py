@@ -29,17 +29,17 @@ class TranscribeConfig(Section):
     partials: bool = Field(True, description="publish partial transcripts while speech goes on")
     partial_interval_s: float = Field(1.0, gt=0, description="source seconds between partials")
     first_partial_s: float = Field(
-        0.5, gt=0, description="seconds of speech before an utterance's first partial")
+        0.3, gt=0, description="seconds of speech before an utterance's first partial")
     partial_ramp: bool = Field(
-        False, description="the next partials come sooner early on: at twice, four times "
+        True, description="the next partials come sooner early on: at twice, four times "
         "first_partial_s ... until partial_interval_s apart (a first decode with no words yet "
         "is retried soon)")
     sentence_end_ms: int | None = Field(
-        700, ge=0, description="a pause this long (at least speech_pad_ms) ends an utterance whose "
-        "transcript reads as a finished sentence (shorter pauses are taken as inside one); "
-        "null: only min_silence_ms ends one")
+        300, ge=0, description="a pause this long (at least speech_pad_ms) ends an utterance whose "
+        "transcript reads as a finished sentence: punctuated, a word a sentence ends on, sure of "
+        "it, and keeping its partial's words (shorter pauses are inside one); null: off")
     loose_sentence_end_ms: int | None = Field(
-        None, ge=0, description="a pause this long ends an utterance whose transcript ends "
+        500, ge=0, description="a pause this long ends an utterance whose transcript ends "
         "in . ? or ! even if whisper doubts its last word or the partials disagreed; null: off")
     context_margin_s: float | None = Field(
         10.0, ge=0, le=30, description="whisper encodes the audio + this much of its silence "

@@ -86,8 +86,8 @@ async def test_partials_precede_their_final_and_agree_with_it(two_sentences: Any
 
 @pytest.fixture(scope="module")
 def short_pause(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, list[Any]]:
-    """Two sentences 0.8 s apart: longer than a sentence's end (sentence_end_ms 700), shorter
-    than the hang-over (min_silence_ms 1000)."""
+    """Two sentences 0.8 s apart: longer than a sentence's end (sentence_end_ms 300, loose
+    500), shorter than the hang-over (min_silence_ms 1000)."""
     return conversation(tmp_path_factory.mktemp("pause"), SENTENCES, gap_s=0.8)
 
 
@@ -106,7 +106,8 @@ async def test_a_short_pause_ends_a_finished_sentence(short_pause: Any) -> None:
     assert first.t_capture - first.payload.end < TranscribeConfig().min_silence_ms / 1000
     assert early[1].payload.start >= truth[0].end
     # with the hang-over alone, the pause is too short: one utterance
-    hang_over = finals(await transcribe(chunks(audio), sentence_end_ms=None))
+    hang_over = finals(await transcribe(chunks(audio), sentence_end_ms=None,
+                                        loose_sentence_end_ms=None))
     assert len(hang_over) == 1
     assert word_error_rate(" ".join(s.text for s in truth), hang_over[0].text) <= 0.2
 
@@ -119,7 +120,8 @@ async def test_a_short_pause_mid_sentence_does_not_end_it(
     assert len(kept) == 1, [f.text for f in kept]
     assert word_error_rate(" ".join(s.text for s in truth), kept[0].text) <= 0.2
     # the pause was long enough: only the sentence check kept the utterance open
-    monkeypatch.setattr(transcribe_module, "finished_sentence", lambda said, partial: True)
+    monkeypatch.setattr(transcribe_module, "finished_sentence",
+                        lambda said, partial, loose=False: True)
     assert len(finals(await transcribe(chunks(audio)))) == 2
 
 
@@ -162,7 +164,8 @@ async def test_the_first_partial_decode_comes_half_a_second_into_the_speech(
     one box finds "The garage", another nothing): a decode with no words publishes no
     partial, so only a margin is asserted on the partials themselves."""
     audio, truth = two_sentences
-    stage = TranscribeStage(TranscribeConfig(), policy=FAST)  # first_partial_s 0.5, then 1 s
+    stage = TranscribeStage(TranscribeConfig(first_partial_s=0.5, partial_ramp=False),
+                            policy=FAST)  # first at 0.5 s, then every second
     async with StageHarness(stage) as harness:
         assert stage.decodes is not None
         log = RequestLog(stage.decodes.decoder)
@@ -264,6 +267,12 @@ def test_a_finished_sentence_is_stable_punctuated_and_sure_of_its_last_word() ->
     # not stable: the final's decode lost words its partial had heard
     assert not finished_sentence(said("The garage is open."), "The garage door is op")
     assert not finished_sentence(said(""), None)
+    # loose (a longer pause): punctuation and a closed ending suffice, doubt and drift do not
+    # matter; an open ending or no full stop still keeps the utterance open
+    assert finished_sentence(said("Turn off the light, Simmer.", last=0.4), None, loose=True)
+    assert finished_sentence(said("The garage is open."), "The garage door is op", loose=True)
+    assert not finished_sentence(said("Please remind me to."), None, loose=True)
+    assert not finished_sentence(said("The garage door is open"), None, loose=True)
 
 
 @pytest.mark.slow

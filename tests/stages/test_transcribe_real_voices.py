@@ -61,21 +61,28 @@ async def test_silence_after_a_real_voice_adds_no_words(path: str) -> None:
 
 
 @pytest.mark.slow
-async def test_a_pause_inside_a_sentence_gives_one_final_with_all_its_words() -> None:
-    """"Please enter a new extension, followed by pound." with its pause at the comma stretched
-    from 0.22 s to 0.6 s: the words before the pause read as a finished sentence, but the
-    pause is shorter than a sentence's end, so the sentence stays one final."""
+@pytest.mark.parametrize("pause_s", [0.22, 0.6])
+async def test_a_pause_inside_a_sentence_loses_no_words(pause_s: float) -> None:
+    """"Please enter a new extension, followed by pound." with its own pause at the comma
+    (0.22 s): shorter than a sentence's end, one final. Stretched to 0.6 s, the words before
+    it read as a finished sentence and whisper is sure of them, so the pause may end it there
+    (issue 32: a finished sentence ends at 300 ms): then the rest is its own final, decoded
+    whole, and no word is lost either way."""
     voice = read_wav(SPEECH / "agent-newlocation.flac")
     at = int(1.95 * AUDIO_RATE)  # inside the recording's own pause (1.84-2.06 s)
-    stretched = np.concatenate([voice[:at], np.zeros(int(0.38 * AUDIO_RATE), np.float32),
-                                voice[at:]])
+    stretched = np.concatenate([voice[:at], np.zeros(int((pause_s - 0.22) * AUDIO_RATE),
+                                                     np.float32), voice[at:]])
     audio = np.concatenate([np.zeros(AUDIO_RATE // 2, np.float32), stretched,
                             np.zeros(int(SILENCE_AFTER_S * AUDIO_RATE), np.float32)])
     finals = await finals_of(audio)
-    assert len(finals) == 1, [e.payload.text for e in finals]
-    words = finals[0].payload
-    assert word_error_rate(plain(said("agent-newlocation.flac")), plain(words.text)) <= 0.25
-    assert words.start < 0.5 + 1.84 and words.end > 0.5 + 1.95 + 0.38 + 0.5  # both sides
+    texts = [e.payload.text for e in finals]
+    if pause_s < 0.3:
+        assert len(finals) == 1, texts
+    assert 1 <= len(finals) <= 2, texts
+    heard = " ".join(texts)
+    assert word_error_rate(plain(said("agent-newlocation.flac")), plain(heard)) <= 0.25, texts
+    assert finals[0].payload.start < 0.5 + 1.84 and finals[-1].payload.end > 0.5 + 1.95 + (
+        pause_s - 0.22) + 0.5  # both sides of the pause are in a final
 
 
 @pytest.mark.slow
