@@ -29,7 +29,7 @@ def say_done(report: Any) -> None:
     # windows that carried results over (change gating) are counted with drops, but lost nothing
     carried = {where: drops.pop(where) for where in list(drops) if ":carried:" in where}
     why = f" ({', '.join(f'{where} {n}' for where, n in drops.items())})" if drops else ""
-    also = (f"; {sum(carried.values())} windows carried over unchanged frames' results"
+    also = (f"; {sum(carried.values())} carried over (frame unchanged, image results reused)"
             if carried else "")
     typer.echo(f"done: {counts}; {sum(drops.values())} dropped{why}{also}", err=True)
 
