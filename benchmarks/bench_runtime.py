@@ -25,7 +25,8 @@
   the sample moving once every 30 s, at staggered times) and every 8th on the moving sample.
   Each run also reports `windows_carried` (the fraction of windows whose image results the
   change gate carried over) and `analysed_per_camera_s` (image analyses per second per
-  camera), which do not depend on the load of the box. `--cameras 12,16` runs just those.
+  camera), which do not depend on the load of the box. `--cameras 12,16` runs just those;
+  `--gate-off-too` runs each count again with change gating off, side by side.
 Prints one JSON object and writes it to benchmarks/results/runtime[_quick|_models|_streams].json
 (or --out).
 """
@@ -254,7 +255,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                            f"{platform.python_version()}",
                 "streams_per_box": await streams_per_box(
                     args.max_cameras, args.e2e_s, mix=args.mix,
-                    counts=[int(n) for n in args.cameras.split(",")] if args.cameras else None)}
+                    counts=[int(n) for n in args.cameras.split(",")] if args.cameras else None,
+                    gates=(True, False) if args.gate_off_too else (True,))}
     if args.models_only:
         return {"benchmark": "runtime", "mode": "models-only",
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
@@ -296,6 +298,8 @@ if __name__ == "__main__":
     parser.add_argument("--max-cameras", type=int, default=10, help="where the ramp stops")
     parser.add_argument("--cameras", default=None,
                         help="instead of the ramp, just these camera counts (e.g. 8,12,16)")
+    parser.add_argument("--gate-off-too", action="store_true",
+                        help="each camera count also with change gating off, right after")
     parser.add_argument("--mix", choices=("moving", "still"), default="moving",
                         help="moving: every camera moves all the time (the worst case); still: "
                         "most on still scenes with 3 s of movement every 30 s, 1 in 8 moving")

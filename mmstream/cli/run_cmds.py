@@ -43,6 +43,10 @@ def run(
 
     SIGHUP re-reads the file: if it is valid the pipeline drains and restarts with it,
     otherwise the error is logged and the running pipeline goes on.
+
+    A window whose frame did not change since the stream's last analysed one reuses that
+    frame's scene and face results (its events say carried: true);
+    --set stages.infer.change_gate.enabled=false analyses every window (docs/models.md).
     """
     with user_errors():
         from mmstream.preflight import load_checked
