@@ -56,6 +56,7 @@ class _Job:
     submitted: asyncio.Event = field(default_factory=asyncio.Event)
     carry_from: _Job | None = None  # the gate found its frame unchanged since this one's
     prepared: PreparedWindow | None = None  # once it went to the model (None: shed)
+    replaced_by: _Job | None = None  # live, shed: the window analysed afresh in its place
 
 
 class InferStage(Stage):
@@ -212,10 +213,7 @@ class InferStage(Stage):
         try:
             if self._stale(job.window):
                 return self._shed(job)
-            if job.carry_from is not None:  # its reference is submitted (or shed) before it
-                await job.carry_from.submitted.wait()
-            # live, a shed reference has nothing to carry: then the window is analysed afresh
-            source = job.carry_from.prepared if job.carry_from is not None else None
+            source = await self._carry_source(job)
             prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
                                                   job.window, source)
             if previous is not None:  # a stream's windows enter the batcher in their order
@@ -229,6 +227,22 @@ class InferStage(Stage):
         finally:
             job.submitted.set()  # also when shed or failed: the stream's next window goes on
         return await future
+
+    @staticmethod
+    async def _carry_source(job: _Job) -> PreparedWindow | None:
+        """What `job` carries from: its reference, submitted before it. Live, a shed reference
+        has nothing to carry: the first window that carried from it is analysed afresh in its
+        place, and the others carry from that one."""
+        reference = job.carry_from
+        while reference is not None:
+            await reference.submitted.wait()
+            if reference.prepared is not None:
+                return reference.prepared
+            if reference.replaced_by is None:
+                reference.replaced_by = job
+                return None
+            reference = reference.replaced_by
+        return None
 
     def _shed(self, job: _Job) -> None:
         """A shed reference has nothing to carry: the stream's next window is analysed."""
