@@ -105,16 +105,6 @@ def plan_for(device: str, precision: str = "auto", compile: bool = False,
 
 
 @dataclass
-class ImageOutputs:
-    """What the image encoder and the face net said about one frame (one row each)."""
-
-    image_embed: torch.Tensor
-    image_probs: torch.Tensor
-    face_embed: torch.Tensor
-    face_logits: torch.Tensor
-
-
-@dataclass
 class PreparedWindow:
     """A window after the per-window CPU work, ready to batch.
 
@@ -131,7 +121,8 @@ class PreparedWindow:
     text: text_affect.TextFeatures | None = None
     carried: bool = False
     carry_from: PreparedWindow | None = None  # until encoded; then released
-    image_outputs: ImageOutputs | None = None  # set by `encode`, for windows carried later
+    # set by `encode` for windows carried later: image embed + probs, face embed + logits
+    image_outputs: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -288,9 +279,7 @@ class FusedModel:
         return inputs, top
 
     @staticmethod
-    def _carry_over(batch: Sequence[PreparedWindow], image_embed: torch.Tensor,
-                    image_probs: torch.Tensor, face_embed: torch.Tensor,
-                    face_logits: torch.Tensor) -> None:
+    def _carry_over(batch: Sequence[PreparedWindow], *outputs: torch.Tensor) -> None:
         """Fresh rows keep their encoder outputs (a later window may carry them); carried rows
         get those of the window they carry from, in this batch or an earlier one (a stream's
         windows reach the model in order)."""
@@ -301,11 +290,10 @@ class FusedModel:
                 if p.carry_from is not None:
                     source = p.carry_from.image_outputs
                     assert source is not None, "carried from a window that was never encoded"
-                    image_embed[i], image_probs[i] = source.image_embed, source.image_probs
-                    face_embed[i], face_logits[i] = source.face_embed, source.face_logits
+                    for tensor, row in zip(outputs, source, strict=True):
+                        tensor[i] = row
                     p.carry_from = None  # release the source window (its frame and audio)
-                p.image_outputs = ImageOutputs(image_embed[i].clone(), image_probs[i].clone(),
-                                               face_embed[i].clone(), face_logits[i].clone())
+                p.image_outputs = tuple(tensor[i].clone() for tensor in outputs)
 
     def _faces(self, batch: Sequence[PreparedWindow]) -> tuple[torch.Tensor, torch.Tensor]:
         n, device = len(batch), self.plan.device
