@@ -15,6 +15,8 @@ from dataclasses import dataclass
 REASONS: dict[str, str] = {
     "text_not_waited_for": "windows analysed before their speech was transcribed "
                            "(speech recognition was behind)",
+    "carried": "windows whose picture had not changed: the last analysed frame's scene and "
+               "face results were reused (nothing lost, less work)",
     "shed:stale_window": "windows skipped: too old to be worth analysing by their turn "
                          "(the box is behind)",
     "shed": "frames skipped to keep up (overload: fewer frames analysed)",

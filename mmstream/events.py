@@ -48,6 +48,7 @@ class Scene(msgspec.Struct, frozen=True):
     model: str = ""
     top_classes: list[Tag] = []  # raw classifier classes behind the tags
     contributions: list[ModalityContribution] = []  # which modalities gave the tags
+    carried: bool = False  # the frame did not change: image and face results carried over
 
 
 class ModalityContribution(msgspec.Struct, frozen=True):
@@ -68,6 +69,7 @@ class Emotion(msgspec.Struct, frozen=True):
     confidence: float = 0.0
     contributions: list[ModalityContribution] = []
     model: str = ""
+    carried: bool = False  # the face's result carried over from the last analysed frame
 
 
 class Fused(msgspec.Struct, frozen=True):
@@ -83,6 +85,7 @@ class Fused(msgspec.Struct, frozen=True):
     model: str = ""
     contributions: list[ModalityContribution] = []  # per modality: present, weight, why
     emotion_confidence: float = 0.0
+    carried: bool = False  # image and face inputs carried over; voice and text are the window's
 
 
 class Status(msgspec.Struct, frozen=True):

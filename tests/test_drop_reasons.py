@@ -22,6 +22,7 @@ from tests.pipelines import synthetic_config
 COUNTED = {
     "window:text_not_waited_for:sample": ("window", "text_not_waited_for", "sample"),
     "infer:shed:stale_window:cam": ("infer", "shed:stale_window", "cam"),
+    "infer:carried:cam": ("infer", "carried", "cam"),
     "overload:shed:VideoFrame": ("overload", "shed", "VideoFrame"),
     "decode->window:overflow:VideoFrame": ("decode->window", "overflow", "VideoFrame"),
     "transcribe:partial_skipped_busy": ("transcribe", "partial_skipped_busy", ""),

@@ -26,8 +26,12 @@ def execute(config: Any, reload: Callable[[], Any] | None = None) -> None:
 def say_done(report: Any) -> None:
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.events.items())) or "no events"
     drops = {where: n for where, n in sorted(report.drops.items()) if n}
+    # windows that carried results over (change gating) are counted with drops, but lost nothing
+    carried = {where: drops.pop(where) for where in list(drops) if ":carried:" in where}
     why = f" ({', '.join(f'{where} {n}' for where, n in drops.items())})" if drops else ""
-    typer.echo(f"done: {counts}; {sum(drops.values())} dropped{why}", err=True)
+    also = (f"; {sum(carried.values())} carried over (frame unchanged, image results reused)"
+            if carried else "")
+    typer.echo(f"done: {counts}; {sum(drops.values())} dropped{why}{also}", err=True)
 
 
 @app.command()
@@ -39,6 +43,10 @@ def run(
 
     SIGHUP re-reads the file: if it is valid the pipeline drains and restarts with it,
     otherwise the error is logged and the running pipeline goes on.
+
+    A window whose frame did not change since the stream's last analysed one reuses that
+    frame's scene and face results (its events say carried: true);
+    --set stages.infer.change_gate.enabled=false analyses every window (docs/models.md).
     """
     with user_errors():
         from mmstream.preflight import load_checked

@@ -49,7 +49,13 @@ from mmstream.config.sources import (
     SourceConfig,
     SyntheticSourceConfig,
 )
-from mmstream.config.stages import InferConfig, StagesConfig, TranscribeConfig, WindowConfig
+from mmstream.config.stages import (
+    ChangeGateConfig,
+    InferConfig,
+    StagesConfig,
+    TranscribeConfig,
+    WindowConfig,
+)
 from mmstream.config.web import WebConfig
 from mmstream.errors import ConfigError
 
@@ -58,6 +64,7 @@ __all__ = [
     "LIVE",
     "PACED",
     "CameraSourceConfig",
+    "ChangeGateConfig",
     "FileSourceConfig",
     "HistoryConfig",
     "InferConfig",

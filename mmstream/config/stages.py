@@ -81,6 +81,24 @@ class WindowConfig(Section):
     )
 
 
+class ChangeGateConfig(Section):
+    """Skip the image models on windows whose frame did not change (docs/architecture.md)."""
+
+    enabled: bool = Field(
+        True, description="carry the scene and face results of the last analysed frame over to "
+        "windows whose frame did not change (no image encoder, face detector or face net)")
+    pixel_delta: int = Field(
+        12, ge=1, le=255, description="a pixel of the 64x48 grey copy changed when its grey "
+        "level moved more than this (camera noise and compression stay below)")
+    threshold: float = Field(
+        0.01, ge=0, le=1, description="a frame changed when more than this fraction of the grey "
+        "copy's pixels changed since the last analysed frame (not the previous frame, so slow "
+        "drift adds up)")
+    max_carry_s: float = Field(
+        10.0, gt=0, description="analyse afresh at least this often (source seconds), even when "
+        "nothing changed, so a missed change cannot persist")
+
+
 class InferConfig(Section):
     """The fused model: image + face + voice + text -> scene, emotion and fused events."""
 
@@ -112,6 +130,7 @@ class InferConfig(Section):
         0.5, ge=0, le=1,
         description="lowest calibrated tag score published (0.5: each tag at its own threshold)")
     scene_top_k: int = Field(5, ge=1, description="most tags per scene event")
+    change_gate: ChangeGateConfig = ChangeGateConfig()
 
 
 class StagesConfig(Section):

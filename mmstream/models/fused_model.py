@@ -106,7 +106,11 @@ def plan_for(device: str, precision: str = "auto", compile: bool = False,
 
 @dataclass
 class PreparedWindow:
-    """A window after the per-window CPU work, ready to batch."""
+    """A window after the per-window CPU work, ready to batch.
+
+    A *carried* window (change gating, stages/change_gate.py) reuses the face and the
+    encoder outputs of `carry_from`, an earlier window of its stream whose frame looked the
+    same; only its voice and text are its own, and the fusion runs on them afresh."""
 
     window: Window
     frame: np.ndarray | None = None
@@ -115,6 +119,10 @@ class PreparedWindow:
     face_conf: float = 0.0
     voice: prosody.ProsodyFeatures | None = None
     text: text_affect.TextFeatures | None = None
+    carried: bool = False
+    carry_from: PreparedWindow | None = None  # until encoded; then released
+    # set by `encode` for windows carried later: image embed + probs, face embed + logits
+    image_outputs: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -197,12 +205,19 @@ class FusedModel:
         return found
 
     # ---- per window, CPU ------------------------------------------------------------------
-    def prepare(self, window: Window) -> PreparedWindow:
+    def prepare(self, window: Window, carry_from: PreparedWindow | None = None
+                ) -> PreparedWindow:
+        """`carry_from`: an earlier window of the stream whose face and image outputs this one
+        reuses (no face detection here, no encoders in `forward`)."""
         prepared = PreparedWindow(window)
         frame = window.frame.image if window.frame is not None else None
         if frame is not None and "image" in self.modalities:
             prepared.frame = frame
-        if frame is not None and "face" in self.modalities:
+        if frame is not None and carry_from is not None:
+            prepared.carried, prepared.carry_from = True, carry_from
+            prepared.face_box, prepared.face_crop = carry_from.face_box, carry_from.face_crop
+            prepared.face_conf = carry_from.face_conf
+        elif frame is not None and "face" in self.modalities:
             faces = self.detector().detect(frame)
             if faces:  # the largest face speaks for the window
                 prepared.face_box = faces[0]
@@ -231,7 +246,7 @@ class FusedModel:
         n, device = len(batch), self.plan.device
         image_embed = torch.zeros(n, IMAGE_EMBED, device=device)
         image_probs = torch.zeros(n, 1000, device=device)
-        rows = [i for i, p in enumerate(batch) if p.frame is not None]
+        rows = [i for i, p in enumerate(batch) if p.frame is not None and not p.carried]
         if rows:
             with self._autocast():
                 embed, logits = self.image_encoder.forward_both(
@@ -239,12 +254,13 @@ class FusedModel:
             index = torch.tensor(rows, device=device)
             image_embed[index] = embed.float()
             image_probs[index] = torch.softmax(logits.float(), dim=-1)
+        face_embed, face_logits = self._faces(batch)
+        self._carry_over(batch, image_embed, image_probs, face_embed, face_logits)
         top_values, top_index = image_probs.topk(5, dim=-1)
         top = [[(IMAGENET_CLASSES[c], round(float(v), 4)) for v, c in zip(vr, cr, strict=True)]
                if batch[i].frame is not None else []
                for i, (vr, cr) in enumerate(zip(top_values.cpu().tolist(),
                                                 top_index.cpu().tolist(), strict=True))]
-        face_embed, face_logits = self._faces(batch)
         voice = [p.voice for p in batch]
         text = [p.text for p in batch]
         inputs = FusionInputs(
@@ -262,11 +278,28 @@ class FusedModel:
         )
         return inputs, top
 
+    @staticmethod
+    def _carry_over(batch: Sequence[PreparedWindow], *outputs: torch.Tensor) -> None:
+        """Fresh rows keep their encoder outputs (a later window may carry them); carried rows
+        get those of the window they carry from, in this batch or an earlier one (a stream's
+        windows reach the model in order)."""
+        for carried in (False, True):
+            for i, p in enumerate(batch):
+                if p.frame is None or p.carried != carried:
+                    continue
+                if p.carry_from is not None:
+                    source = p.carry_from.image_outputs
+                    assert source is not None, "carried from a window that was never encoded"
+                    for tensor, row in zip(outputs, source, strict=True):
+                        tensor[i] = row
+                    p.carry_from = None  # release the source window (its frame and audio)
+                p.image_outputs = tuple(tensor[i].clone() for tensor in outputs)
+
     def _faces(self, batch: Sequence[PreparedWindow]) -> tuple[torch.Tensor, torch.Tensor]:
         n, device = len(batch), self.plan.device
         embed = torch.zeros(n, FACE_EMBED, device=device)
         logits = torch.zeros(n, 7, device=device)
-        rows = [i for i, p in enumerate(batch) if p.face_crop is not None]
+        rows = [i for i, p in enumerate(batch) if p.face_crop is not None and not p.carried]
         if rows:
             crops = self._upload(np.stack([batch[i].face_crop for i in rows]))  # type: ignore
             with self._autocast():

@@ -7,11 +7,10 @@ stream in window order; other items pass through (a stream's EndOfStream only af
 its windows' events). Events say why: each modality's presence, gate weight, confidence and
 own opinion, and the model version.
 
-- `scene` (when the window has a frame): fused tag scores ≥ `scene_threshold`, top k, and the
-  raw ImageNet classes behind them;
-- `emotion` (when a face, a voice or text is present — never guessed from nothing): label,
-  7 scores, valence, confidence;
-- `fused`: the window's combined result; absent modalities are listed as such.
+Change gating (stages/change_gate.py): a window whose frame did not change since the stream's
+last analysed one skips face detection, the image encoder and the face net; it reuses that
+window's face and encoder outputs, and only the fusion runs on its own voice and text. Its
+events say `carried: true` (stages/infer_events.py makes the events).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,25 +27,8 @@ import numpy as np
 import torch
 
 from mmstream.config import InferConfig, RunPolicy
-from mmstream.events import Emotion as EmotionPayload
-from mmstream.events import (
-    EmotionEvent,
-    Envelope,
-    Fused,
-    FusedEvent,
-    ModalityContribution,
-    Scene,
-    SceneEvent,
-    Tag,
-)
-from mmstream.media import (
-    AUDIO_RATE,
-    AnalysedFrame,
-    EndOfStream,
-    FaceMark,
-    VideoFrame,
-    Window,
-)
+from mmstream.events import Envelope
+from mmstream.media import AUDIO_RATE, EndOfStream, VideoFrame, Window
 from mmstream.models.fused_model import (
     MODALITIES,
     FusedModel,
@@ -60,13 +41,10 @@ from mmstream.models.speedups import keep_freed_memory, lower_thread_priority
 from mmstream.runtime import metrics
 from mmstream.runtime.batcher import MicroBatcher
 from mmstream.runtime.stage import Item, Stage
+from mmstream.stages.change_gate import ChangeGate
+from mmstream.stages.infer_events import WindowEvents, analysed_frame
 
 log = logging.getLogger(__name__)
-EMOTION_SOURCES = ("face", "voice", "text")
-
-
-def _r(value: float) -> float:
-    return round(float(value), 4)
 
 
 @dataclass(eq=False)
@@ -76,6 +54,9 @@ class _Job:
     window: Window
     result: asyncio.Future[WindowResult | None]  # None: shed, never analysed
     submitted: asyncio.Event = field(default_factory=asyncio.Event)
+    carry_from: _Job | None = None  # the gate found its frame unchanged since this one's
+    prepared: PreparedWindow | None = None  # once it went to the model (None: shed)
+    replaced_by: _Job | None = None  # live, shed: the window analysed afresh in its place
 
 
 class InferStage(Stage):
@@ -104,8 +85,13 @@ class InferStage(Stage):
                            if self.max_lag_s is not None else None)
         self.vision_nice = vision_nice
         self.shed: Counter[str] = Counter()
+        self.gate = ChangeGate(self.config.change_gate)
+        self.references: dict[str, _Job] = {}  # per stream: the window carried windows reuse
+        self._events: WindowEvents | None = None
 
     def drops(self) -> Mapping[str, int]:
+        """Stale windows shed and, counted beside them though nothing is lost, windows that
+        carried image results over (`carried:<stream>`)."""
         return self.shed
 
     @property
@@ -170,6 +156,8 @@ class InferStage(Stage):
             return
         if isinstance(item, EndOfStream):  # a stream ends after all of its windows' events
             await self._drain(item.stream_id)
+            self.gate.forget(item.stream_id)
+            self.references.pop(item.stream_id, None)
         await self.emit(item)
 
     async def finish(self) -> None:
@@ -190,6 +178,10 @@ class InferStage(Stage):
         """Start preparing the window at once (windows of all streams prepare in parallel)."""
         queue = self.pending.setdefault(window.stream_id, deque())
         job = _Job(window, asyncio.get_running_loop().create_future())
+        if self.gate.carry(window):  # decided in window order, from the frames alone
+            job.carry_from = self.references[window.stream_id]
+        elif window.frame is not None:
+            self.references[window.stream_id] = job
         self.in_background(self._run(job, queue[-1] if queue else None))
         queue.append(job)
         if self.max_lag_s is None and len(queue) > self.max_pending_per_stream:
@@ -220,17 +212,44 @@ class InferStage(Stage):
         loop = asyncio.get_running_loop()
         try:
             if self._stale(job.window):
-                return None
+                return self._shed(job)
+            source = await self._carry_source(job)
             prepared = await loop.run_in_executor(self._prepare_pool, self.model.prepare,
-                                                  job.window)
+                                                  job.window, source)
             if previous is not None:  # a stream's windows enter the batcher in their order
                 await previous.submitted.wait()
             if self._stale(job.window):
-                return None
+                return self._shed(job)
             future = self.batcher.submit(prepared, key=job.window.stream_id)
+            job.prepared = prepared
+            if prepared.carried:
+                self.shed[f"carried:{job.window.stream_id}"] += 1
         finally:
             job.submitted.set()  # also when shed or failed: the stream's next window goes on
         return await future
+
+    @staticmethod
+    async def _carry_source(job: _Job) -> PreparedWindow | None:
+        """What `job` carries from: its reference, submitted before it. Live, a shed reference
+        has nothing to carry: the first window that carried from it is analysed afresh in its
+        place, and the others carry from that one."""
+        reference = job.carry_from
+        while reference is not None:
+            await reference.submitted.wait()
+            if reference.prepared is not None:
+                return reference.prepared
+            if reference.replaced_by is None:
+                reference.replaced_by = job
+                return None
+            reference = reference.replaced_by
+        return None
+
+    def _shed(self, job: _Job) -> None:
+        """A shed reference has nothing to carry: the stream's next window is analysed."""
+        if self.references.get(job.window.stream_id) is job:
+            self.gate.forget(job.window.stream_id)
+            del self.references[job.window.stream_id]
+        return None
 
     async def _emit_finished(self) -> None:
         """Live: events of the windows whose results are in, up to each stream's first gap."""
@@ -271,106 +290,15 @@ class InferStage(Stage):
         if result is None:
             return
         events = self.events_for(result)
+        job.carry_from = None  # nothing more to take from it
         for event in events:
             await self.emit(event)
         if not self.by_count and result.prepared.window.frame is not None:
             await self.emit(analysed_frame(result, events))  # for sinks that show a picture
 
-    # ---- results -> events ------------------------------------------------------------------
     def events_for(self, result: WindowResult) -> list[Envelope]:
-        window = result.prepared.window
-        stream, t = window.stream_id, window.t_capture
-        events: list[Envelope] = []
-        scene = self._scene(result) if result.present["image"] else None
-        if scene is not None:
-            events.append(SceneEvent(stream_id=stream, t_capture=t, payload=scene))
-        emotion = self._emotion(result) if self._has_emotion(result) else None
-        if emotion is not None:
-            events.append(EmotionEvent(stream_id=stream, t_capture=t, payload=emotion))
-        events.append(FusedEvent(stream_id=stream, t_capture=t, payload=self._fused(
-            result, scene, emotion)))
-        return events
-
-    @staticmethod
-    def _has_emotion(result: WindowResult) -> bool:
-        return any(result.present[m] for m in EMOTION_SOURCES)
-
-    def _tags(self, scores: dict[str, float]) -> list[Tag]:
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [Tag(name, _r(score)) for name, score in ranked[: self.config.scene_top_k]
-                if score >= self.config.scene_threshold]
-
-    def _scene(self, result: WindowResult) -> Scene:
-        assert self.model is not None
-        image_tags = self._tags(result.image_tags)
-        contributions = [ModalityContribution(
-            modality="image", present=True, weight=_r(result.scene_weights["image"]),
-            confidence=_r(max(result.image_tags.values(), default=0.0)),
-            label=image_tags[0].label if image_tags else None,
-            scores={t.label: t.score for t in image_tags})]
-        face = result.present["face"]
-        contributions.append(ModalityContribution(
-            modality="face", present=face, weight=_r(result.scene_weights["face"]),
-            confidence=_r(result.confidence["face"]), label="person" if face else None,
-            scores={"person": _r(result.face_person)} if face else {}))
-        return Scene(tags=self._tags(result.scene), model=self.model.version,
-                     top_classes=[Tag(n, _r(s)) for n, s in result.top_classes],
-                     contributions=contributions)
-
-    def _emotion(self, result: WindowResult) -> EmotionPayload:
-        assert self.model is not None
-        scores = {k: _r(v) for k, v in result.emotion.items()}
-        label = max(scores, key=lambda k: (scores[k], k))
-        # Overall confidence: the top probability, discounted by how sure the sources were.
-        doubt = math.prod(1.0 - result.confidence[m] for m in EMOTION_SOURCES
-                          if result.present[m])
-        return EmotionPayload(label=label, scores=scores, valence=_r(result.valence),
-                              confidence=_r(max(result.emotion.values()) * (1.0 - doubt)),
-                              contributions=self._emotion_contributions(result),
-                              model=self.model.version)
-
-    @staticmethod
-    def _emotion_contributions(result: WindowResult) -> list[ModalityContribution]:
-        found = []
-        for m in EMOTION_SOURCES:
-            present = result.present[m]
-            own = result.expert_emotion[m]
-            found.append(ModalityContribution(
-                modality=m, present=present, weight=_r(result.weights[m]) if present else 0.0,
-                confidence=_r(result.confidence[m]) if present else 0.0,
-                label=max(own, key=lambda k: (own[k], k)) if present else None,
-                scores={k: _r(v) for k, v in own.items()} if present else {}))
-        return found
-
-    def _fused(self, result: WindowResult, scene: Scene | None,
-               emotion: EmotionPayload | None) -> Fused:
-        assert self.model is not None
-        window = result.prepared.window
-        contributions = list(emotion.contributions) if emotion is not None else [
-            ModalityContribution(modality=m, present=False) for m in EMOTION_SOURCES]
-        image = scene.contributions[0] if scene is not None else ModalityContribution(
-            modality="image", present=False)
-        return Fused(
-            window_start=window.t_start, window_end=window.t_capture,
-            scene=scene.tags if scene is not None else [],
-            emotion=emotion.label if emotion is not None else None,
-            valence=emotion.valence if emotion is not None else None,
-            transcript=window.text,
-            modalities=[m for m in MODALITIES if result.present[m]],
-            model=self.model.version,
-            contributions=[image, *contributions],
-            emotion_confidence=emotion.confidence if emotion is not None else 0.0,
-        )
-
-
-def analysed_frame(result: WindowResult, events: Sequence[Envelope]) -> AnalysedFrame:
-    """The window's frame with what its analysis found on it (see media.AnalysedFrame)."""
-    window, face = result.prepared.window, result.prepared.face_box
-    assert window.frame is not None
-    faces = (FaceMark(face.x, face.y, face.w, face.h, tuple(face.landmarks or ())),) if face else ()
-    scene = next((e.payload for e in events if isinstance(e, SceneEvent)), None)
-    emotion = next((e.payload for e in events if isinstance(e, EmotionEvent)), None)
-    return AnalysedFrame(
-        window.stream_id, window.t_capture, window.frame.image, window.frame.t_capture, faces,
-        tuple((t.label, t.score) for t in scene.tags) if scene else (),
-        emotion.label if emotion else None, emotion.valence if emotion else None)
+        """The window's scene, emotion and fused events (stages/infer_events.py)."""
+        if self._events is None:
+            assert self.model is not None
+            self._events = WindowEvents(self.config, self.model.version)
+        return self._events.events_for(result)

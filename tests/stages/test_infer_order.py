@@ -142,6 +142,29 @@ async def test_live_inference_sheds_windows_older_than_max_lag_instead_of_queuei
     fused = [e for e in harness.emitted if isinstance(e, FusedEvent)]
     assert [e.payload.window_end for e in fused] == [w.t_capture for w in windows
                                                      if w.stream_id == "fresh"]
-    assert stage.drops() == {"shed:stale_window:stale": 10}  # counted, by stream and reason
+    # counted, by stream and reason; the fresh stream's still frame is analysed once, carried
+    # over after (the stale one's windows are shed before they could carry anything)
+    assert stage.drops() == {"shed:stale_window:stale": 10, "carried:fresh": 9}
+    assert [e.payload.carried for e in fused] == [False] + [True] * 9
     ends = [e for e in harness.emitted if isinstance(e, EndOfStream)]
     assert len(ends) == 2  # both streams still end properly
+
+
+@pytest.mark.slow
+async def test_live_a_window_whose_reference_was_shed_is_analysed_afresh() -> None:
+    """Change gating, live: the still frame's first window is shed as stale, so the next one,
+    with the same picture, has nothing to carry from and goes to the image models in its place;
+    the window after it carries from that one."""
+    now = time.time()
+    frame = np.zeros((120, 160, 3), dtype=np.uint8)
+    windows = [Window("cam", t, t - 2.0, i, VideoFrame("cam", t, frame, i))
+               for i, t in enumerate((now - 60.0, now, now + 1.0))]
+    config = InferConfig.model_validate({"change_gate": {"max_carry_s": 600}})
+    stage = InferStage(config, policy=LIVE, max_lag_s=30.0)
+    async with StageHarness(stage, view=WallClockStreams()) as harness:
+        for window in windows:
+            await harness.feed(window)
+        await harness.feed(EndOfStream("cam", now + 2.0))
+    fused = [e for e in harness.emitted if isinstance(e, FusedEvent)]
+    assert [(e.t_capture, e.payload.carried) for e in fused] == [(now, False), (now + 1.0, True)]
+    assert stage.drops() == {"shed:stale_window:cam": 1, "carried:cam": 1}

@@ -106,7 +106,10 @@ def _control_entities(prefix: str, device_id: str) -> list[Entity]:
 
 DIAGNOSTICS = (  # object id, name, unit, template over the retained health status event
     ("lag", "lag", "s", "{{ value_json.payload.details.lag_s | default(0) }}"),
-    ("drops", "drops", None, "{{ value_json.payload.drops.values() | sum }}"),
+    # what was lost: windows carried over by change gating are counted beside drops, not lost
+    ("drops", "drops", None,
+     "{% set ns = namespace(n=0) %}{% for key, n in value_json.payload.drops.items() "
+     "if ':carried:' not in key %}{% set ns.n = ns.n + n %}{% endfor %}{{ ns.n }}"),
     ("spool_depth", "spool depth", None, "{{ value_json.payload.details.spool_depth }}"),
     ("reconnects", "MQTT reconnects", None,
      "{{ [value_json.payload.details.connects - 1, 0] | max }}"),

@@ -112,6 +112,14 @@ def render(template: str, value: object, state: str = "before") -> str:
         as_timestamp=lambda moment: moment.timestamp())
 
 
+def test_the_drops_sensor_counts_losses_not_windows_carried_over() -> None:
+    body = {topic.split("/")[3]: value for topic, value in configs(["cam0"]).items()}
+    health = {"payload": {"drops": {"infer:shed:stale_window:cam0": 3, "mqtt:spool_full": 2,
+                                    "infer:carried:cam0": 40}}}
+    assert render(body["drops"]["value_template"], health) == "5"
+    assert render(body["drops"]["value_template"], {"payload": {"drops": {}}}) == "0"
+
+
 def test_templates_pick_the_right_fields_from_real_events() -> None:
     body = {topic.split("/")[3]: value for topic, value in configs(["mic0"]).items()}
     said = {"text": "coffee is ready", "confidence": 0.9, "start": 0.0, "end": 1.0}
