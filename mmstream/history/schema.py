@@ -3,15 +3,16 @@
 Events are kept as published (`body`, the JSON envelope, for export and replay) with the
 columns queries filter on. Final transcripts are indexed by an external-content FTS5 table
 (porter stemming: "packages" finds "package"); tags have a table of their own, indexed by
-(tag, time), so a tag query over months reads only the rows it returns. Triggers keep both in
-step with `events`, so retention deletes from one table only.
+(tag, time), so a tag query over months reads only the rows it returns. The writer adds to
+both in the batch that adds the event (store.py); triggers delete from both, so retention
+deletes from one table only.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,8 +67,14 @@ CREATE TABLE thumbnails (
 CREATE INDEX thumbnails_stream_t ON thumbnails(stream, t);
 """
 
+# v2: the writer adds final transcripts to the full-text index itself, in one executemany
+# per batch, rather than a trigger run for every row (ingest: docs/history.md, Figures)
+_V2 = """
+DROP TRIGGER events_text_added;
+"""
+
 #: MIGRATIONS[n] brings a store at version n-1 to version n.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 class NewerSchema(Exception):

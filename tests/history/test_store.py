@@ -119,3 +119,30 @@ def test_a_store_from_a_newer_mmstream_is_not_touched(tmp_path: Path) -> None:
         assert "newer" in str(exc)
     else:
         raise AssertionError("a newer schema was opened")
+
+
+def test_a_version_1_store_is_migrated_and_its_transcripts_stay_searchable(
+        tmp_path: Path) -> None:
+    """v1 indexed transcripts by a trigger, v2 by the writer: both kinds are found after."""
+    from mmstream.history.rows import event_row
+    from mmstream.history.schema import MIGRATIONS, _statements
+
+    path, now = tmp_path / "h.db", time.time()
+    old, new = (list(synthetic_events(400, start=now - 3600, seed=seed)) for seed in (1, 2))
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(MIGRATIONS[1]):
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   [(n + 1, *r[:13], None, r.body)
+                    for n, r in enumerate(event_row(e, 0.0) for e in old)])
+    db.close()
+    written_store(path, new)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    finals = [e.payload.text for e in old + new if getattr(e.payload, "final", False)]
+    assert db.execute("SELECT count(*) FROM transcripts_docsize").fetchone()[0] == len(finals)
+    word = finals[0].split()[0].lower().strip(".")
+    found = SqliteHistory(path).search(Query(text=word, limit=1000))
+    expected = sum(1 for text in finals if word in text.lower().replace(".", "").split())
+    assert len(found) == expected
