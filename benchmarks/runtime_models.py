@@ -210,15 +210,17 @@ def finals_latency(rows: list[tuple[str, str, Any, float]], truth: list[tuple[fl
 
 
 async def streams_run(cameras: int, seconds: float, broker: Any, camera: Path, speech: Path,
-                      truth: list[tuple[float, float]], p99_ms: float) -> dict[str, Any]:
+                      truth: list[tuple[float, float]], p99_ms: float,
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`extra`: more of the pipeline config (bench_history.py: a `history:` section)."""
     sources: list[dict[str, Any]] = [
         {"kind": "camera", "id": f"cam{i}", "url": str(camera), "loop": True, "fps": 2.0}
         for i in range(cameras)]
     sources.append({"kind": "file", "id": "speech", "path": str(speech), "realtime": True})
     arrivals, frames, chunks, drops, started = await run_pipeline({
         "device_id": "bench", "sources": sources,
-        "sinks": {"mqtt": {"url": broker.url, "prefix": "bench", "spool": {"path": "memory"}}}},
-        seconds, broker)
+        "sinks": {"mqtt": {"url": broker.url, "prefix": "bench", "spool": {"path": "memory"}}},
+        **(extra or {})}, seconds, broker)
     counted = [(s, e.t_capture, at) for s, k, e, at in arrivals.rows
                if k == "scene" and s.startswith("cam") and at >= started + WARM_UP_S]
     from_frame, from_end = frame_latencies(counted, frames)

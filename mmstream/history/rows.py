@@ -36,6 +36,7 @@ class EventRow(NamedTuple):  # a tuple: made for every event, ~10x cheaper than 
     media_t: float
     body: bytes
     tags: tuple[str, ...] = ()
+    source: str | None = None  # the recording that covers it (media_t: the offset into it)
 
 
 def _labels(tags: list[Tag]) -> tuple[str, ...]:

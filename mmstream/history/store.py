@@ -146,7 +146,8 @@ class SqliteStore:
 
     def write(self, rows: Sequence[EventRow], thumbnails: Sequence[Thumbnail] = (),
               source: str | None = None) -> None:
-        """One transaction: every row, its tags and the pictures; all or nothing."""
+        """One transaction: every row, its tags and the pictures; all or nothing. `source`: the
+        file every row comes from, unless a row names its own recording."""
         db = self.db
         assert db is not None, "history store used before it was opened"
         db.execute("BEGIN IMMEDIATE")
@@ -155,7 +156,9 @@ class SqliteStore:
             first = int(db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]) + 1
             # rows are tuples in column order: one executemany per table, no per-row trigger
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           [(first + i, *r[:13], source_id, r.body) for i, r in enumerate(rows)])
+                           [(first + i, *r[:13],
+                             source_id if r.source is None else self._source_id(db, r.source),
+                             r.body) for i, r in enumerate(rows)])
             db.executemany("INSERT INTO transcripts(rowid, text) VALUES (?,?)",
                            [(first + i, r.text) for i, r in enumerate(rows) if r.text is not None])
             db.executemany("INSERT INTO tags VALUES (?,?,?,?)",
