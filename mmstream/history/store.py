@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 30.0
 WRITER_CACHE_KB = 32 * 1024  # the writer's page cache: an upper bound, used as needed
+ID_TIME_S = 60.0  # an id_time row spans at most about this much time (schema.py, v3)
 RETENTION_STEP_ROWS = 1000  # one delete step: short enough that ingest never waits long
 UNREADABLE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
@@ -76,6 +77,25 @@ def move_aside(path: Path) -> Path:
         if companion.exists():
             companion.replace(target.with_name(target.name + suffix))
     return target
+
+
+def _note_id_time(db: sqlite3.Connection, last_id: int, times: list[float]) -> None:
+    """Keep `id_time` true after a batch (in its transaction): the latest time of any event up
+    to `last_id`, and the most an event came behind that. The last row moves on, or a new one
+    starts each ID_TIME_S, so there are few rows."""
+    previous = db.execute("SELECT last_id, high_t, late_s FROM id_time "
+                          "ORDER BY last_id DESC LIMIT 1").fetchone()
+    before, high, late = previous if previous else (None, float("-inf"), 0.0)
+    for t in times:
+        if t > high:
+            high = t
+        elif high - t > late:
+            late = high - t
+    if previous is None or high // ID_TIME_S != previous[1] // ID_TIME_S:
+        db.execute("INSERT INTO id_time VALUES (?,?,?)", (last_id, high, late))
+    else:
+        db.execute("UPDATE id_time SET last_id = ?, high_t = ?, late_s = ? WHERE last_id = ?",
+                   (last_id, high, late, before))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +184,8 @@ class SqliteStore:
             db.executemany("INSERT INTO tags VALUES (?,?,?,?)",
                            [(first + i, tag, r.t, r.stream)
                             for i, r in enumerate(rows) for tag in r.tags])
+            if rows:
+                _note_id_time(db, first + len(rows) - 1, [r.t for r in rows])
             db.executemany("INSERT INTO thumbnails(stream, t, jpeg) VALUES (?,?,?)",
                            [(p.stream, p.t, p.jpeg) for p in thumbnails])
             db.execute("COMMIT")
@@ -213,6 +235,7 @@ class SqliteStore:
                 deleted += cursor.rowcount
                 self._to_trim = max(0, self._to_trim - cursor.rowcount) if cursor.rowcount \
                     else 0
+            db.execute("DELETE FROM id_time WHERE last_id < (SELECT min(id) FROM events)")
             cursor = db.execute(
                 "DELETE FROM thumbnails WHERE id IN (SELECT id FROM thumbnails WHERE t < ? "
                 "LIMIT ?)", (now - retention.thumbnail_max_age_s, RETENTION_STEP_ROWS))
