@@ -114,8 +114,19 @@ def searches(path: Path, start: float, end: float, n: int) -> dict[str, Any]:
         return history.search(Query(text=rng.choice(WORDS), tags=("person",),
                                     emotions=(rng.choice(EMOTIONS),), since=since, until=until))
 
+    def tag_only() -> Any:
+        since, until = window()
+        return history.search(Query(tags=(rng.choice(TAGS),), since=since, until=until,
+                                    limit=20))
+
+    def emotion_only() -> Any:
+        since, until = window()
+        return history.search(Query(emotions=(rng.choice(EMOTIONS),), since=since,
+                                    until=until, limit=20))
+
     figures = {"fulltext_time_stream": latencies(text_query, n),
                "tag_emotion": latencies(tag_query, n),
+               "tag": latencies(tag_only, n), "emotion": latencies(emotion_only, n),
                "words_tag_emotion": latencies(words_tag_emotion, n)}
     history.close()
     return figures

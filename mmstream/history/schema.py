@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,8 +86,18 @@ INSERT INTO id_time SELECT max(id), max(t), max(t) - min(t) FROM events
     HAVING max(id) IS NOT NULL;
 """
 
+# v4: a tag query ("person", angry, last month) filters on the window's type, emotion and
+# stream in the (tag, time) index itself, and reads the events of its hits only
+_V4 = """
+ALTER TABLE tags ADD COLUMN type TEXT;
+ALTER TABLE tags ADD COLUMN emotion TEXT;
+UPDATE tags SET type = e.type, emotion = e.emotion FROM events e WHERE e.id = tags.event_id;
+DROP INDEX tags_tag_t;
+CREATE INDEX tags_tag_t ON tags(tag, t, type, emotion, stream, event_id);
+"""
+
 #: MIGRATIONS[n] brings a store at version n-1 to version n.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 class NewerSchema(Exception):

@@ -178,15 +178,17 @@ class SqliteHistory:
         else:
             where, args = self._time_clause(query, "e.t")
             sql, order = f"FROM events e WHERE 1{where}", "e.t DESC"
+        # a tag query filters in the tags index (schema v4), reading events for hits only
+        of = "g" if query.tags else "e"
         if query.emotions:
-            clause, values = _in("e.emotion", query.emotions)
+            clause, values = _in(f"{of}.emotion", query.emotions)
             sql, args = sql + clause, [*args, *values]
         types = [t for t in query.types if t != "transcript"] or (
             ["scene", "fused"] if query.tags else ["emotion", "fused"] if query.emotions
             else ["fused"])
         if query.tags and query.emotions:
             types = ["fused"]  # the one window event that carries both
-        clause, values = _in("e.type", types)
+        clause, values = _in(f"{of}.type", types)
         sql, args = sql + clause, [*args, *values]
         return self.db.execute(
             f"SELECT e.t, e.stream, e.media_t, (SELECT path FROM sources WHERE id = e.source_id)"

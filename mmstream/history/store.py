@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 30.0
 WRITER_CACHE_KB = 32 * 1024  # the writer's page cache: an upper bound, used as needed
 ID_TIME_S = 60.0  # an id_time row spans at most about this much time (schema.py, v3)
-RETENTION_STEP_ROWS = 1000  # one delete step: short enough that ingest never waits long
+RETENTION_STEP_ROWS = 1000  # most rows in one delete step
+RETENTION_STEP_S = 0.03  # what one step aims to take: ingest waits on it (100 ms at most)
 UNREADABLE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
@@ -121,6 +122,9 @@ class SqliteStore:
         self.moved_to: Path | None = None  # where an unreadable file went
         self._sources: dict[str, int] = {}
         self._to_trim = 0  # oldest rows still to delete for the size limit (this pass)
+        # rows per delete step, halved when a step ran long (on a big store or a busy disk a
+        # step of 1000 took 136 ms), grown again when quick
+        self._step_rows = RETENTION_STEP_ROWS // 4
 
     def open(self) -> None:
         """Open (creating or migrating); an unreadable file is moved aside and a new one
@@ -181,8 +185,8 @@ class SqliteStore:
                              r.body) for i, r in enumerate(rows)])
             db.executemany("INSERT INTO transcripts(rowid, text) VALUES (?,?)",
                            [(first + i, r.text) for i, r in enumerate(rows) if r.text is not None])
-            db.executemany("INSERT INTO tags VALUES (?,?,?,?)",
-                           [(first + i, tag, r.t, r.stream)
+            db.executemany("INSERT INTO tags VALUES (?,?,?,?,?,?)",
+                           [(first + i, tag, r.t, r.stream, r.type, r.emotion)
                             for i, r in enumerate(rows) for tag in r.tags])
             if rows:
                 _note_id_time(db, first + len(rows) - 1, [r.t for r in rows])
@@ -218,31 +222,36 @@ class SqliteStore:
     def retention_step(self, retention: Retention, now: float) -> int:
         """Delete at most one step of rows past the age or size limit; returns how many."""
         assert self.db is not None
-        db = self.db
-        deleted = 0
+        db, step = self.db, self._step_rows
+        deleted, began = 0, time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         try:
             cursor = db.execute(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE t < ? "
-                "ORDER BY t LIMIT ?)", (now - retention.max_age_s, RETENTION_STEP_ROWS))
+                "ORDER BY t LIMIT ?)", (now - retention.max_age_s, step))
             deleted += cursor.rowcount
             if deleted == 0 and self._to_trim == 0:
                 self._to_trim = self._rows_over(retention.max_bytes)
             if deleted == 0 and self._to_trim > 0:
                 cursor = db.execute(
                     "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id "
-                    "LIMIT ?)", (min(RETENTION_STEP_ROWS, self._to_trim),))
+                    "LIMIT ?)", (min(step, self._to_trim),))
                 deleted += cursor.rowcount
                 self._to_trim = max(0, self._to_trim - cursor.rowcount) if cursor.rowcount \
                     else 0
             db.execute("DELETE FROM id_time WHERE last_id < (SELECT min(id) FROM events)")
             cursor = db.execute(
                 "DELETE FROM thumbnails WHERE id IN (SELECT id FROM thumbnails WHERE t < ? "
-                "LIMIT ?)", (now - retention.thumbnail_max_age_s, RETENTION_STEP_ROWS))
+                "LIMIT ?)", (now - retention.thumbnail_max_age_s, step))
             deleted += cursor.rowcount
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        took = time.perf_counter() - began
+        if took > 2 * RETENTION_STEP_S:
+            self._step_rows = max(20, step // 2)
+        elif took < RETENTION_STEP_S / 2 and deleted >= step:
+            self._step_rows = min(RETENTION_STEP_ROWS, step * 2)
         return deleted

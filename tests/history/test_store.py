@@ -140,7 +140,7 @@ def test_a_version_1_store_is_migrated_and_its_transcripts_stay_searchable(
     db.close()
     written_store(path, new)
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     finals = [e.payload.text for e in old + new if getattr(e.payload, "final", False)]
     assert db.execute("SELECT count(*) FROM transcripts_docsize").fetchone()[0] == len(finals)
     word = finals[0].split()[0].lower().strip(".")
