@@ -242,8 +242,9 @@ def finals_latency(rows: list[tuple[str, str, Any, float]], truth: list[tuple[fl
 
 
 async def streams_run(clips: list[Path], seconds: float, broker: Any, speech: Path,
-                      truth: list[tuple[float, float]], p99_ms: float, gate: bool = True
-                      ) -> dict[str, Any]:
+                      truth: list[tuple[float, float]], p99_ms: float, gate: bool = True,
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`extra`: more of the pipeline config (bench_history.py: a `history:` section)."""
     cameras = len(clips)
     sources: list[dict[str, Any]] = [
         {"kind": "camera", "id": f"cam{i}", "url": str(clip), "loop": True, "fps": 2.0}
@@ -252,8 +253,8 @@ async def streams_run(clips: list[Path], seconds: float, broker: Any, speech: Pa
     arrivals, frames, chunks, drops, started = await run_pipeline({
         "device_id": "bench", "sources": sources,
         "stages": {"infer": {"change_gate": {"enabled": gate}}},
-        "sinks": {"mqtt": {"url": broker.url, "prefix": "bench", "spool": {"path": "memory"}}}},
-        seconds, broker)
+        "sinks": {"mqtt": {"url": broker.url, "prefix": "bench", "spool": {"path": "memory"}}},
+        **(extra or {})}, seconds, broker)
     counted = [(s, e.t_capture, at) for s, k, e, at in arrivals.rows
                if k == "scene" and s.startswith("cam") and at >= started + WARM_UP_S]
     from_frame, from_end = frame_latencies(counted, frames)

@@ -171,6 +171,12 @@ def build_pipeline(config: PipelineConfig, extra_sinks: Sequence[Sink] = (),
         recorder = RecorderSink(config.record, config.device_id,
                                 AnalysisGrid(window.hop_s, window.length_s))
     sinks = [*build_sinks(config), *extra_sinks, *([recorder] if recorder else [])]
+    if recorder is not None and config.history.enabled:
+        from mmstream.history.sink import HistorySink
+
+        for sink in sinks:  # the history's results point into the daemon's own recording
+            if isinstance(sink, HistorySink):
+                sink.follow(recorder.segments)
     return Pipeline(
         build_sources(config),
         build_stages(config, control=control, recorder=recorder),

@@ -3,15 +3,16 @@
 Events are kept as published (`body`, the JSON envelope, for export and replay) with the
 columns queries filter on. Final transcripts are indexed by an external-content FTS5 table
 (porter stemming: "packages" finds "package"); tags have a table of their own, indexed by
-(tag, time), so a tag query over months reads only the rows it returns. Triggers keep both in
-step with `events`, so retention deletes from one table only.
+(tag, time), so a tag query over months reads only the rows it returns. The writer adds to
+both in the batch that adds the event (store.py); triggers delete from both, so retention
+deletes from one table only.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,8 +67,37 @@ CREATE TABLE thumbnails (
 CREATE INDEX thumbnails_stream_t ON thumbnails(stream, t);
 """
 
+# v2: the writer adds final transcripts to the full-text index itself, in one executemany
+# per batch, rather than a trigger run for every row (ingest: docs/history.md, Figures)
+_V2 = """
+DROP TRIGGER events_text_added;
+"""
+
+# v3: where ids meet times, so a full-text query over a past hour reads that hour's index
+# entries rather than every newer match (FTS5 walks its index in id order, not time order).
+# high_t: the latest time of any event up to last_id (it only grows with the id); late_s: how
+# far behind that an event has come, at most, so far (search.py: id_bounds). A store from
+# before gets one row covering it whole: correct, and no faster for those events.
+_V3 = """
+CREATE TABLE id_time (last_id INTEGER PRIMARY KEY, high_t REAL NOT NULL,
+                      late_s REAL NOT NULL);
+CREATE INDEX id_time_high ON id_time(high_t);
+INSERT INTO id_time SELECT max(id), max(t), max(t) - min(t) FROM events
+    HAVING max(id) IS NOT NULL;
+"""
+
+# v4: a tag query ("person", angry, last month) filters on the window's type, emotion and
+# stream in the (tag, time) index itself, and reads the events of its hits only
+_V4 = """
+ALTER TABLE tags ADD COLUMN type TEXT;
+ALTER TABLE tags ADD COLUMN emotion TEXT;
+UPDATE tags SET type = e.type, emotion = e.emotion FROM events e WHERE e.id = tags.event_id;
+DROP INDEX tags_tag_t;
+CREATE INDEX tags_tag_t ON tags(tag, t, type, emotion, stream, event_id);
+"""
+
 #: MIGRATIONS[n] brings a store at version n-1 to version n.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 class NewerSchema(Exception):

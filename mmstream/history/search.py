@@ -148,10 +148,14 @@ class SqliteHistory:
                    "s.path")
         if query.words:
             match = " ".join(f'"{word}"' for word in query.words)
+            # the index is walked from the newest id down: start and stop it at the ids the
+            # time range can hold, or a query for last month reads every newer match first
+            low, high = id_bounds(self.db, query.since, query.until)
             sql = (f"SELECT {columns} FROM transcripts f JOIN events e ON e.id = f.rowid "
                    "LEFT JOIN sources s ON s.id = e.source_id WHERE transcripts MATCH ?"
+                   " AND f.rowid >= ? AND f.rowid <= ?"
                    f"{where} ORDER BY f.rowid DESC LIMIT ?")
-            args = [match, *args]
+            args = [match, low, high, *args]
         else:
             sql = (f"SELECT {columns} FROM events e LEFT JOIN sources s ON s.id = e.source_id "
                    f"WHERE e.type = 'transcript' AND e.text IS NOT NULL{where} "
@@ -174,15 +178,17 @@ class SqliteHistory:
         else:
             where, args = self._time_clause(query, "e.t")
             sql, order = f"FROM events e WHERE 1{where}", "e.t DESC"
+        # a tag query filters in the tags index (schema v4), reading events for hits only
+        of = "g" if query.tags else "e"
         if query.emotions:
-            clause, values = _in("e.emotion", query.emotions)
+            clause, values = _in(f"{of}.emotion", query.emotions)
             sql, args = sql + clause, [*args, *values]
         types = [t for t in query.types if t != "transcript"] or (
             ["scene", "fused"] if query.tags else ["emotion", "fused"] if query.emotions
             else ["fused"])
         if query.tags and query.emotions:
             types = ["fused"]  # the one window event that carries both
-        clause, values = _in("e.type", types)
+        clause, values = _in(f"{of}.type", types)
         sql, args = sql + clause, [*args, *values]
         return self.db.execute(
             f"SELECT e.t, e.stream, e.media_t, (SELECT path FROM sources WHERE id = e.source_id)"
@@ -254,6 +260,26 @@ class SqliteHistory:
         for stream, spans in _runs(emotion_rows).items():
             days.setdefault(stream, StreamDay(stream)).emotions.extend(spans)
         return [days[name] for name in sorted(days)]
+
+
+def id_bounds(db: sqlite3.Connection, since: float | None, until: float | None
+              ) -> tuple[int, int]:
+    """The ids that events in [since, until) can have (schema.py, v3: id_time). Below the
+    last row whose latest time is before `since`, every event is older; past the first row
+    whose latest time is `until` + the most any event came late, every later event is
+    newer. Each bound is one index seek."""
+    low, high = 0, 1 << 62
+    if since is not None:
+        row = db.execute("SELECT last_id FROM id_time WHERE high_t < ? "
+                         "ORDER BY high_t DESC, last_id DESC LIMIT 1", (since,)).fetchone()
+        low = row[0] + 1 if row else low
+    if until is not None:
+        late = db.execute("SELECT late_s FROM id_time ORDER BY last_id DESC LIMIT 1").fetchone()
+        row = late and db.execute(
+            "SELECT last_id FROM id_time WHERE high_t >= ? ORDER BY high_t, last_id LIMIT 1",
+            (until + late[0],)).fetchone()
+        high = row[0] if row else high
+    return low, high
 
 
 def _day_clause(prefix: str, start: float, end: float, streams: Sequence[str]

@@ -59,6 +59,13 @@ class HistorySink(Sink):
             commit_interval_s=config.commit_interval_s, source=source)
         self._open = False
         self._last_picture: dict[str, float] = {}
+        self._segments: list[tuple[Path, float]] | None = None
+        self._segments_seen = 0
+
+    def follow(self, segments: list[tuple[Path, float]]) -> None:
+        """Point results into the daemon's own recording: `segments` is the recorder's list
+        of (file, first recorded time), which grows as it rotates (RecorderSink.segments)."""
+        self._segments = segments
 
     @classmethod
     def for_pipeline(cls, config: PipelineConfig) -> HistorySink:
@@ -80,6 +87,11 @@ class HistorySink(Sink):
 
     async def send(self, event: Event) -> None:
         if self._open:
+            # inputs are recorded as they come in, ahead of the events: in a fast replay the
+            # recorder may have rotated several times before the first event
+            while self._segments is not None and self._segments_seen < len(self._segments):
+                self.writer.segment_started(*self._segments[self._segments_seen])
+                self._segments_seen += 1
             self.writer.submit(event)
 
     async def send_media(self, item: MediaItem) -> None:

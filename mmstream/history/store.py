@@ -23,7 +23,10 @@ from mmstream.history.schema import migrate
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 30.0
-RETENTION_STEP_ROWS = 1000  # one delete step: short enough that ingest never waits long
+WRITER_CACHE_KB = 32 * 1024  # the writer's page cache: an upper bound, used as needed
+ID_TIME_S = 60.0  # an id_time row spans at most about this much time (schema.py, v3)
+RETENTION_STEP_ROWS = 1000  # most rows in one delete step
+RETENTION_STEP_S = 0.03  # what one step aims to take: ingest waits on it (100 ms at most)
 UNREADABLE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
@@ -55,6 +58,10 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
                          check_same_thread=False)  # opened off the loop, used by the writer
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    # a year's indexes do not fit SQLite's default 2 MB page cache: inserts then re-read
+    # index pages from disk (ingest fell from ~60,000 to ~40,000 rows/s by 600,000 events)
+    db.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KB}")
+    db.execute("PRAGMA temp_store = MEMORY")
     return db
 
 
@@ -71,6 +78,25 @@ def move_aside(path: Path) -> Path:
         if companion.exists():
             companion.replace(target.with_name(target.name + suffix))
     return target
+
+
+def _note_id_time(db: sqlite3.Connection, last_id: int, times: list[float]) -> None:
+    """Keep `id_time` true after a batch (in its transaction): the latest time of any event up
+    to `last_id`, and the most an event came behind that. The last row moves on, or a new one
+    starts each ID_TIME_S, so there are few rows."""
+    previous = db.execute("SELECT last_id, high_t, late_s FROM id_time "
+                          "ORDER BY last_id DESC LIMIT 1").fetchone()
+    before, high, late = previous if previous else (None, float("-inf"), 0.0)
+    for t in times:
+        if t > high:
+            high = t
+        elif high - t > late:
+            late = high - t
+    if previous is None or high // ID_TIME_S != previous[1] // ID_TIME_S:
+        db.execute("INSERT INTO id_time VALUES (?,?,?)", (last_id, high, late))
+    else:
+        db.execute("UPDATE id_time SET last_id = ?, high_t = ?, late_s = ? WHERE last_id = ?",
+                   (last_id, high, late, before))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +122,9 @@ class SqliteStore:
         self.moved_to: Path | None = None  # where an unreadable file went
         self._sources: dict[str, int] = {}
         self._to_trim = 0  # oldest rows still to delete for the size limit (this pass)
+        # rows per delete step, halved when a step ran long (on a big store or a busy disk a
+        # step of 1000 took 136 ms), grown again when quick
+        self._step_rows = RETENTION_STEP_ROWS // 4
 
     def open(self) -> None:
         """Open (creating or migrating); an unreadable file is moved aside and a new one
@@ -141,21 +170,26 @@ class SqliteStore:
 
     def write(self, rows: Sequence[EventRow], thumbnails: Sequence[Thumbnail] = (),
               source: str | None = None) -> None:
-        """One transaction: every row, its tags and the pictures; all or nothing."""
+        """One transaction: every row, its tags and the pictures; all or nothing. `source`: the
+        file every row comes from, unless a row names its own recording."""
         db = self.db
         assert db is not None, "history store used before it was opened"
         db.execute("BEGIN IMMEDIATE")
         try:
             source_id = self._source_id(db, source)
             first = int(db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]) + 1
-            db.executemany(
-                "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(first + i, r.t, r.t_start, r.t_end, r.device, r.stream, r.type, r.seq,
-                  r.final, r.text, r.emotion, r.valence, r.person, r.media_t, source_id,
-                  r.body) for i, r in enumerate(rows)])
-            db.executemany("INSERT INTO tags VALUES (?,?,?,?)",
-                           [(first + i, tag, r.t, r.stream)
+            # rows are tuples in column order: one executemany per table, no per-row trigger
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [(first + i, *r[:13],
+                             source_id if r.source is None else self._source_id(db, r.source),
+                             r.body) for i, r in enumerate(rows)])
+            db.executemany("INSERT INTO transcripts(rowid, text) VALUES (?,?)",
+                           [(first + i, r.text) for i, r in enumerate(rows) if r.text is not None])
+            db.executemany("INSERT INTO tags VALUES (?,?,?,?,?,?)",
+                           [(first + i, tag, r.t, r.stream, r.type, r.emotion)
                             for i, r in enumerate(rows) for tag in r.tags])
+            if rows:
+                _note_id_time(db, first + len(rows) - 1, [r.t for r in rows])
             db.executemany("INSERT INTO thumbnails(stream, t, jpeg) VALUES (?,?,?)",
                            [(p.stream, p.t, p.jpeg) for p in thumbnails])
             db.execute("COMMIT")
@@ -188,30 +222,36 @@ class SqliteStore:
     def retention_step(self, retention: Retention, now: float) -> int:
         """Delete at most one step of rows past the age or size limit; returns how many."""
         assert self.db is not None
-        db = self.db
-        deleted = 0
+        db, step = self.db, self._step_rows
+        deleted, began = 0, time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         try:
             cursor = db.execute(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE t < ? "
-                "ORDER BY t LIMIT ?)", (now - retention.max_age_s, RETENTION_STEP_ROWS))
+                "ORDER BY t LIMIT ?)", (now - retention.max_age_s, step))
             deleted += cursor.rowcount
             if deleted == 0 and self._to_trim == 0:
                 self._to_trim = self._rows_over(retention.max_bytes)
             if deleted == 0 and self._to_trim > 0:
                 cursor = db.execute(
                     "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id "
-                    "LIMIT ?)", (min(RETENTION_STEP_ROWS, self._to_trim),))
+                    "LIMIT ?)", (min(step, self._to_trim),))
                 deleted += cursor.rowcount
                 self._to_trim = max(0, self._to_trim - cursor.rowcount) if cursor.rowcount \
                     else 0
+            db.execute("DELETE FROM id_time WHERE last_id < (SELECT min(id) FROM events)")
             cursor = db.execute(
                 "DELETE FROM thumbnails WHERE id IN (SELECT id FROM thumbnails WHERE t < ? "
-                "LIMIT ?)", (now - retention.thumbnail_max_age_s, RETENTION_STEP_ROWS))
+                "LIMIT ?)", (now - retention.thumbnail_max_age_s, step))
             deleted += cursor.rowcount
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        took = time.perf_counter() - began
+        if took > 2 * RETENTION_STEP_S:
+            self._step_rows = max(20, step // 2)
+        elif took < RETENTION_STEP_S / 2 and deleted >= step:
+            self._step_rows = min(RETENTION_STEP_ROWS, step * 2)
         return deleted

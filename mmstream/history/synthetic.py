@@ -27,9 +27,10 @@ EMOTIONS = ("neutral", "happy", "sad", "angry", "surprise", "fear", "disgust")
 
 
 def synthetic_events(count: int, *, start: float, streams: int = 4, seed: int = 1,
-                     device_id: str = "bench") -> Iterator[Event]:
-    """`count` events, one window per stream a second (scene, emotion, fused), a final
-    transcript every few windows; epoch times from `start`."""
+                     device_id: str = "bench", step_s: float = 1.0) -> Iterator[Event]:
+    """`count` events, one window per stream every `step_s` (scene, emotion, fused), a final
+    transcript every few windows; epoch times from `start`. A year of a device at a realistic
+    size: `step_s` spreads the windows (a device publishes when something happens)."""
     rng = random.Random(seed)
     made, second = 0, 0
     seq: dict[str, int] = {}
@@ -41,7 +42,7 @@ def synthetic_events(count: int, *, start: float, streams: int = 4, seed: int = 
     while made < count:
         for n in range(streams):
             stream = f"cam{n}"
-            t = start + second
+            t = start + second * step_s
             tags = [Tag(rng.choice(TAGS), 0.8)] + ([Tag("person", 0.9)] if rng.random() < .3
                                                    else [])
             emotion = rng.choice(EMOTIONS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,10 @@ class HistoryWriter(threading.Thread):
         self._stopping = False
         self._paused_until = 0.0
         self._next_retention = 0.0
+        # the daemon's own recording: (first recorded time, file) of each segment, in order
+        self._segment_starts: list[float] = []
+        self._segment_paths: list[Path] = []
+        self._resolved: dict[Path, str] = {}  # resolved in this thread: no I/O on the loop
 
     # ---- the event loop's side --------------------------------------------------------------
 
@@ -93,6 +98,14 @@ class HistoryWriter(threading.Thread):
         if len(self._events) >= BATCH_MAX:
             with self._wake:
                 self._wake.notify()
+
+    def segment_started(self, path: Path, first_t: float) -> None:
+        """A recording segment (the daemon's `record:`) whose first message is at `first_t`
+        (capture clock): events from then on point into it, at their offset."""
+        if self._segment_paths and self._segment_paths[-1] == path:
+            return
+        self._segment_paths.append(path)  # the path first: the thread reads starts, then it
+        self._segment_starts.append(first_t)
 
     def submit_picture(self, picture: PendingPicture) -> None:
         if len(self._pictures) < 100:  # pictures are a nicety: never a backlog of them
@@ -140,8 +153,20 @@ class HistoryWriter(threading.Thread):
 
     def _take_rows(self) -> list[EventRow]:
         rows = []
+        starts, paths = self._segment_starts, self._segment_paths
         while self._events and len(rows) < BATCH_MAX:
-            rows.append(event_row(self._events.popleft(), self.anchor, self.window_s))
+            event = self._events.popleft()
+            row = event_row(event, self.anchor, self.window_s)
+            # the segment where what it covers begins (a final comes after its words)
+            began = row.t_start - (row.t - event.t_capture)  # on the capture clock
+            segment = bisect_right(starts, began) - 1 if starts else -1
+            if 0 <= segment < len(paths):
+                path = paths[segment]
+                if path not in self._resolved:
+                    self._resolved[path] = str(path.resolve())
+                row = row._replace(media_t=event.t_capture - starts[segment],
+                                   source=self._resolved[path])
+            rows.append(row)
         return rows
 
     def _take_pictures(self) -> list[Thumbnail]:

@@ -118,6 +118,9 @@ class RecordingFiles:
         self.device_id = device_id
         self.current: McapFile | None = None
         self.written: list[Path] = []
+        # (file, recorded time of its first message: where a replay's --start counts from),
+        # appended by the writer thread; the history reads it (sinks/recorder.py: segments)
+        self.segments: list[tuple[Path, float]] = []
         self._started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._last_flush = time.monotonic()
         self._chunk_start_ns: int | None = None  # recorded time of the open chunk's first message
@@ -162,6 +165,8 @@ class RecordingFiles:
             log.info("recording rotated: %s done, %d messages", current.path, current.messages)
             current = self.open()
         current.add(topic, log_ns, publish_ns, data, sequence)
+        if current.messages == 1:
+            self.segments.append((current.path, log_ns / 1e9))
         if self._chunk_start_ns is None:
             self._chunk_start_ns = log_ns
         recorded_ns = log_ns - self._chunk_start_ns

@@ -94,6 +94,12 @@ class RecorderSink(Sink):
         if self._selected(item.stream_id):
             await self._queue(self._write_input, item)
 
+    @property
+    def segments(self) -> list[tuple[Path, float]]:
+        """Each file written so far, in order, with the recorded time (s) of its first
+        message: where the history points results (read-only; the writer thread appends)."""
+        return self.files.segments
+
     def _selected(self, stream_id: str) -> bool:
         return self.streams is None or stream_id in self.streams
 

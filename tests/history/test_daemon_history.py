@@ -4,15 +4,19 @@ damaged, in a read-only folder, on a full disk (real processes, real media)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import SAMPLE_CLIP, SAMPLE_SENTENCES
+from tests.conftest import REPO, SAMPLE_CLIP, SAMPLE_SENTENCES, wait_until
+from tests.notify_listener import NotifyListener
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 # the sample's windows and finals (24 + 3) and its partials, whose count depends on what whisper
@@ -85,3 +89,45 @@ def test_a_full_disk_never_stops_the_run(cli: Cli, tmp_path: Path, small_tmpfs: 
     done, events = _run(cli, tmp_path, {"path": str(small_tmpfs / "h.db")})
     assert done.returncode == 0 and len(events) in EVENTS_OF_THE_SAMPLE, done.stderr
     assert "history" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_sighup_reload_loses_nothing_in_the_history(
+        tmp_path: Path, notify_socket: tuple[NotifyListener, str]) -> None:
+    """Events before and after a reload are all in the store, each once, as published."""
+    received, socket_path = notify_socket
+    out, store = tmp_path / "events.jsonl", tmp_path / "h.db"
+    pipeline_file = tmp_path / "pipeline.yaml"
+    pipeline_file.write_text(yaml.safe_dump({
+        "device_id": "hup", "sources": [{"kind": "file", "id": "cam", "path": str(SAMPLE_CLIP),
+                                         "realtime": True}],
+        "stages": {"transcribe": {"enabled": False}}, "sinks": {"jsonl": {"path": str(out)}},
+        "history": {"path": str(store)}}))
+    daemon = subprocess.Popen([sys.executable, "-m", "mmstream", "run", str(pipeline_file)],
+                              cwd=REPO, env={**os.environ, "NOTIFY_SOCKET": socket_path},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def published() -> list[bytes]:
+        return out.read_bytes().splitlines() if out.exists() else []
+
+    try:
+        wait_until(lambda: len(published()) >= 6, 120, "events before the reload")
+        mark = len(received.texts())
+        daemon.send_signal(signal.SIGHUP)
+        received.wait_for("READY=1", after=mark, timeout=60)
+        before = len(published())
+        wait_until(lambda: len(published()) >= before + 6, 120, "events after the reload")
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0, stderr
+    lines = published()
+    stored = [bytes(body) for (body,) in sqlite3.connect(store).execute(
+        "SELECT body FROM events ORDER BY id")]
+    assert len(stored) == len(lines) >= 12
+    assert sorted(stored) == sorted(lines)  # the same envelopes, each once
+    seqs = [json.loads(body)["seq"] for body in stored]
+    assert sorted(seqs) == list(range(1, len(lines) + 1))  # across the reload

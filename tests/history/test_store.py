@@ -119,3 +119,67 @@ def test_a_store_from_a_newer_mmstream_is_not_touched(tmp_path: Path) -> None:
         assert "newer" in str(exc)
     else:
         raise AssertionError("a newer schema was opened")
+
+
+def test_a_version_1_store_is_migrated_and_its_transcripts_stay_searchable(
+        tmp_path: Path) -> None:
+    """v1 indexed transcripts by a trigger, v2 by the writer (v3 added id_time): both kinds
+    are found after, in any time range."""
+    from mmstream.history.rows import event_row
+    from mmstream.history.schema import MIGRATIONS, _statements
+
+    path, now = tmp_path / "h.db", time.time()
+    old, new = (list(synthetic_events(400, start=now - 3600, seed=seed)) for seed in (1, 2))
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(MIGRATIONS[1]):
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   [(n + 1, *r[:13], None, r.body)
+                    for n, r in enumerate(event_row(e, 0.0) for e in old)])
+    db.close()
+    written_store(path, new)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    finals = [e.payload.text for e in old + new if getattr(e.payload, "final", False)]
+    assert db.execute("SELECT count(*) FROM transcripts_docsize").fetchone()[0] == len(finals)
+    word = finals[0].split()[0].lower().strip(".")
+    found = SqliteHistory(path).search(Query(text=word, limit=1000))
+    expected = sum(1 for text in finals if word in text.lower().replace(".", "").split())
+    assert len(found) == expected
+
+
+def test_id_bounds_hold_every_event_of_a_time_range_late_ones_included(
+        tmp_path: Path) -> None:
+    """id_time narrows full-text queries to ids; events that arrive late (a final after the
+    windows of its words, another writer's batch) must never fall outside the bounds."""
+    import random
+
+    from mmstream.history.search import id_bounds
+
+    path, now, rng = tmp_path / "h.db", time.time(), random.Random(4)
+    events = list(synthetic_events(6000, start=now - 6 * 3600, seed=3, step_s=30))  # ~4 h
+    for n in range(0, len(events), 300):  # out of order within batches, some very late
+        batch = events[n:n + 300]
+        rng.shuffle(batch)
+        events[n:n + 300] = batch
+    events += list(synthetic_events(200, start=now - 5 * 3600, seed=9))  # hours late
+    writer = HistoryWriter(path, KEEP_ALL, anchor=now, commit_interval_s=0.02)
+    writer.open()
+    writer.start()
+    for n, event in enumerate(events):
+        writer.submit(event)
+        if n % 500 == 0:
+            wait_until(lambda: not writer._events, what="a batch committed")
+    writer.close()
+    db = SqliteHistory(path).db
+    assert db.execute("SELECT count(*) FROM id_time").fetchone()[0] > 3
+    rows = db.execute("SELECT id, t FROM events").fetchall()
+    for _ in range(200):
+        since = rng.uniform(now - 7 * 3600, now)
+        until = since + rng.choice((60, 600, 3600, 4 * 3600))
+        low, high = id_bounds(db, since, until)
+        inside = [i for i, t in rows if since <= t < until]
+        assert all(low <= i <= high for i in inside), (since, until, low, high)
+    low, _ = id_bounds(db, now - 3 * 3600, now - 2 * 3600)
+    assert low > len(rows) / 2  # and they do narrow (the late batch widens the upper bound)

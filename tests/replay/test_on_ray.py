@@ -14,7 +14,7 @@ import pytest
 
 from mmstream.replay.batch import BatchRunner, FileResult, exit_code
 from mmstream.replay.setup import ReplayPlan
-from tests.conftest import REPO, SAMPLE_CLIP, speak
+from tests.conftest import REPO, SAMPLE_CLIP, SAMPLE_SENTENCES, speak
 
 ray = pytest.importorskip("ray", reason="the Ray extra is not installed")
 
@@ -151,6 +151,28 @@ def test_cli_replays_a_folder_on_a_local_ray(cli: Any, archive: Path, tmp_path: 
     assert "door.mp4" in result.stdout and "voice.wav" in result.stdout  # the summary table
     assert sorted(p.name for p in tmp_path.iterdir()) == ["door.mp4.jsonl", "summary.json",
                                                           "voice.wav.jsonl"]
+
+
+@pytest.mark.slow
+def test_ray_replay_writes_one_searchable_history(cli: Any, archive: Path,
+                                                 tmp_path: Path) -> None:
+    """`--history PATH` with --ray: the workers write one store, found like a device's."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(SAMPLE_CLIP, inputs / "kitchen.mp4")
+    shutil.copy(archive / "porch" / "voice.wav", inputs / "voice.wav")
+    store = tmp_path / "archive.history.db"
+    result = cli("replay", "--ray", "--ray-workers", "2", str(inputs), "--out",
+                 str(tmp_path / "out"), "--history", str(store), timeout=300)
+    assert result.returncode == 0, result.stderr
+    expected = {**{sentence: "kitchen.mp4" for sentence in SAMPLE_SENTENCES},
+                "The parcel is on the porch next to the blue door.": "voice.wav"}
+    for sentence, source in expected.items():
+        word = {"kitchen.mp4": sentence.split()[3], "voice.wav": "parcels"}[source]
+        found = cli("search", word, "--json", "--history", str(store))
+        assert found.returncode == 0, found.stderr
+        moments = [m for m in json.loads(found.stdout) if m["text"] == sentence]
+        assert [Path(m["recording"]).name for m in moments] == [source], (word, found.stdout)
 
 
 def test_ray_needs_a_folder_or_glob(cli: Any, sample_clip: Path) -> None:
