@@ -19,7 +19,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +28,26 @@ import torch
 import torch.nn.functional as F
 
 from mmstream.errors import ModelError
-from mmstream.events import EMOTIONS
 from mmstream.media import Window
 from mmstream.models import prosody, text_affect
 from mmstream.models.efficientnet_lite import load_efficientnet_lite0, preprocess_images
-from mmstream.models.face_align import face_crop
-from mmstream.models.face_detect import FaceBox
 from mmstream.models.faces import (
     DEFAULT_FACE_DETECTOR,
     FaceFinder,
-    face_confidence,
     make_face_detector,
 )
+from mmstream.models.folding import optimise_for_inference
+from mmstream.models.fused_windows import (
+    MODALITIES,
+    MODEL_NAME,
+    PreparedWindow,
+    WindowResult,
+    prepare_window,
+    window_result,
+)
 from mmstream.models.fusion import (
-    EMOTION_MODALITIES,
     FACE_EMBED,
     IMAGE_EMBED,
-    SCENE_MODALITIES,
     FusionInputs,
     FusionModel,
     FusionOutputs,
@@ -54,10 +57,6 @@ from mmstream.models.fusion import (
 from mmstream.models.labels import IMAGENET_CLASSES, load_scene_vocabulary
 from mmstream.models.mini_xception import MiniXception, load_mini_xception, preprocess_faces
 from mmstream.models.onnx_encoder import OnnxImageEncoder, OnnxModule, onnx_available
-from mmstream.models.speedups import optimise_for_inference
-
-MODEL_NAME = "mmstream-fused/1"
-MODALITIES: tuple[str, ...] = ("image", "face", "voice", "text")
 
 
 @dataclass(frozen=True)
@@ -102,39 +101,6 @@ def plan_for(device: str, precision: str = "auto", compile: bool = False,
     return ExecutionPlan(torch.device("cuda" if on_cuda else "cpu"), autocast,
                          channels_last=not onnx_image, pinned=on_cuda, compile=compile,
                          onnx_image=onnx_image)
-
-
-@dataclass
-class PreparedWindow:
-    """A window after the per-window CPU work, ready to batch."""
-
-    window: Window
-    frame: np.ndarray | None = None
-    face_box: FaceBox | None = None
-    face_crop: np.ndarray | None = None
-    face_conf: float = 0.0
-    voice: prosody.ProsodyFeatures | None = None
-    text: text_affect.TextFeatures | None = None
-
-
-@dataclass
-class WindowResult:
-    """Everything the fused model said about one window (plain Python values)."""
-
-    prepared: PreparedWindow
-    emotion: dict[str, float]
-    valence: float
-    present: dict[str, bool]
-    confidence: dict[str, float]
-    weights: dict[str, float]  # emotion gate weights of face, voice, text
-    expert_emotion: dict[str, dict[str, float]]  # each modality's own distribution
-    expert_valence: dict[str, float]
-    scene: dict[str, float]  # calibrated fused tag scores: ≥ 0.5 clears the tag's threshold
-    image_tags: dict[str, float]  # the same for what the image alone said
-    scene_weights: dict[str, float]
-    face_person: float
-    top_classes: list[tuple[str, float]] = field(default_factory=list)
-    scene_evidence: dict[str, float] = field(default_factory=dict)  # before calibration
 
 
 def face_embed_and_logits(model: MiniXception, x: torch.Tensor
@@ -190,6 +156,10 @@ class FusedModel:
     def version(self) -> str:
         return f"{MODEL_NAME}+fusion:{self.fusion_version}"
 
+    @property
+    def device_name(self) -> str:
+        return str(self.plan.device)
+
     def detector(self) -> FaceFinder:
         found = getattr(self._local, "detector", None)
         if found is None:
@@ -198,23 +168,7 @@ class FusedModel:
 
     # ---- per window, CPU ------------------------------------------------------------------
     def prepare(self, window: Window) -> PreparedWindow:
-        prepared = PreparedWindow(window)
-        frame = window.frame.image if window.frame is not None else None
-        if frame is not None and "image" in self.modalities:
-            prepared.frame = frame
-        if frame is not None and "face" in self.modalities:
-            faces = self.detector().detect(frame)
-            if faces:  # the largest face speaks for the window
-                prepared.face_box = faces[0]
-                prepared.face_crop = face_crop(frame, faces[0])
-                prepared.face_conf = face_confidence(faces[0])
-        if window.has_audio and "voice" in self.modalities:
-            prepared.voice = prosody.prosody_features(window.audio)
-        if "text" in self.modalities:
-            confidences = [t.confidence for t in window.transcripts if t.confidence > 0]
-            asr = float(np.mean(confidences)) if confidences else None
-            prepared.text = text_affect.text_features(window.text, asr)
-        return prepared
+        return prepare_window(window, self.modalities, self.detector)
 
     # ---- per batch, device ------------------------------------------------------------------
     def forward(self, batch: Sequence[PreparedWindow]) -> list[WindowResult]:
@@ -330,26 +284,4 @@ class FusedModel:
 
     def _result(self, prepared: PreparedWindow, out: FusionOutputs, i: int,
                 top: list[tuple[str, float]]) -> WindowResult:
-        def named(values: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
-            return {k: float(v) for k, v in zip(names, values.tolist(), strict=True)}
-
-        tags = self.fusion.tags
-        return WindowResult(
-            prepared=prepared,
-            emotion=named(out.emotion_probs[i], EMOTIONS),
-            valence=float(out.valence[i]),
-            present={m: bool(v) for m, v in zip(EMOTION_MODALITIES,
-                                                 out.expert_mask[i].tolist(), strict=True)}
-            | {"image": prepared.frame is not None},
-            confidence=named(out.expert_conf[i], EMOTION_MODALITIES),
-            weights=named(out.emotion_weights[i], EMOTION_MODALITIES),
-            expert_emotion={m: named(out.expert_probs[i, j], EMOTIONS)
-                            for j, m in enumerate(EMOTION_MODALITIES)},
-            expert_valence=named(out.expert_valence[i], EMOTION_MODALITIES),
-            scene=named(out.scene_scores[i], tags),
-            image_tags=named(out.image_tag_scores[i], tags),
-            scene_weights=named(out.scene_weights[i], SCENE_MODALITIES),
-            face_person=float(out.face_person[i]),
-            top_classes=top,
-            scene_evidence=named(out.scene_evidence[i], tags),
-        )
+        return window_result(prepared, out, i, top, self.fusion.tags)

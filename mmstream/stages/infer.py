@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from mmstream.config import InferConfig, RunPolicy
 from mmstream.events import Emotion as EmotionPayload
@@ -48,13 +47,8 @@ from mmstream.media import (
     VideoFrame,
     Window,
 )
-from mmstream.models.fused_model import (
-    MODALITIES,
-    FusedModel,
-    PreparedWindow,
-    WindowResult,
-    plan_for,
-)
+from mmstream.models.fused_onnx import cuda_possible, load_fused_model
+from mmstream.models.fused_windows import MODALITIES, FusedRunner, PreparedWindow, WindowResult
 from mmstream.models.numerics import pin_math_threads
 from mmstream.models.speedups import keep_freed_memory, lower_thread_priority
 from mmstream.runtime import metrics
@@ -82,7 +76,7 @@ class InferStage(Stage):
     name = "infer"
 
     def __init__(self, config: InferConfig | None = None, *, policy: RunPolicy,
-                 model: FusedModel | None = None, max_lag_s: float | None = None,
+                 model: FusedRunner | None = None, max_lag_s: float | None = None,
                  vision_nice: int = 0) -> None:
         self.config = config or InferConfig()
         # A fast replay batches by stream and count and emits at fixed places in its input, so
@@ -115,10 +109,8 @@ class InferStage(Stage):
     async def open(self) -> None:
         cfg = self.config
         pin_math_threads()
-        if cfg.cpu_threads:
-            torch.set_num_threads(cfg.cpu_threads)
-        plan = plan_for(cfg.device, cfg.precision, cfg.compile, image_runtime=cfg.image_runtime)
-        if plan.device.type == "cpu" and cfg.keep_freed_memory:
+        on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not cuda_possible())
+        if on_cpu and cfg.keep_freed_memory:
             keep_freed_memory()  # before the worker threads exist: they inherit it
         # vision runs at a lower priority than speech (its thread pools inherit it)
         self._model_thread = ThreadPoolExecutor(
@@ -133,15 +125,18 @@ class InferStage(Stage):
             with metrics.timed_model_load("fused"):
                 # Built on the thread that runs it, so CPU inference uses one thread pool.
                 self.model = await self.batcher.call(
-                    FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
-                    modalities=modalities, face_detector=cfg.face_detector)
+                    load_fused_model, device=cfg.device, precision=cfg.precision,
+                    compile=cfg.compile, image_runtime=cfg.image_runtime,
+                    threads=cfg.cpu_threads, checkpoint=cfg.checkpoint,
+                    vocabulary=cfg.vocabulary, modalities=modalities,
+                    face_detector=cfg.face_detector)
         self._prepare_pool = ThreadPoolExecutor(
             cfg.prepare_threads, thread_name_prefix="mmstream-prepare",
             initializer=lower_thread_priority, initargs=(self.vision_nice,))
         if not self.by_count:
             await self._warm_up()
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
-                 self.model.plan.device, cfg.max_batch,
+                 self.model.device_name, cfg.max_batch,
                  "by count" if self.by_count else f"{cfg.max_wait_ms} ms wait")
 
     async def _warm_up(self) -> None:
