@@ -39,19 +39,22 @@ SAMPLE = REPO / "mmstream" / "assets" / "sample.mp4"
 
 def make_talk(into: Path) -> Path:
     """The sample's video at 640x480, looped under the three speech recordings (0.8 s gaps)."""
-    clip = into / "talk.mp4"
+    clip, speech = into / "talk.mp4", into / "talk.wav"
     if clip.exists():
         return clip
-    speech = [SPEECH / f"{n}.flac" for n in ("agent-newlocation", "invalid",
-                                             "queue-periodic-announce")]
-    inputs = [a for path in speech for a in ("-i", str(path))]
-    gap = "anullsrc=r=16000:cl=mono"
-    subprocess.run([
-        "ffmpeg", "-v", "error", "-y", *inputs, "-f", "lavfi", "-t", "0.8", "-i", gap,
-        "-stream_loop", "-1", "-i", str(SAMPLE),
-        "-filter_complex", "[0:a][3:a][1:a][3:a][2:a]concat=n=5:v=0:a=1[a];[4:v]scale=640:480[v]",
-        "-map", "[v]", "-map", "[a]", "-shortest", "-c:v", "libx264", "-preset", "veryfast",
-        "-c:a", "aac", str(clip)], check=True)
+    names = ("agent-newlocation", "invalid", "queue-periodic-announce")
+    inputs = [a for n in names for a in ("-i", str(SPEECH / f"{n}.flac"))]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *inputs, "-f", "lavfi", "-t", "0.8", "-i",
+                    "anullsrc=r=16000:cl=mono", "-filter_complex",
+                    "[0][3][1][3][2]concat=n=5:v=0:a=1[a]", "-map", "[a]", str(speech)],
+                   check=True)
+    seconds = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                              "-of", "csv=p=0", str(speech)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(SAMPLE),
+                    "-i", str(speech), "-map", "0:v", "-map", "1:a", "-t", seconds,
+                    "-vf", "scale=640:480", "-c:v", "libx264", "-preset", "veryfast",
+                    "-c:a", "aac", str(clip)], check=True)
     return clip
 
 
