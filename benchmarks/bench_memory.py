@@ -58,10 +58,11 @@ def make_talk(into: Path) -> Path:
     return clip
 
 
-def peak_of(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Peak RSS (MB) and wall time of a command, from `/usr/bin/time -v`."""
+def peak_of(command: list[str], env: dict[str, str], cwd: str) -> dict[str, Any]:
+    """Peak RSS (MB) of a command, from `/usr/bin/time -v`. Run outside the checkout: `python
+    -m` puts the working folder first on sys.path, before the PYTHONPATH under test."""
     done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True,
-                          env=env, check=False)
+                          env=env, cwd=cwd, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-400:]}")
     kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
@@ -75,8 +76,9 @@ def replay_peaks(clips: dict[str, Path], cache: Path, extra: list[str]) -> dict[
         for name, clip in clips.items():
             command = [sys.executable, "-m", "mmstream", "replay", str(clip), "-o",
                        f"{folder}/{name}.jsonl", *extra]
-            first = peak_of(command, env)  # fills the ONNX cache when it is cold
-            found[name] = peak_of(command, env) | {"first_run_peak_rss_mb": first["peak_rss_mb"]}
+            first = peak_of(command, env, folder)  # fills the ONNX cache when it is cold
+            found[name] = peak_of(command, env, folder) | {
+                "first_run_peak_rss_mb": first["peak_rss_mb"]}
     return found
 
 
@@ -135,7 +137,7 @@ def parts(cache: Path, torch_path: bool) -> list[dict[str, Any]]:
     env = {**os.environ, "MMSTREAM_ONNX_CACHE": str(cache)}
     flag = ["--torch-path"] if torch_path else []
     done = subprocess.run([sys.executable, __file__, "--parts-child", *flag], capture_output=True,
-                          text=True, env=env, check=False)
+                          text=True, env=env, cwd=tempfile.gettempdir(), check=False)
     if done.returncode != 0:
         raise SystemExit(f"parts failed: {done.stderr.strip()[-600:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
