@@ -43,6 +43,7 @@ GRAPH_SOURCES: dict[str, tuple[str, ...]] = {
                "fused_windows.py"),
 }
 EXPORTER = "onnx_export.py"
+ALL_GRAPHS: tuple[str, ...] = tuple(GRAPH_SOURCES)
 EXPORT_TIMEOUT_S = 600
 
 
@@ -177,6 +178,12 @@ class _Partial(PartialFile):
     def __init__(self, target: Path) -> None:
         super().__init__(target)
         self.path = target.with_name(f"{target.name}.{os.getpid()}.partial")
+
+
+def missing_graphs(names: Sequence[str], inputs: GraphInputs) -> list[str]:
+    """The named graphs the cache has no trusted copy of (what the next start exports)."""
+    return [name for name in names
+            if read_graph(graph_path(name, graph_key(name, inputs))) is None]
 
 
 def load_graphs(names: Sequence[str], inputs: GraphInputs) -> dict[str, bytes]:
