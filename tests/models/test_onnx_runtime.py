@@ -15,6 +15,8 @@ from mmstream.events import Transcript
 from mmstream.media import AudioChunk, VideoFrame, Window
 from mmstream.models import onnx_models
 from mmstream.models.efficientnet_lite import load_efficientnet_lite0, preprocess_images
+from mmstream.models.face_align import face_crop
+from mmstream.models.face_detect import FaceBox
 from mmstream.models.folding import optimise_for_inference
 from mmstream.models.fused_model import FusedModel, face_embed_and_logits, plan_for
 from mmstream.models.fused_onnx import OnnxFusedModel, load_fused_model
@@ -86,7 +88,9 @@ def test_face_detector_and_emotion_net(graphs: dict[str, bytes],
             assert a.probability == pytest.approx(b.probability, abs=TOLERANCE)
         found += len(got)
     assert found >= 1  # the astronaut's face at least
-    crops = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    # mini-Xception on the real face crops, and on a frame's middle as a face-less crop
+    faces = [face_crop(frame, box) for frame in frames for box in by_onnx.detect(frame)]
+    crops = np.stack([*faces, face_crop(frames[0], FaceBox(96, 96, 128, 128, 1.0))])
     model = load_mini_xception()
     with torch.inference_mode():
         want = [t.numpy() for t in face_embed_and_logits(model, preprocess_faces(crops))]
