@@ -11,6 +11,9 @@ buffers with non-blocking copies and optionally `torch.compile`; on CPU plain fp
 autocast on request), the image encoder run by ONNX Runtime when it is installed
 (models/onnx_encoder.py: same outputs, ~1.7x faster there). Every other step is the same code
 on both, so CPU tests cover the CUDA logic.
+
+This is the torch path: CUDA, fp16/bf16, compile, `image_runtime: torch`, and training. A
+daemon on a CPU in fp32 runs the same model without torch (fused_onnx.py, `load_fused_model`).
 """
 
 from __future__ import annotations
