@@ -192,8 +192,12 @@ def load_graphs(names: Sequence[str], inputs: GraphInputs) -> dict[str, bytes]:
     found = {name: read_graph(path) for name, path in paths.items()}
     missing = {name: paths[name] for name, graph in found.items() if graph is None}
     if missing:
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        _export(missing, inputs)
+        try:
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            _export(missing, inputs)
+        except OSError as exc:
+            raise ModelError(f"the ONNX cache {cache_dir()} is not writable ({exc.strerror}): "
+                             "set MMSTREAM_ONNX_CACHE to a folder that is") from None
         for name, path in missing.items():
             found[name] = read_graph(path)
             if found[name] is None:

@@ -94,6 +94,15 @@ def test_a_failed_export_is_one_line_and_leaves_nothing(cache: Path, tmp_path: P
         load_graphs(["fusion"], GraphInputs(checkpoint=missing))
 
 
+def test_an_unusable_cache_folder_is_one_line(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MMSTREAM_ONNX_CACHE", str(tmp_path / "a-file" / "onnx"))
+    with pytest.raises(ModelError, match=r"the ONNX cache .*a-file/onnx is not writable "
+                       r"\(Not a directory\): set MMSTREAM_ONNX_CACHE"):
+        load_graphs(["pnet"], GraphInputs())
+
+
 # Build what `mmstream run` builds for one camera + microphone, then say whether torch came in.
 BUILD = textwrap.dedent("""
     import asyncio, sys
