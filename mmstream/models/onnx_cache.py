@@ -161,7 +161,8 @@ def _export(wanted: Mapping[str, Path], inputs: GraphInputs) -> None:
         for partial in partials.values():
             partial.discard()
         lines = (done.stderr.strip().splitlines() if done else []) or ["timed out"]
-        raise ModelError(f"exporting {', '.join(wanted)} to ONNX failed: {lines[-1]}")
+        reason = lines[-1].removeprefix("error: ")
+        raise ModelError(f"exporting {', '.join(wanted)} to ONNX failed: {reason}")
     for partial in partials.values():
         digest = hashlib.sha256(partial.path.read_bytes()).hexdigest()
         partial.complete()
