@@ -124,6 +124,8 @@ BUILD = textwrap.dedent("""
 
 
 def test_the_run_time_models_are_built_without_importing_torch() -> None:
+    if not onnx_cache.runtime_available():
+        pytest.skip("onnxruntime is not installed: the torch path is all there is")
     done = subprocess.run([sys.executable, "-c", BUILD], capture_output=True, text=True,
                           cwd=REPO, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
