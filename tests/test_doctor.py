@@ -95,3 +95,12 @@ def test_broker_credentials_and_unwritable_dirs_are_checked(
     assert not checks["write sinks.jsonl.path"]["ok"] and checks["write sinks.jsonl.path"]["fix"]
     failed = {name for name, check in checks.items() if check["needed"] and not check["ok"]}
     assert failed == {"mqtt broker", "write sinks.jsonl.path"}
+
+
+def test_the_onnx_cache_says_what_the_first_run_exports(cli: Cli, tmp_path: Path) -> None:
+    cache = tmp_path / "onnx"
+    done = cli("doctor", "--json", timeout=120, env={"MMSTREAM_ONNX_CACHE": str(cache)})
+    check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "onnx cache")
+    assert check["ok"] and f"{cache}: 0 of 6 graphs exported" in check["detail"]
+    assert "the first run exports image, face, pnet, rnet, onet, fusion" in check["detail"]
+    assert done.returncode == 0

@@ -11,6 +11,9 @@ buffers with non-blocking copies and optionally `torch.compile`; on CPU plain fp
 autocast on request), the image encoder run by ONNX Runtime when it is installed
 (models/onnx_encoder.py: same outputs, ~1.7x faster there). Every other step is the same code
 on both, so CPU tests cover the CUDA logic.
+
+This is the torch path: CUDA, fp16/bf16, compile, `image_runtime: torch`, and training. A
+daemon on a CPU in fp32 runs the same model without torch (fused_onnx.py, `load_fused_model`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +31,28 @@ import torch
 import torch.nn.functional as F
 
 from mmstream.errors import ModelError
-from mmstream.events import EMOTIONS
 from mmstream.media import Window
 from mmstream.models import prosody, text_affect
 from mmstream.models.efficientnet_lite import load_efficientnet_lite0, preprocess_images
-from mmstream.models.face_align import face_crop
-from mmstream.models.face_detect import FaceBox
 from mmstream.models.faces import (
     DEFAULT_FACE_DETECTOR,
     FaceFinder,
-    face_confidence,
     make_face_detector,
 )
+from mmstream.models.folding import optimise_for_inference
+from mmstream.models.fused_windows import (
+    MODALITIES,
+    MODEL_NAME,
+    PreparedWindow,
+    WindowResult,
+    carry_over,
+    encoder_rows,
+    prepare_window,
+    window_result,
+)
 from mmstream.models.fusion import (
-    EMOTION_MODALITIES,
     FACE_EMBED,
     IMAGE_EMBED,
-    SCENE_MODALITIES,
     FusionInputs,
     FusionModel,
     FusionOutputs,
@@ -54,10 +62,6 @@ from mmstream.models.fusion import (
 from mmstream.models.labels import IMAGENET_CLASSES, load_scene_vocabulary
 from mmstream.models.mini_xception import MiniXception, load_mini_xception, preprocess_faces
 from mmstream.models.onnx_encoder import OnnxImageEncoder, OnnxModule, onnx_available
-from mmstream.models.speedups import optimise_for_inference
-
-MODEL_NAME = "mmstream-fused/1"
-MODALITIES: tuple[str, ...] = ("image", "face", "voice", "text")
 
 
 @dataclass(frozen=True)
@@ -102,47 +106,6 @@ def plan_for(device: str, precision: str = "auto", compile: bool = False,
     return ExecutionPlan(torch.device("cuda" if on_cuda else "cpu"), autocast,
                          channels_last=not onnx_image, pinned=on_cuda, compile=compile,
                          onnx_image=onnx_image)
-
-
-@dataclass
-class PreparedWindow:
-    """A window after the per-window CPU work, ready to batch.
-
-    A *carried* window (change gating, stages/change_gate.py) reuses the face and the
-    encoder outputs of `carry_from`, an earlier window of its stream whose frame looked the
-    same; only its voice and text are its own, and the fusion runs on them afresh."""
-
-    window: Window
-    frame: np.ndarray | None = None
-    face_box: FaceBox | None = None
-    face_crop: np.ndarray | None = None
-    face_conf: float = 0.0
-    voice: prosody.ProsodyFeatures | None = None
-    text: text_affect.TextFeatures | None = None
-    carried: bool = False
-    carry_from: PreparedWindow | None = None  # until encoded; then released
-    # set by `encode` for windows carried later: image embed + probs, face embed + logits
-    image_outputs: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class WindowResult:
-    """Everything the fused model said about one window (plain Python values)."""
-
-    prepared: PreparedWindow
-    emotion: dict[str, float]
-    valence: float
-    present: dict[str, bool]
-    confidence: dict[str, float]
-    weights: dict[str, float]  # emotion gate weights of face, voice, text
-    expert_emotion: dict[str, dict[str, float]]  # each modality's own distribution
-    expert_valence: dict[str, float]
-    scene: dict[str, float]  # calibrated fused tag scores: ≥ 0.5 clears the tag's threshold
-    image_tags: dict[str, float]  # the same for what the image alone said
-    scene_weights: dict[str, float]
-    face_person: float
-    top_classes: list[tuple[str, float]] = field(default_factory=list)
-    scene_evidence: dict[str, float] = field(default_factory=dict)  # before calibration
 
 
 def face_embed_and_logits(model: MiniXception, x: torch.Tensor
@@ -198,6 +161,10 @@ class FusedModel:
     def version(self) -> str:
         return f"{MODEL_NAME}+fusion:{self.fusion_version}"
 
+    @property
+    def device_name(self) -> str:
+        return str(self.plan.device)
+
     def detector(self) -> FaceFinder:
         found = getattr(self._local, "detector", None)
         if found is None:
@@ -207,29 +174,7 @@ class FusedModel:
     # ---- per window, CPU ------------------------------------------------------------------
     def prepare(self, window: Window, carry_from: PreparedWindow | None = None
                 ) -> PreparedWindow:
-        """`carry_from`: an earlier window of the stream whose face and image outputs this one
-        reuses (no face detection here, no encoders in `forward`)."""
-        prepared = PreparedWindow(window)
-        frame = window.frame.image if window.frame is not None else None
-        if frame is not None and "image" in self.modalities:
-            prepared.frame = frame
-        if frame is not None and carry_from is not None:
-            prepared.carried, prepared.carry_from = True, carry_from
-            prepared.face_box, prepared.face_crop = carry_from.face_box, carry_from.face_crop
-            prepared.face_conf = carry_from.face_conf
-        elif frame is not None and "face" in self.modalities:
-            faces = self.detector().detect(frame)
-            if faces:  # the largest face speaks for the window
-                prepared.face_box = faces[0]
-                prepared.face_crop = face_crop(frame, faces[0])
-                prepared.face_conf = face_confidence(faces[0])
-        if window.has_audio and "voice" in self.modalities:
-            prepared.voice = prosody.prosody_features(window.audio)
-        if "text" in self.modalities:
-            confidences = [t.confidence for t in window.transcripts if t.confidence > 0]
-            asr = float(np.mean(confidences)) if confidences else None
-            prepared.text = text_affect.text_features(window.text, asr)
-        return prepared
+        return prepare_window(window, self.modalities, self.detector, carry_from)
 
     # ---- per batch, device ------------------------------------------------------------------
     def forward(self, batch: Sequence[PreparedWindow]) -> list[WindowResult]:
@@ -246,7 +191,7 @@ class FusedModel:
         n, device = len(batch), self.plan.device
         image_embed = torch.zeros(n, IMAGE_EMBED, device=device)
         image_probs = torch.zeros(n, 1000, device=device)
-        rows = [i for i, p in enumerate(batch) if p.frame is not None and not p.carried]
+        rows, face_rows = encoder_rows(batch)
         if rows:
             with self._autocast():
                 embed, logits = self.image_encoder.forward_both(
@@ -254,8 +199,8 @@ class FusedModel:
             index = torch.tensor(rows, device=device)
             image_embed[index] = embed.float()
             image_probs[index] = torch.softmax(logits.float(), dim=-1)
-        face_embed, face_logits = self._faces(batch)
-        self._carry_over(batch, image_embed, image_probs, face_embed, face_logits)
+        face_embed, face_logits = self._faces(batch, face_rows)
+        carry_over(batch, (image_embed, image_probs, face_embed, face_logits), torch.clone)
         top_values, top_index = image_probs.topk(5, dim=-1)
         top = [[(IMAGENET_CLASSES[c], round(float(v), 4)) for v, c in zip(vr, cr, strict=True)]
                if batch[i].frame is not None else []
@@ -278,28 +223,11 @@ class FusedModel:
         )
         return inputs, top
 
-    @staticmethod
-    def _carry_over(batch: Sequence[PreparedWindow], *outputs: torch.Tensor) -> None:
-        """Fresh rows keep their encoder outputs (a later window may carry them); carried rows
-        get those of the window they carry from, in this batch or an earlier one (a stream's
-        windows reach the model in order)."""
-        for carried in (False, True):
-            for i, p in enumerate(batch):
-                if p.frame is None or p.carried != carried:
-                    continue
-                if p.carry_from is not None:
-                    source = p.carry_from.image_outputs
-                    assert source is not None, "carried from a window that was never encoded"
-                    for tensor, row in zip(outputs, source, strict=True):
-                        tensor[i] = row
-                    p.carry_from = None  # release the source window (its frame and audio)
-                p.image_outputs = tuple(tensor[i].clone() for tensor in outputs)
-
-    def _faces(self, batch: Sequence[PreparedWindow]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _faces(self, batch: Sequence[PreparedWindow], rows: list[int]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         n, device = len(batch), self.plan.device
         embed = torch.zeros(n, FACE_EMBED, device=device)
         logits = torch.zeros(n, 7, device=device)
-        rows = [i for i, p in enumerate(batch) if p.face_crop is not None and not p.carried]
         if rows:
             crops = self._upload(np.stack([batch[i].face_crop for i in rows]))  # type: ignore
             with self._autocast():
@@ -363,26 +291,4 @@ class FusedModel:
 
     def _result(self, prepared: PreparedWindow, out: FusionOutputs, i: int,
                 top: list[tuple[str, float]]) -> WindowResult:
-        def named(values: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
-            return {k: float(v) for k, v in zip(names, values.tolist(), strict=True)}
-
-        tags = self.fusion.tags
-        return WindowResult(
-            prepared=prepared,
-            emotion=named(out.emotion_probs[i], EMOTIONS),
-            valence=float(out.valence[i]),
-            present={m: bool(v) for m, v in zip(EMOTION_MODALITIES,
-                                                 out.expert_mask[i].tolist(), strict=True)}
-            | {"image": prepared.frame is not None},
-            confidence=named(out.expert_conf[i], EMOTION_MODALITIES),
-            weights=named(out.emotion_weights[i], EMOTION_MODALITIES),
-            expert_emotion={m: named(out.expert_probs[i, j], EMOTIONS)
-                            for j, m in enumerate(EMOTION_MODALITIES)},
-            expert_valence=named(out.expert_valence[i], EMOTION_MODALITIES),
-            scene=named(out.scene_scores[i], tags),
-            image_tags=named(out.image_tag_scores[i], tags),
-            scene_weights=named(out.scene_weights[i], SCENE_MODALITIES),
-            face_person=float(out.face_person[i]),
-            top_classes=top,
-            scene_evidence=named(out.scene_evidence[i], tags),
-        )
+        return window_result(prepared, out, i, top, self.fusion.tags)

@@ -25,7 +25,6 @@ Scene scores are published calibrated: the fused evidence of each tag goes throu
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ from torch import nn
 from mmstream.errors import ModelError
 from mmstream.events import EMOTIONS
 from mmstream.models import prosody, text_affect
+from mmstream.models.affect_experts import TextExpert, VoiceExpert
+from mmstream.models.fused_windows import checkpoint_version
 from mmstream.models.labels import SceneVocabulary, best_group, calibrate
 
 CHECKPOINT_FORMAT = "mmstream.fusion/1"
@@ -148,8 +149,8 @@ class FusionModel(nn.Module):
         self.register_buffer("tag_threshold", vocabulary.thresholds.clone().float(),
                              persistent=False)
         self.register_buffer("emotion_valence", EMOTION_VALENCE.clone())
-        self.voice_expert = prosody.VoiceExpert()
-        self.text_expert = text_affect.TextExpert()
+        self.voice_expert = VoiceExpert()
+        self.text_expert = TextExpert()
         self.face_log_temperature = nn.Parameter(torch.tensor(FACE_TEMPERATURE).log())
         self.proj = nn.ModuleDict({
             "image": _projection(IMAGE_EMBED, False, generator),
@@ -226,10 +227,6 @@ def save_checkpoint(model: FusionModel, path: str | Path, meta: dict[str, Any]) 
     torch.save({"format": CHECKPOINT_FORMAT, "tags": model.tags,
                 "state_dict": model.state_dict(), "meta": meta}, path)
     return checkpoint_version(path)
-
-
-def checkpoint_version(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def load_checkpoint(model: FusionModel, path: str | Path) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
 from mmstream.errors import ModelError
+
+if TYPE_CHECKING:  # torch only where tensors are built: the ONNX run time reads names only
+    import torch
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 CLASSES_FILE = DATA_DIR / "imagenet_classes.txt"
@@ -76,6 +78,8 @@ def calibrate(evidence: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     Piecewise linear, so the order of a tag's scores is kept and scores of different tags
     compare: 0.5 is "just enough for this tag" whether it took 0.1 (`rocket`) or 0.6 (`animal`).
     """
+    import torch
+
     t = thresholds.to(device=evidence.device, dtype=evidence.dtype).clamp(1e-6, 1 - 1e-6)
     below = 0.5 * evidence / t
     above = 0.5 + 0.5 * (evidence - t) / (1.0 - t)
@@ -102,6 +106,8 @@ class SceneVocabulary:
 
     def group_membership(self) -> torch.Tensor:
         """[n_groups, n_tags] 0/1: which tag each group belongs to."""
+        import torch
+
         out = torch.zeros(len(self.group_tag), len(self.tags))
         out[torch.arange(len(self.group_tag)), self.group_tag] = 1.0
         return out
@@ -168,6 +174,8 @@ def _threshold(value: Any, where: str) -> float:
 
 def load_scene_vocabulary(path: str | Path | None = None) -> SceneVocabulary:
     """Read a vocabulary YAML (default: the bundled one) into a `SceneVocabulary`."""
+    import torch
+
     source = Path(path) if path is not None else VOCABULARY_FILE
     try:
         doc = yaml.safe_load(source.read_text(encoding="utf-8"))

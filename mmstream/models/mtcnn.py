@@ -19,22 +19,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
-import torch
 
 from mmstream.models.face_detect import FaceBox, to_gray
-from mmstream.models.mtcnn_nets import MtcnnNets, load_mtcnn_nets
 
 PYRAMID_FACTOR = 0.709
 CELL, STRIDE = 12, 2  # P-Net's window and step, in pixels of its scaled input
 
 
-def _preprocess(pixels: np.ndarray) -> torch.Tensor:
-    """[N,H,W,3] uint8 RGB → [N,3,H,W] float in [-1, 1] (the Caffe models' input)."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float()
-    return (x - 127.5) * 0.0078125
+class MtcnnRunner(Protocol):
+    """The three nets on float32 numpy input [N,3,H,W] (see `_preprocess`), numpy out: torch
+    (`mtcnn_nets.TorchMtcnn`) or ONNX Runtime (`onnx_models.OnnxMtcnn`)."""
+
+    def pnet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def rnet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def onet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+def _preprocess(pixels: np.ndarray) -> np.ndarray:
+    """[N,H,W,3] uint8 RGB → [N,3,H,W] float32 in [-1, 1] (the Caffe models' input)."""
+    x = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)
+    return (x - np.float32(127.5)) * np.float32(0.0078125)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -106,11 +114,15 @@ class MtcnnDetector:
     """MTCNN face detector; `detect` returns boxes with landmarks, largest first."""
 
     def __init__(self, min_face: int = 40, thresholds: Sequence[float] = (0.6, 0.7, 0.8),
-                 max_side: int | None = 640, nets: MtcnnNets | None = None) -> None:
+                 max_side: int | None = 640, nets: MtcnnRunner | None = None) -> None:
         self.min_face = min_face
         self.thresholds = tuple(thresholds)
         self.max_side = max_side
-        self.nets = nets or load_mtcnn_nets()
+        if nets is None:
+            from mmstream.models.mtcnn_nets import TorchMtcnn, load_mtcnn_nets
+
+            nets = TorchMtcnn(load_mtcnn_nets())
+        self.nets = nets
 
     def detect(self, image_rgb: np.ndarray) -> list[FaceBox]:
         """Faces in an RGB uint8 image [H,W,3] (or grey [H,W]), largest first."""
@@ -120,8 +132,7 @@ class MtcnnDetector:
         if self.max_side and max(image.shape[:2]) > self.max_side:
             scale = self.max_side / max(image.shape[:2])
             image = _resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
-        with torch.inference_mode():
-            boxes, landmarks = self._cascade(np.ascontiguousarray(image))
+        boxes, landmarks = self._cascade(np.ascontiguousarray(image))
         faces = [self._face_box(b, lm, scale) for b, lm in zip(boxes, landmarks, strict=True)]
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
@@ -139,17 +150,17 @@ class MtcnnDetector:
         if not len(boxes):
             return none
         offsets, probs = self.nets.rnet(_preprocess(_crops(image, boxes, 24)))
-        keep = probs.numpy() >= self.thresholds[1]
-        boxes, offsets = boxes[keep], offsets.numpy()[keep]
-        boxes[:, 4] = probs.numpy()[keep]
+        keep = probs >= self.thresholds[1]
+        boxes, offsets = boxes[keep], offsets[keep]
+        boxes[:, 4] = probs[keep]
         kept = nms(boxes, 0.7)
         boxes = _square(_refine(boxes[kept], offsets[kept]))
         if not len(boxes):
             return none
         points, offsets, probs = self.nets.onet(_preprocess(_crops(image, boxes, 48)))
-        keep = probs.numpy() >= self.thresholds[2]
-        boxes, offsets, points = boxes[keep], offsets.numpy()[keep], points.numpy()[keep]
-        boxes[:, 4] = probs.numpy()[keep]
+        keep = probs >= self.thresholds[2]
+        boxes, offsets, points = boxes[keep], offsets[keep], points[keep]
+        boxes[:, 4] = probs[keep]
         w = (boxes[:, 2] - boxes[:, 0] + 1.0)[:, None]
         h = (boxes[:, 3] - boxes[:, 1] + 1.0)[:, None]
         points = np.concatenate([boxes[:, 0:1] + w * points[:, :5],
@@ -176,7 +187,7 @@ class MtcnnDetector:
             source = next(h for h in reversed(halvings) if h.shape[1] >= 2 * size[0]
                           and h.shape[0] >= 2 * size[1])
             offsets, probs = self.nets.pnet(_preprocess(_resize(source, size)[None]))
-            boxes = self._windows(probs[0].numpy(), offsets[0].numpy(), scale)
+            boxes = self._windows(probs[0], offsets[0], scale)
             found.append(boxes[nms(boxes, 0.5)])
             scale *= PYRAMID_FACTOR
         boxes = np.concatenate(found) if found else np.zeros((0, 9))

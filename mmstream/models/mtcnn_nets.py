@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -118,3 +119,24 @@ def load_mtcnn_nets(path: Path = WEIGHTS_FILE) -> MtcnnNets:
     except (OSError, RuntimeError) as exc:
         raise ModelError(f"cannot load the MTCNN face detector weights {path}: {exc}") from None
     return nets.eval()
+
+
+class TorchMtcnn:
+    """The nets in torch behind `mtcnn.MtcnnRunner`'s numpy interface."""
+
+    def __init__(self, nets: MtcnnNets) -> None:
+        self.nets = nets
+
+    @staticmethod
+    def _run(net: nn.Module, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        with torch.inference_mode():
+            return tuple(t.numpy() for t in net(torch.from_numpy(x)))
+
+    def pnet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run(self.nets.pnet, x)  # type: ignore[return-value]
+
+    def rnet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run(self.nets.rnet, x)  # type: ignore[return-value]
+
+    def onet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._run(self.nets.onet, x)  # type: ignore[return-value]

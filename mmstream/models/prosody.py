@@ -11,7 +11,8 @@ pitch, bright spectrum = aroused; quiet, slow, low, monotone = calm or sad) and 
 an arousal score and reads the 7 emotions off their arousal on the circumplex, with a prior that
 favours neutral; valence follows from the emotion evidence and stays weak. Its constants are the
 calibration below (typical conversational speech, about -26 dBFS, 4 syllables/s, 2-3 semitones
-of pitch spread); they are `nn.Parameter`s, so `mmstream train` can refit them.
+of pitch spread); `affect_experts.VoiceExpert` holds them as parameters, so `mmstream
+train` can refit them.
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
-from mmstream.events import EMOTIONS
 from mmstream.media import AUDIO_RATE
 
 FEATURES: tuple[str, ...] = (
@@ -152,37 +150,3 @@ def prosody_features(samples: np.ndarray, rate: int = AUDIO_RATE) -> ProsodyFeat
     # Confidence grows with voiced time (saturating at 40% of the window) and with the SNR.
     confidence = min(1.0, voiced_fraction / 0.4) * min(1.0, max(0.0, snr_db) / 20.0)
     return ProsodyFeatures(vector, present, round(confidence if present else 0.0, 4))
-
-
-def _emotion_vector(table: dict[str, float]) -> torch.Tensor:
-    return torch.tensor([table[e] for e in EMOTIONS], dtype=torch.float32)
-
-
-class VoiceExpert(nn.Module):
-    """Prosody features [B,F] → (emotion probabilities [B,7], valence [B], arousal [B])."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        centre = torch.zeros(N_FEATURES)
-        spread = torch.ones(N_FEATURES)
-        weight = torch.zeros(N_FEATURES)
-        for name, (c, s, w) in AROUSAL_CUES.items():
-            i = FEATURES.index(name)
-            centre[i], spread[i], weight[i] = c, s, w
-        self.register_buffer("centre", centre)
-        self.register_buffer("spread", spread)
-        self.arousal_weight = nn.Parameter(weight)
-        self.arousal_gain = nn.Parameter(torch.tensor(1.5))
-        self.emotion_arousal = nn.Parameter(_emotion_vector({k: v[1] for k, v in
-                                                              CIRCUMPLEX.items()}))
-        self.log_prior = nn.Parameter(_emotion_vector(VOICE_PRIOR).log())
-        self.log_width = nn.Parameter(torch.tensor(AROUSAL_WIDTH).log())
-        self.register_buffer("emotion_valence",
-                             _emotion_vector({k: v[0] for k, v in CIRCUMPLEX.items()}))
-
-    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        z = ((feats.float() - self.centre) / self.spread).clamp(-3.0, 3.0)
-        arousal = torch.tanh(self.arousal_gain * (z * self.arousal_weight).sum(-1))
-        distance = (arousal[:, None] - self.emotion_arousal[None, :]) / self.log_width.exp()
-        probs = torch.softmax(self.log_prior - 0.5 * distance**2, dim=-1)
-        return probs, probs @ self.emotion_valence, arousal

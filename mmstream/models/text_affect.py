@@ -4,8 +4,8 @@ VADER (Hutto & Gilbert 2014) gives the sentiment of a sentence — negative/neut
 proportions and a compound score in [-1, 1] that accounts for negation, intensifiers ("very"),
 capitals and punctuation. The compound score is the text's valence. Sentiment alone cannot tell
 anger from sadness or fear, so a small word list of unambiguous emotion words (below; edit it
-freely) adds one cue per emotion. `TextExpert` maps both to the 7 FER emotions with calibrated
-weights that `mmstream train` can refit.
+freely) adds one cue per emotion. `affect_experts.TextExpert` maps both to the 7 FER emotions
+with calibrated weights that `mmstream train` can refit.
 """
 
 from __future__ import annotations
@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import torch
-from torch import nn
-
-from mmstream.events import EMOTIONS
 
 EMOTION_WORDS: dict[str, frozenset[str]] = {
     "angry": frozenset("angry anger furious mad annoyed annoying irritated outraged rage hate "
@@ -84,25 +80,3 @@ def text_features(text: str, asr_confidence: float | None = None) -> TextFeature
     asr = DEFAULT_ASR_CONFIDENCE if not asr_confidence else asr_confidence
     confidence = asr * min(1.0, len(words) / 4)  # a word or two says little about affect
     return TextFeatures(vector, True, round(float(confidence), 4))
-
-
-class TextExpert(nn.Module):
-    """Text features [B,F] → (emotion probabilities [B,7], valence [B])."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(N_FEATURES, len(EMOTIONS))
-        with torch.no_grad():
-            self.linear.weight.zero_()
-            for row, emotion in enumerate(EMOTIONS):
-                for name, weight in TEXT_WEIGHTS[emotion].items():
-                    self.linear.weight[row, FEATURES.index(name)] = weight
-                self.linear.bias[row] = TEXT_BIAS[emotion]
-        self.valence_gain = nn.Parameter(torch.tensor(1.0))
-        self.compound_index = FEATURES.index("compound")
-
-    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = feats.float()
-        probs = torch.softmax(self.linear(feats), dim=-1)
-        valence = (self.valence_gain * feats[:, self.compound_index]).clamp(-1.0, 1.0)
-        return probs, valence

@@ -66,9 +66,9 @@ class FileWorker:
     """A Ray actor: one input file (its bytes) in, its events file (bytes) and outcome out."""
 
     def __init__(self, plan: ReplayPlan, fmt: OutputFormat, threads: int) -> None:
-        import torch
-
-        torch.set_num_threads(threads)  # Ray also sets OMP_NUM_THREADS to the actor's CPUs
+        # `threads` reach the models through the plan's config (stages.*.cpu_threads): the
+        # ONNX path never imports torch, and the torch path sets its threads from there.
+        del threads
         self.plan = plan
         self.fmt = fmt
         logging.basicConfig(level=logging.WARNING)

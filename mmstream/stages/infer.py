@@ -1,7 +1,8 @@
 """Fused inference: each Window becomes `scene`, `emotion` and `fused` events.
 
-Windows from every stream go through one `MicroBatcher` into `FusedModel.forward`, so several
-cameras share each forward pass. Per window, the CPU work that cannot be batched (face
+Windows from every stream go through one `MicroBatcher` into the fused model
+(`load_fused_model`: ONNX Runtime on a CPU, else torch), so several cameras share each
+forward pass. Per window, the CPU work that cannot be batched (face
 detection, prosody, text affect) runs in a worker thread first. Results come back to their
 stream in window order; other items pass through (a stream's EndOfStream only after all of
 its windows' events). Events say why: each modality's presence, gate weight, confidence and
@@ -24,18 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from mmstream.config import InferConfig, RunPolicy
 from mmstream.events import Envelope
 from mmstream.media import AUDIO_RATE, EndOfStream, VideoFrame, Window
-from mmstream.models.fused_model import (
-    MODALITIES,
-    FusedModel,
-    PreparedWindow,
-    WindowResult,
-    plan_for,
-)
+from mmstream.models.fused_onnx import cuda_possible, load_fused_model
+from mmstream.models.fused_windows import MODALITIES, FusedRunner, PreparedWindow, WindowResult
 from mmstream.models.numerics import pin_math_threads
 from mmstream.models.speedups import keep_freed_memory, lower_thread_priority
 from mmstream.runtime import metrics
@@ -45,6 +40,15 @@ from mmstream.stages.change_gate import ChangeGate
 from mmstream.stages.infer_events import WindowEvents, analysed_frame
 
 log = logging.getLogger(__name__)
+
+
+def set_up_memory(cfg: InferConfig) -> None:
+    """On a CPU, one malloc arena that keeps and reuses freed memory (`keep_freed_memory`).
+    The builder calls this too, before any stage's thread exists: a thread that allocated
+    before it keeps an arena of its own (whisper's load and decodes: ~50 MB more at peak)."""
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not cuda_possible())
+    if on_cpu and cfg.keep_freed_memory:
+        keep_freed_memory()
 
 
 @dataclass(eq=False)
@@ -63,7 +67,7 @@ class InferStage(Stage):
     name = "infer"
 
     def __init__(self, config: InferConfig | None = None, *, policy: RunPolicy,
-                 model: FusedModel | None = None, max_lag_s: float | None = None,
+                 model: FusedRunner | None = None, max_lag_s: float | None = None,
                  vision_nice: int = 0) -> None:
         self.config = config or InferConfig()
         # A fast replay batches by stream and count and emits at fixed places in its input, so
@@ -101,11 +105,7 @@ class InferStage(Stage):
     async def open(self) -> None:
         cfg = self.config
         pin_math_threads()
-        if cfg.cpu_threads:
-            torch.set_num_threads(cfg.cpu_threads)
-        plan = plan_for(cfg.device, cfg.precision, cfg.compile, image_runtime=cfg.image_runtime)
-        if plan.device.type == "cpu" and cfg.keep_freed_memory:
-            keep_freed_memory()  # before the worker threads exist: they inherit it
+        set_up_memory(cfg)  # before the worker threads exist: they inherit it
         # vision runs at a lower priority than speech (its thread pools inherit it)
         self._model_thread = ThreadPoolExecutor(
             1, thread_name_prefix="mmstream-infer", initializer=lower_thread_priority,
@@ -119,15 +119,18 @@ class InferStage(Stage):
             with metrics.timed_model_load("fused"):
                 # Built on the thread that runs it, so CPU inference uses one thread pool.
                 self.model = await self.batcher.call(
-                    FusedModel, plan, checkpoint=cfg.checkpoint, vocabulary=cfg.vocabulary,
-                    modalities=modalities, face_detector=cfg.face_detector)
+                    load_fused_model, device=cfg.device, precision=cfg.precision,
+                    compile=cfg.compile, image_runtime=cfg.image_runtime,
+                    threads=cfg.cpu_threads, checkpoint=cfg.checkpoint,
+                    vocabulary=cfg.vocabulary, modalities=modalities,
+                    face_detector=cfg.face_detector)
         self._prepare_pool = ThreadPoolExecutor(
             cfg.prepare_threads, thread_name_prefix="mmstream-prepare",
             initializer=lower_thread_priority, initargs=(self.vision_nice,))
         if not self.by_count:
             await self._warm_up()
         log.info("fused model %s on %s, batches of up to %d (%s)", self.model.version,
-                 self.model.plan.device, cfg.max_batch,
+                 self.model.device_name, cfg.max_batch,
                  "by count" if self.by_count else f"{cfg.max_wait_ms} ms wait")
 
     async def _warm_up(self) -> None:

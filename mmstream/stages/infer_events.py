@@ -29,7 +29,7 @@ from mmstream.events import (
     Tag,
 )
 from mmstream.media import AnalysedFrame, FaceMark
-from mmstream.models.fused_model import MODALITIES, WindowResult
+from mmstream.models.fused_windows import MODALITIES, WindowResult
 
 EMOTION_SOURCES = ("face", "voice", "text")
 

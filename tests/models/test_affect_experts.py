@@ -11,6 +11,7 @@ import torch
 
 from mmstream.events import EMOTIONS
 from mmstream.models import prosody, text_affect
+from mmstream.models.affect_experts import TextExpert, VoiceExpert
 
 RATE = 16_000
 SENTENCE = "I cannot believe what just happened here, this is the moment we waited for"
@@ -38,7 +39,7 @@ def _espeak(tmp_path: Path, name: str, *args: str) -> np.ndarray:
 def _arousal(samples: np.ndarray) -> float:
     feats = prosody.prosody_features(samples)
     assert feats.present, feats.as_dict()
-    _, _, arousal = prosody.VoiceExpert()(torch.from_numpy(feats.vector[None]))
+    _, _, arousal = VoiceExpert()(torch.from_numpy(feats.vector[None]))
     return float(arousal)
 
 
@@ -73,10 +74,10 @@ def test_excited_speech_has_more_arousal_than_calm_speech(tmp_path: Path) -> Non
     assert a_excited > a_normal > a_calm
     feats = prosody.prosody_features(excited[: 3 * RATE])
     assert feats.confidence > 0.5
-    probs, valence, _ = prosody.VoiceExpert()(torch.from_numpy(feats.vector[None]))
+    probs, valence, _ = VoiceExpert()(torch.from_numpy(feats.vector[None]))
     assert abs(float(probs.sum()) - 1) < 1e-5 and -1 <= float(valence) <= 1
     calm_feats = prosody.prosody_features(calm[: 3 * RATE])
-    calm_probs, _, _ = prosody.VoiceExpert()(torch.from_numpy(calm_feats.vector[None]))
+    calm_probs, _, _ = VoiceExpert()(torch.from_numpy(calm_feats.vector[None]))
     high = [EMOTIONS.index(e) for e in ("angry", "surprise", "fear")]
     assert float(probs[0, high].sum()) > float(calm_probs[0, high].sum())
 
@@ -91,7 +92,7 @@ def test_excited_speech_has_more_arousal_than_calm_speech(tmp_path: Path) -> Non
 def test_text_affect_reads_emotion_and_valence(text: str, emotion: str, sign: int) -> None:
     feats = text_affect.text_features(text, asr_confidence=0.9)
     assert feats.present and 0 < feats.confidence <= 0.9
-    probs, valence = text_affect.TextExpert()(torch.from_numpy(feats.vector[None]))
+    probs, valence = TextExpert()(torch.from_numpy(feats.vector[None]))
     assert EMOTIONS[int(probs.argmax())] == emotion
     if sign:
         assert float(valence) * sign > 0.3

@@ -148,7 +148,7 @@ def test_the_cuda_code_path_runs_on_cpu_with_reduced_precision(model: FusedModel
 @pytest.mark.slow
 def test_inference_optimised_encoder_gives_the_same_outputs() -> None:
     from mmstream.models.efficientnet_lite import load_efficientnet_lite0
-    from mmstream.models.speedups import optimise_for_inference
+    from mmstream.models.folding import optimise_for_inference
 
     reference = load_efficientnet_lite0()
     optimised = optimise_for_inference(load_efficientnet_lite0())
@@ -165,8 +165,8 @@ def test_the_onnx_runtime_encoder_gives_the_torch_outputs() -> None:
     """On CPU the image encoder runs in ONNX Runtime (models/onnx_encoder.py): the same
     embedding and class probabilities as the torch module it was exported from."""
     from mmstream.models.efficientnet_lite import load_efficientnet_lite0
+    from mmstream.models.folding import optimise_for_inference
     from mmstream.models.onnx_encoder import OnnxImageEncoder
-    from mmstream.models.speedups import optimise_for_inference
 
     encoder = optimise_for_inference(load_efficientnet_lite0())
     onnx = OnnxImageEncoder(encoder)

@@ -1,7 +1,8 @@
 """Change gating with the real models, through the real CLI: a still clip with one moment of
 movement is analysed afresh at that moment and carries results elsewhere, with the labels a run
 without gating gives; a replay of a live run carries the same windows; a camera that moves all
-the time is never carried."""
+the time is never carried; the torch path (`image_runtime: torch`) carries as ONNX Runtime
+(the default on a CPU) does."""
 
 from __future__ import annotations
 
@@ -106,3 +107,24 @@ def test_a_camera_that_moves_all_the_time_is_never_carried(
     assert [t for e in events if isinstance(e, SceneEvent | EmotionEvent | FusedEvent)
             and e.payload.carried for t in [e.t_capture]] == [8.192] * 3
     assert "; 1 carried over (frame unchanged" in said
+
+
+def test_the_torch_path_carries_the_same_windows_as_onnx_runtime(
+        cli: Any, still: Path, tmp_path: Path) -> None:
+    by_onnx, _ = replay(cli, still, tmp_path / "onnx.jsonl")  # the default on a CPU
+    by_torch, _ = replay(cli, still, tmp_path / "torch.jsonl",
+                         "--set", "stages.infer.image_runtime=torch")
+    assert carried_windows(by_torch) == carried_windows(by_onnx) == CARRIED
+    for kind in (SceneEvent, EmotionEvent):
+        onnx_kind, torch_kind = by_window(by_onnx, kind), by_window(by_torch, kind)
+        assert onnx_kind.keys() == torch_kind.keys()
+        for t, payload in torch_kind.items():
+            assert payload.carried == onnx_kind[t].carried
+    torch_scenes, onnx_scenes = by_window(by_torch, SceneEvent), by_window(by_onnx, SceneEvent)
+    for t in torch_scenes:
+        assert [x.label for x in torch_scenes[t].tags] == [y.label for y in onnx_scenes[t].tags]
+        for x, y in zip(torch_scenes[t].tags, onnx_scenes[t].tags, strict=True):
+            assert x.score == pytest.approx(y.score, abs=SCORE_TOLERANCE)
+    torch_emotions = by_window(by_torch, EmotionEvent)
+    onnx_emotions = by_window(by_onnx, EmotionEvent)
+    assert all(torch_emotions[t].label == onnx_emotions[t].label for t in torch_emotions)
