@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmstream.audio.buffer import SampleBuffer
+from mmstream.events import Transcript
 from mmstream.media import AUDIO_RATE
 from mmstream.models.whisper import DecodeResult
-from mmstream.stages.transcripts import LocalAgreement
+from mmstream.stages.transcripts import LocalAgreement, clamped_words
 from mmstream.stages.vad import SileroVad, UtteranceSegmenter
 
 CONTEXT_CHARS = 200  # of previous finals given to whisper as its prompt
@@ -94,3 +95,32 @@ class SpeechStream:
 
     def time(self, sample: int) -> float:
         return round(self.t0 + sample / AUDIO_RATE, 3)
+
+    def final_transcript(self, job: DecodeJob, result: DecodeResult) -> Transcript | None:
+        """The final of an utterance (None: no words, and no partial of it was published)."""
+        sent, self.partials_sent, self.agreement = self.partials_sent, 0, LocalAgreement()
+        if not result.text and not sent:
+            return None  # silence or noise that whisper (rightly) found no words in
+        return Transcript(
+            final=True, text=result.text, start=job.start, end=job.end,
+            language=result.language, confidence=result.confidence,
+            words=clamped_words(result.words, job.start, job.end), stable_text=result.text,
+            utterance_id=job.utterance_id)
+
+    def partial_transcript(self, job: DecodeJob, result: DecodeResult,
+                           promise_after_s: float) -> Transcript | None:
+        """A partial; its words become stable once two passes over at least
+        `promise_after_s` of speech agree on them (LocalAgreement-2)."""
+        if not result.text:
+            return None
+        if job.decided_at - job.start < promise_after_s - 1e-6:
+            # an early (ramp) partial: shown, but too little speech to promise words as
+            # stable ("below." for a half-spoken "Hello", twice); and live may skip it, which
+            # must not change what later partials say
+            text, stable = result.text, " ".join(self.agreement.committed)
+        else:
+            text, stable = self.agreement.update(result.text.split())
+        self.partials_sent += 1
+        return Transcript(
+            final=False, text=text, start=job.start, end=job.end, language=result.language,
+            confidence=result.confidence, stable_text=stable, utterance_id=job.utterance_id)

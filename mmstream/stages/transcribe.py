@@ -3,7 +3,9 @@
 Per stream, the Silero VAD (stages/vad.py) runs incrementally on the 16 kHz audio and marks
 utterances. While someone speaks, the utterance so far is decoded `first_partial_s` of speech
 after it began and then every `partial_interval_s` of source time, and published as a `partial`
-transcript whose `stable_text` is the prefix two consecutive passes agreed on (LocalAgreement-2).
+transcript whose `stable_text` is the prefix two consecutive passes agreed on (LocalAgreement-2;
+only passes over at least `partial_interval_s` of speech: the early ones of `partial_ramp` are
+shown, never promised).
 An utterance ends at a pause of `min_silence_ms`, or already after `sentence_end_ms` when the
 final's decode of the speech before the pause reads as a finished sentence that keeps the words
 of its newest partial (`transcripts.finished_sentence`); it is decoded once more, with word
@@ -35,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmstream.config import RunPolicy, TranscribeConfig
-from mmstream.events import Transcript, TranscriptEvent
+from mmstream.events import TranscriptEvent
 from mmstream.media import AUDIO_RATE, AudioChunk, EndOfStream, TextProgress
 from mmstream.models.numerics import pin_math_threads
 from mmstream.models.whisper import (
@@ -56,7 +58,7 @@ from mmstream.stages.speech_stream import (
     NewestPartial,
     SpeechStream,
 )
-from mmstream.stages.transcripts import LocalAgreement, clamped_words, finished_sentence
+from mmstream.stages.transcripts import finished_sentence
 from mmstream.stages.vad import (
     FRAME,
     Pause,
@@ -364,27 +366,12 @@ class TranscribeStage(Stage):
         if job.result.cancelled():
             return None
         result = job.result.result()
-        if job.final:
-            if result.invented_words:  # dropped by the guards (models/invented_words.py)
-                self.skipped["words_invented"] += result.invented_words
-            sent, state.partials_sent, state.agreement = state.partials_sent, 0, LocalAgreement()
-            if not result.text and not sent:
-                return None  # silence or noise that whisper (rightly) found no words in
-            payload = Transcript(
-                final=True, text=result.text, start=job.start, end=job.end,
-                language=result.language, confidence=result.confidence,
-                words=clamped_words(result.words, job.start, job.end), stable_text=result.text,
-                utterance_id=job.utterance_id)
-        else:
-            if not result.text:
-                return None
-            agreement = state.agreement
-            text, stable = agreement.update(result.text.split())
-            state.partials_sent += 1
-            payload = Transcript(
-                final=False, text=text, start=job.start, end=job.end,
-                language=result.language, confidence=result.confidence, stable_text=stable,
-                utterance_id=job.utterance_id)
+        if job.final and result.invented_words:  # dropped by the guards (invented_words.py)
+            self.skipped["words_invented"] += result.invented_words
+        payload = (state.final_transcript(job, result) if job.final else
+                   state.partial_transcript(job, result, self.config.partial_interval_s))
+        if payload is None:
+            return None
         return TranscriptEvent(stream_id=stream_id, t_capture=job.decided_at, payload=payload)
 
     async def _finish(self, stream_id: str) -> None:

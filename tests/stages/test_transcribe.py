@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,30 @@ async def test_with_the_ramp_partials_come_sooner_early_in_the_speech(two_senten
         for a, b in itertools.pairwise(heard):  # chunks are 0.1 s: due, or one chunk after
             due = min(1.0, max(0.3, a))
             assert due - 1e-6 <= b - a < due + 0.1 + 1e-6, heard
+
+
+def test_early_partials_are_shown_but_promise_no_stable_words() -> None:
+    """Two early passes agreeing on a guess ("below." for a half-spoken "Hello") do not make
+    it stable; from `partial_interval_s` of speech on, two agreeing passes do. So a live run
+    that skips an early partial says later what a replay says."""
+    from mmstream.stages.speech_stream import DecodeJob, SpeechStream
+
+    loop = asyncio.new_event_loop()
+    state = SpeechStream("mic0", 0.0, None, None)  # type: ignore[arg-type]
+
+    def partial(at: float, text: str) -> Transcript | None:
+        job = DecodeJob(False, 0, 0.0, at, at, loop.create_future())
+        return state.partial_transcript(job, DecodeResult(text, []), promise_after_s=1.0)
+
+    early = [partial(0.4, "below."), partial(0.8, "below from the key.")]
+    assert [(p.text, p.stable_text) for p in early if p] == [
+        ("below.", ""), ("below from the key.", "")]
+    later = [partial(1.6, "Hello from the kitchen camera."),
+             partial(2.6, "Hello from the kitchen camera, I am")]
+    assert [(p.text, p.stable_text) for p in later if p] == [
+        ("Hello from the kitchen camera.", ""),
+        ("Hello from the kitchen camera, I am", "Hello from the kitchen camera,")]
+    loop.close()
 
 
 class InstantDecoder:
