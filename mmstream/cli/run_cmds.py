@@ -155,7 +155,7 @@ def replay(
                 home_assistant=ha, cpu_fp32=cpu_fp32, history=history), target)
             say_done(done)
             if store is not None and db is not None:
-                replay_db.load(store, [(written, str(media.resolve()))], db)
+                replay_db.load(store, [(written, str(media.absolute()))], db)
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report
 
@@ -204,7 +204,7 @@ def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
     if url is not None:  # what this run made (a resumed input was loaded when it was made)
         from mmstream.cli.replay_db import load
 
-        load(store, [(Path(r.output), str(Path(r.path).resolve())) for r in results
+        load(store, [(Path(r.output), str(Path(r.path).absolute())) for r in results
                      if r.status in ("ok", "damaged") and r.output], url)
     if report is not None:
         from mmstream.cli.report_cmd import write_batch_reports
