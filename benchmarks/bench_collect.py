@@ -26,7 +26,7 @@ from mmstream.demo_broker import MosquittoBroker
 from mmstream.fleet.collector import Collector, CollectSettings
 from mmstream.fleet.fast_mqtt import BufferedClient
 from mmstream.history.synthetic import synthetic_events
-from tests.fleet.postgres import PostgresServer, postgres_bindir
+from tests.fleet.postgres import running_postgres
 from tests.fleet.publishing import publish_events
 
 
@@ -107,33 +107,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
-    bindir = postgres_bindir()
-    assert bindir is not None, "no PostgreSQL binaries"
-    server = PostgresServer(bindir)
-    server.start()
     broker = MosquittoBroker(extra_config="max_queued_messages 1000000\n")
     broker.start()
     try:
-        url = server.new_database()
-        n = args.events
-        results = {
-            "events": n,
-            "mosquitto_to_bare_paho_subscriber_per_s": round(bare_subscriber(broker, n)),
-            "mosquitto_to_bare_buffered_subscriber_per_s": round(
-                bare_subscriber(broker, n, BufferedClient)),
-            "one_collector_plain_paho_rows_per_s": round(collectors(broker, url, n, 1,
-                                                                    PahoCollector)),
-            "one_collector_rows_per_s": round(collectors(broker, url, n, 1)),
-            "two_collectors_rows_per_s": round(collectors(broker, url, n, 2))}
-        with psycopg.connect(url) as db:
-            size, rows = db.execute(
-                "SELECT sum(pg_total_relation_size(inhrelid)), (SELECT count(*) FROM events) "
-                "FROM pg_inherits WHERE inhparent = 'events'::regclass").fetchone()
-        results["bytes_per_event"] = round(int(size) / int(rows))
-        print(json.dumps(results, indent=2))
+        with running_postgres() as server:
+            measure(broker, server.new_database(), args.events)
     finally:
         broker.stop()
-        server.remove()
+
+
+def measure(broker: MosquittoBroker, url: str, n: int) -> None:
+    """Side by side in one run: the ceilings, the collector before (paho as it comes) and now."""
+    results = {
+        "events": n,
+        "mosquitto_to_bare_paho_subscriber_per_s": round(bare_subscriber(broker, n)),
+        "mosquitto_to_bare_buffered_subscriber_per_s": round(
+            bare_subscriber(broker, n, BufferedClient)),
+        "one_collector_plain_paho_rows_per_s": round(collectors(broker, url, n, 1,
+                                                                PahoCollector)),
+        "one_collector_rows_per_s": round(collectors(broker, url, n, 1)),
+        "two_collectors_rows_per_s": round(collectors(broker, url, n, 2))}
+    with psycopg.connect(url) as db:
+        size, rows = db.execute(
+            "SELECT sum(pg_total_relation_size(inhrelid)), (SELECT count(*) FROM events) "
+            "FROM pg_inherits WHERE inhparent = 'events'::regclass").fetchone()
+    results["bytes_per_event"] = round(int(size) / int(rows))
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

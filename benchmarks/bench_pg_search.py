@@ -29,7 +29,7 @@ from mmstream.fleet.pg_store import COLUMNS, PgStore, copy_values
 from mmstream.history.query import Query
 from mmstream.history.rows import event_row
 from mmstream.history.synthetic import EMOTIONS, TAGS, WORDS, synthetic_events
-from tests.fleet.postgres import PostgresServer, postgres_bindir
+from tests.fleet.postgres import running_postgres
 
 YEAR_S = 365 * DAY_S
 SEED_EVENTS = 1_000_000
@@ -129,11 +129,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    bindir = postgres_bindir()
-    assert bindir is not None, "no PostgreSQL binaries"
-    server = PostgresServer(bindir)
-    server.start()
-    try:
+    with running_postgres() as server:  # its data under /tmp, removed afterwards
         url = server.new_database()
         start = time.time() - YEAR_S
         figures: dict[str, Any] = {"store": load(url, args.events, start)}
@@ -141,8 +137,6 @@ def main() -> None:
         with psycopg.connect(url) as db:
             figures["postgresql"] = db.execute("SHOW server_version").fetchone()[0]
         print(json.dumps(figures, indent=2))
-    finally:
-        server.remove()
 
 
 if __name__ == "__main__":
