@@ -68,8 +68,8 @@ def load(url: str, count: int, start: float) -> dict[str, Any]:
             f"person, media_t + {shift}, source, tags, body FROM seed")
     db.execute("DROP TABLE seed")
     loaded = time.perf_counter()
-    for _, definition in indexes:
-        db.execute(definition)
+    for _, definition in indexes:  # pg_indexes says ON ONLY: that would skip the partitions
+        db.execute(definition.replace(" ON ONLY ", " ON "))
     db.execute("ANALYZE events")
     done = time.perf_counter()
     rows, size = db.execute(
@@ -118,7 +118,8 @@ def searches(url: str, start: float, devices: int, n: int) -> dict[str, Any]:
     figures = {"fulltext_time_device": latencies(text_device, n),
                "fulltext_time_stream": latencies(text_stream, n),
                "tag_emotion_device": latencies(tag_emotion, n),
-               "words_tag_emotion_device": latencies(words_tag_emotion, n),
+               # slow (a subquery per sentence): fewer, to keep the run short
+               "words_tag_emotion_device": latencies(words_tag_emotion, max(10, n // 5)),
                "moments_found_by_20_warm_up_queries": found}
     history.close()
     return figures
@@ -127,7 +128,7 @@ def searches(url: str, start: float, devices: int, n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
     with running_postgres() as server:  # its data under /tmp, removed afterwards
         url = server.new_database()
