@@ -99,8 +99,8 @@ class Collector:
         broker = broker_settings(MqttSinkConfig(url=self.settings.mqtt_url),
                                  {"password_file": "--mqtt-password-file"})
         client = self.client_class(paho.CallbackAPIVersion.VERSION2,
-                             client_id=self.settings.client_id, protocol=paho.MQTTv5,
-                             manual_ack=True)
+                                   client_id=self.settings.client_id, protocol=paho.MQTTv5,
+                                   manual_ack=True)
         if broker.username is not None:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls is not None:
