@@ -74,7 +74,9 @@ class PgHistory:
             sql, args = sql + " AND e.t < %s", [*args, query.until]
         if query.streams:
             sql, args = sql + " AND e.stream = ANY(%s)", [*args, list(query.streams)]
-        if query.devices:
+        if len(query.devices) == 1:  # `=`, not `= ANY`: the (device, words) index takes it
+            sql, args = sql + " AND e.device = %s", [*args, query.devices[0]]
+        elif query.devices:
             sql, args = sql + " AND e.device = ANY(%s)", [*args, list(query.devices)]
         return sql, args
 
