@@ -1,12 +1,13 @@
 """Events/s from MQTT to committed PostgreSQL rows, with one and two collectors, beside what
-mosquitto alone delivers to a bare subscriber in the same run.
+mosquitto alone delivers to a bare subscriber in the same run: paho as it comes, and the
+collector's own client (fleet/fast_mqtt.py); and a collector on paho as it comes (the "before").
 
 Each measurement drains a backlog: the subscriber's persistent session is queued N events while
 it is offline (so the publisher's speed is not what is measured), then it connects and the
 clock runs until the last row is committed (or the last message received). Real mosquitto and a
 real PostgreSQL (tests/fleet/postgres.py), both on loopback.
 
-    PYTHONPATH=. python3 benchmarks/bench_collect.py --events 20000
+    PYTHONPATH=. python3 benchmarks/bench_collect.py --events 40000
 """
 
 from __future__ import annotations
