@@ -117,11 +117,14 @@ class PgHistory:
         return window_moments(hits, query.limit)
 
     def _completed(self, moment: Moment) -> Moment:
-        """The tags, emotion and words of the windows a moment overlaps."""
+        """The tags, emotion and words of the windows a moment overlaps (its own device's,
+        when known, as the device's store does)."""
+        device, device_args = (" AND device = %s", [moment.device]) if moment.device else ("", [])
         rows = self._rows(
             "SELECT type, emotion, valence, person, device, tags, id FROM events WHERE stream = %s "
-            "AND t >= %s AND t <= %s AND type IN ('scene', 'emotion', 'fused') ORDER BY t, id "
-            "LIMIT 500", (moment.stream, moment.t, moment.t_end + PAD_S))
+            f"AND t >= %s AND t <= %s AND type IN ('scene', 'emotion', 'fused'){device} "
+            "ORDER BY t, id LIMIT 500", (moment.stream, moment.t, moment.t_end + PAD_S,
+                                         *device_args))
         by_id = sorted(rows, key=lambda row: row[6])  # the device's store counts tags so
         tagged = [row[5] for row in by_id if row[0] == "scene"] or [
             row[5] for row in by_id if row[0] == "fused"]
