@@ -18,6 +18,7 @@ from mmstream.cli import (  # noqa: F401  (registers commands)
     report_cmd,
     run_cmds,
     search_cmd,
+    serve_cmd,
     train_cmd,
 )
 from mmstream.cli.app import app

@@ -103,6 +103,10 @@ def replay(
     history: Path | None = typer.Option(None, "--history", help="Also keep the events in this "
                                         "history store (SQLite), searchable with mmstream "
                                         "search --history PATH; a batch's inputs share it."),
+    db: str | None = typer.Option(None, "--db", help="Also write the events into the fleet's "
+                                  "PostgreSQL store (postgresql://user@host/mmstream), "
+                                  "searchable with mmstream search --db; with --ray too (the "
+                                  "driver writes what the workers send back)."),
 ) -> None:
     """Run a recording or media file (or a folder/glob of them) through the analyses.
 
@@ -124,6 +128,11 @@ def replay(
             from mmstream.history.setup import check_history_target
 
             check_history_target(history, "--history")
+        if db is not None and output_format != "jsonl":
+            raise ConfigError("--db loads the events as JSONL: use --format jsonl")
+        from mmstream.cli import replay_db
+
+        store = replay_db.opened_store(db) if db is not None else None
         picked = tuple(s.strip() for s in streams.split(",") if s.strip()) if streams else None
         options = ReplayOptions(realtime, speed, start, end, picked)
         ray_options = None
@@ -139,7 +148,7 @@ def replay(
             plan = ReplayPlan(pipeline, mqtt, tuple(set_), options, cpu_fp32,
                               history=history)
             _replay_batch(source, plan, out=out, resume=resume, fmt=output_format,
-                          ray_options=ray_options, report=report)
+                          ray_options=ray_options, report=report, db=(db, store))
             return
         if on_ray or output_format != "jsonl":
             raise ConfigError(f"--ray and --format work on a folder or glob of inputs; "
@@ -147,10 +156,14 @@ def replay(
         from mmstream.cli.one_replay import run_one
 
         media = Path(source)
-        done = run_one(media, lambda events: replay_config(
-            media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
-            home_assistant=ha, cpu_fp32=cpu_fp32, history=history), out)
-        say_done(done)
+        with replay_db.events_file(out) as written:
+            target = out if store is None else written
+            done = run_one(media, lambda events: replay_config(
+                media, pipeline=pipeline, out=events, mqtt=mqtt, options=options, sets=set_,
+                home_assistant=ha, cpu_fp32=cpu_fp32, history=history), target)
+            say_done(done)
+            if store is not None and db is not None:
+                replay_db.load(store, [(written, str(media.absolute()))], db)
         if report is not None and out is not None:
             from mmstream.cli.report_cmd import write_replay_report
 
@@ -169,7 +182,8 @@ def exit_if_damaged(report: Any, out: Path | None) -> None:
 
 
 def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
-                  fmt: Any, ray_options: Any, report: Path | None = None) -> None:
+                  fmt: Any, ray_options: Any, report: Path | None = None,
+                  db: tuple[str | None, Any] = (None, None)) -> None:
     from rich.console import Console
 
     from mmstream.cli.replay_view import ConsoleProgress, RayConsoleProgress, summary_table
@@ -194,6 +208,12 @@ def _replay_batch(pattern: str, plan: Any, *, out: Path | None, resume: bool,
                              progress=ConsoleProgress())
         results = asyncio.run(_run_until_signal(runner.run))
     Console().print(summary_table(results, base))  # the result: stdout; progress: stderr
+    url, store = db
+    if url is not None:  # what this run made (a resumed input was loaded when it was made)
+        from mmstream.cli.replay_db import load
+
+        load(store, [(Path(r.output), str(Path(r.path).absolute())) for r in results
+                     if r.status in ("ok", "damaged") and r.output], url)
     if report is not None:
         from mmstream.cli.report_cmd import write_batch_reports
 

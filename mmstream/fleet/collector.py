@@ -1,8 +1,8 @@
 """`mmstream collect`: every device's events from the central broker into PostgreSQL.
 
     broker ──$share/<group>/<prefix>/+/+/+ (QoS 1, MQTT 5 persistent session, manual acks)──>
-    paho's thread: append (mid, topic, payload) ──> the writer thread: validate, batch, COPY,
-    commit, then PUBACK every message of the batch
+    paho's thread: append (mid, topic, payload) ──> the parser thread: validate a batch ──>
+    the committer thread: COPY, commit, then PUBACK every message of the batch
 
 A message is acknowledged only after its row is committed (or it was refused), so a collector
 killed mid-batch leaves those messages unacknowledged in its session: the broker sends them
@@ -15,6 +15,7 @@ what follows (its `max_queued_messages`, docs/fleet.md).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from paho.mqtt.properties import Properties
 from mmstream.config import MqttSinkConfig
 from mmstream.errors import MmstreamError
 from mmstream.fleet.collect_health import CollectStats
+from mmstream.fleet.fast_mqtt import BufferedClient
 from mmstream.fleet.intake import Refusals, accept
 from mmstream.fleet.pg_schema import DAY_S, DatabaseUnavailable
 from mmstream.fleet.pg_store import PgStore
@@ -36,6 +38,8 @@ from mmstream.history.rows import EventRow
 from mmstream.sinks.mqtt.broker import broker_settings
 
 log = logging.getLogger(__name__)
+
+Received = tuple[int, str, bytes, float]  # (mid, topic, payload, monotonic arrival)
 
 RETENTION_EVERY_S = 3600.0
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 10.0
@@ -64,16 +68,22 @@ class CollectSettings:
 
 
 class Collector:
+    client_class: type[BufferedClient] = BufferedClient
+
     def __init__(self, settings: CollectSettings) -> None:
         self.settings = settings
         self.stats = CollectStats()
         self.refusals = Refusals()
         self._store = PgStore(settings.db_url)
-        self._inbox: deque[tuple[int, str, bytes, float]] = deque()
+        self._inbox: deque[Received] = deque()
+        self._handoff: queue.Queue[tuple[list[Received], list[EventRow]] | None] = \
+            queue.Queue(maxsize=1)
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._writer = threading.Thread(target=self._run, name="mmstream-collect", daemon=True)
-        self._client: paho.Client | None = None
+        self._committer = threading.Thread(target=self._commit_loop, name="mmstream-commit",
+                                           daemon=True)
+        self._client: BufferedClient | None = None
         self._next_retention = 0.0
 
     # ---- start and stop (the caller's thread) -----------------------------------------------
@@ -85,12 +95,12 @@ class Collector:
         self._client = self._connect()
         self._writer.start()
 
-    def _connect(self) -> paho.Client:
+    def _connect(self) -> BufferedClient:
         broker = broker_settings(MqttSinkConfig(url=self.settings.mqtt_url),
                                  {"password_file": "--mqtt-password-file"})
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                             client_id=self.settings.client_id, protocol=paho.MQTTv5,
-                             manual_ack=True)
+        client = self.client_class(paho.CallbackAPIVersion.VERSION2,
+                                   client_id=self.settings.client_id, protocol=paho.MQTTv5,
+                                   manual_ack=True)
         if broker.username is not None:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls is not None:
@@ -150,27 +160,31 @@ class Collector:
             with self._wake:
                 self._wake.notify()
 
-    # ---- the writer thread --------------------------------------------------------------------
+    # ---- the parser thread, then the committer thread ----------------------------------------
 
     def _run(self) -> None:
+        """Parse a batch while the committer waits on PostgreSQL with the one before (double
+        buffering: the server's INSERT releases the GIL for this thread and paho's)."""
+        self._committer.start()
         while True:
             with self._wake:
                 if not self._stopping.is_set() and len(self._inbox) < self.settings.batch_max:
                     self._wake.wait(self.settings.commit_interval_s)
             while self._inbox:
-                self._commit(self._take())
-            self.stats.lag_s = 0.0
+                batch = self._take()
+                self._handoff.put((batch, self._parse(batch)))
             if self._stopping.is_set():
+                self._handoff.put(None)
+                self._committer.join()
                 return
-            self._retention()
 
-    def _take(self) -> list[tuple[int, str, bytes, float]]:
+    def _take(self) -> list[Received]:
         batch = []
         while self._inbox and len(batch) < self.settings.batch_max:
             batch.append(self._inbox.popleft())
         return batch
 
-    def _commit(self, batch: list[tuple[int, str, bytes, float]]) -> None:
+    def _parse(self, batch: list[Received]) -> list[EventRow]:
         oldest_t = time.time() - self.settings.max_age_days * DAY_S
         rows: list[EventRow] = []
         for _mid, topic, payload, _arrived in batch:
@@ -178,6 +192,24 @@ class Collector:
             if row is not None:
                 rows.append(row)
         self.stats.refused = self.refusals.total
+        return rows
+
+    def _commit_loop(self) -> None:
+        gave_up = False
+        while True:
+            try:
+                item = self._handoff.get(timeout=self.settings.commit_interval_s)
+            except queue.Empty:
+                self.stats.lag_s = 0.0 if not self._inbox else self.stats.lag_s
+                self._retention()
+                continue
+            if item is None:
+                return
+            if not gave_up:  # after giving up, what is left stays unacknowledged: resent
+                gave_up = not self._commit(*item)
+
+    def _commit(self, batch: list[Received], rows: list[EventRow]) -> bool:
+        """Write, then acknowledge; False when asked to stop while the database is down."""
         delay = RETRY_MIN_S
         while True:
             self.stats.lag_s = time.monotonic() - batch[0][3]
@@ -196,15 +228,15 @@ class Collector:
                 self.stats.db_errors += 1
                 self._store.close()
                 if self._stopping.wait(delay) and self._store_down_for_good():
-                    return  # stopping with the database down: the broker resends these
+                    return False  # stopping with the database down: the broker resends these
                 delay = min(delay * 2, RETRY_MAX_S)
         if self.stats.database != "ok":
             log.warning("collect: PostgreSQL is back: writing again")
             self.stats.database = "ok"
         self.stats.count_batch(written.inserted, written.duplicates)
         assert self._client is not None
-        for mid, *_ in batch:
-            self._client.ack(mid, 1)
+        self._client.ack_all(mid for mid, *_ in batch)
+        return True
 
     def _store_down_for_good(self) -> bool:
         """Asked to stop while the database is down: one more try, then leave unacknowledged."""

@@ -74,7 +74,9 @@ class PgHistory:
             sql, args = sql + " AND e.t < %s", [*args, query.until]
         if query.streams:
             sql, args = sql + " AND e.stream = ANY(%s)", [*args, list(query.streams)]
-        if query.devices:
+        if len(query.devices) == 1:  # `=`, not `= ANY`: the (device, words) index takes it
+            sql, args = sql + " AND e.device = %s", [*args, query.devices[0]]
+        elif query.devices:
             sql, args = sql + " AND e.device = ANY(%s)", [*args, list(query.devices)]
         return sql, args
 
@@ -115,11 +117,14 @@ class PgHistory:
         return window_moments(hits, query.limit)
 
     def _completed(self, moment: Moment) -> Moment:
-        """The tags, emotion and words of the windows a moment overlaps."""
+        """The tags, emotion and words of the windows a moment overlaps (its own device's,
+        when known, as the device's store does)."""
+        device, device_args = (" AND device = %s", [moment.device]) if moment.device else ("", [])
         rows = self._rows(
             "SELECT type, emotion, valence, person, device, tags, id FROM events WHERE stream = %s "
-            "AND t >= %s AND t <= %s AND type IN ('scene', 'emotion', 'fused') ORDER BY t, id "
-            "LIMIT 500", (moment.stream, moment.t, moment.t_end + PAD_S))
+            f"AND t >= %s AND t <= %s AND type IN ('scene', 'emotion', 'fused'){device} "
+            "ORDER BY t, id LIMIT 500", (moment.stream, moment.t, moment.t_end + PAD_S,
+                                         *device_args))
         by_id = sorted(rows, key=lambda row: row[6])  # the device's store counts tags so
         tagged = [row[5] for row in by_id if row[0] == "scene"] or [
             row[5] for row in by_id if row[0] == "fused"]

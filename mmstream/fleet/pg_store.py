@@ -34,6 +34,15 @@ def _clean(text: str | None) -> str | None:
     return None if text is None else text.replace("\x00", "\ufffd")
 
 
+def copy_values(r: EventRow, source: str | None = None) -> tuple[Any, ...]:
+    """One row as COPY data, in COLUMNS' order."""
+    return (r.t, r.t_start, r.t_end, _clean(r.device), _clean(r.stream), r.type, r.seq, r.final,
+            _clean(r.text), _clean(r.emotion), r.valence,
+            None if r.person is None else bool(r.person), r.media_t, _clean(source),
+            [_clean(tag) for tag in r.tags],
+            r.body.decode("utf-8", "replace").replace("\x00", "\ufffd"))
+
+
 @dataclass(frozen=True)
 class Written:
     inserted: int
@@ -80,13 +89,8 @@ class PgStore:
             self._days |= days
         with db.transaction(), db.cursor() as cursor:
             with cursor.copy(f"COPY incoming (n, {_NAMES}) FROM STDIN") as copy:
-                for n, r in enumerate(rows):
-                    copy.write_row((
-                        n, r.t, r.t_start, r.t_end, _clean(r.device), _clean(r.stream), r.type,
-                        r.seq, r.final, _clean(r.text), _clean(r.emotion), r.valence,
-                        None if r.person is None else bool(r.person), r.media_t,
-                        _clean(source), [_clean(tag) for tag in r.tags],
-                        r.body.decode("utf-8", "replace").replace("\x00", "\ufffd")))
+                for n, row in enumerate(rows):
+                    copy.write_row((n, *copy_values(row, source)))
             # ids in the batch's order, as the device's store gives them
             cursor.execute(f"INSERT INTO events ({_NAMES}) SELECT {_NAMES} FROM incoming "
                            "ORDER BY n ON CONFLICT DO NOTHING")

@@ -202,13 +202,15 @@ class SqliteHistory:
     # ---- what a moment shows ----------------------------------------------------------------
 
     def _completed(self, moment: Moment) -> Moment:
-        """The tags, emotion, words and picture of the windows a moment overlaps."""
+        """The tags, emotion, words and picture of the windows a moment overlaps (its own
+        device's, when known: a store of many devices has many a `cam0`)."""
         db, start, end = self.db, moment.t, moment.t_end + PAD_S
+        device, device_args = (" AND e.device = ?", [moment.device]) if moment.device else ("", [])
         rows = db.execute(
             "SELECT e.type, e.emotion, e.valence, e.person, e.device, e.id FROM events e "
             "WHERE e.stream = ? AND e.t >= ? AND e.t <= ? AND e.type IN ('scene', 'emotion', "
-            "'fused') ORDER BY e.t, e.id LIMIT 500",  # ties broken the same in every backend
-            (moment.stream, start, end)).fetchall()
+            f"'fused'){device} ORDER BY e.t, e.id LIMIT 500",  # ties: the same in every backend
+            (moment.stream, start, end, *device_args)).fetchall()
         ids = [row[5] for row in rows if row[0] == "scene"] or [
             row[5] for row in rows if row[0] == "fused"]
         tags = Counter(tag for (tag,) in db.execute(

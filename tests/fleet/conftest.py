@@ -6,20 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fleet.postgres import PostgresServer, postgres_bindir
+from tests.fleet.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, postgres): apt-get install postgresql")
-    server = PostgresServer(bindir)
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture
@@ -31,12 +24,5 @@ def pg_url(postgres_server: PostgresServer) -> str:
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of the test's own, for tests that stop and start it."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, postgres): apt-get install postgresql")
-    server = PostgresServer(bindir)
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.remove()

@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mmstream.demo_broker import free_port
@@ -32,6 +34,23 @@ def postgres_bindir() -> Path | None:
         if folder and (Path(folder) / "initdb").exists() and (Path(folder) / "postgres").exists():
             return Path(folder)
     return None
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A started server of its own, removed (data and all) afterwards; pytest skips, saying
+    why, where the binaries are missing."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        import pytest
+
+        pytest.skip("no PostgreSQL binaries (initdb, postgres): apt-get install postgresql")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 class PostgresServer:

@@ -9,7 +9,14 @@ import psycopg
 import pytest
 
 from mmstream.events import Scene, SceneEvent, Tag, Transcript, TranscriptEvent
-from mmstream.fleet.pg_schema import DAY_S, SCHEMA_VERSION, DatabaseUnavailable, connect
+from mmstream.fleet.pg_schema import (
+    DAY_S,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    DatabaseUnavailable,
+    connect,
+    ensure_partitions,
+)
 from mmstream.fleet.pg_store import PgStore
 from mmstream.history.rows import event_row
 from mmstream.history.synthetic import synthetic_events
@@ -48,6 +55,29 @@ def test_opening_again_keeps_the_schema_and_the_rows(pg_url: str) -> None:
                              ).fetchone()
     assert version == (str(SCHEMA_VERSION),)
     assert count(pg_url) == 10
+
+
+def test_a_store_of_the_first_schema_is_migrated_with_its_rows(pg_url: str) -> None:
+    row = event_row(TranscriptEvent(device_id="hall", stream_id="door", seq=1,
+                                    t_capture=time.time(), payload=Transcript(
+                                        final=True, text="the parcel", start=0, end=1)), 0)
+    with connect(pg_url) as db:  # as the first collectors left it
+        db.execute(MIGRATIONS[1].encode())
+        db.execute("INSERT INTO mmstream_meta VALUES ('schema_version', '1')")
+        ensure_partitions(db, {int(row.t // DAY_S)})
+        db.execute("INSERT INTO events (t, t_start, t_end, device, stream, type, seq, text, "
+                   "media_t, body) VALUES (%s, %s, %s, 'hall', 'door', 'transcript', 1, "
+                   "'the parcel', %s, '{}')", (row.t, row.t_start, row.t_end, row.t))
+    store = PgStore(pg_url)
+    store.open()
+    assert store.write([row]).duplicates == 1  # the same key, kept across the migration
+    store.close()
+    with psycopg.connect(pg_url) as db:
+        version = db.execute("SELECT value FROM mmstream_meta WHERE key = 'schema_version'"
+                             ).fetchone()
+        indexes = {name for (name,) in db.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename LIKE 'events_%'")}
+    assert version == ("2",) and any(name.endswith("device_words_idx") for name in indexes)
 
 
 def test_ids_with_quotes_semicolons_and_unicode_are_only_data(pg_url: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from mmstream.events import Event, Transcript, TranscriptEvent
+from mmstream.events import Event, Scene, SceneEvent, Tag, Transcript, TranscriptEvent
 from mmstream.fleet.pg_search import PgHistory
 from mmstream.fleet.pg_store import PgStore
 from mmstream.history.query import Moment, Query
@@ -93,3 +93,29 @@ def test_search_db_on_the_command_line(cli, pg_url: str) -> None:
     done = cli("search", "packages", "--db", wrong)
     assert done.returncode == 2 and PASSWORD not in done.stderr and "nope" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_moment_shows_its_own_devices_windows(tmp_path: Path, pg_url: str) -> None:
+    """Two devices, one stream name, the same second: each sentence keeps its own scene."""
+    t = START + 500
+    events: list[Event] = []
+    for seq, (device, tag) in enumerate((("kitchen", "dog"), ("porch", "car")), 1):
+        events += [SceneEvent(device_id=device, stream_id="cam0", seq=seq, t_capture=t,
+                              payload=Scene(tags=[Tag(tag, 0.9)])),
+                   TranscriptEvent(device_id=device, stream_id="cam0", seq=seq + 10,
+                                   t_capture=t + 0.5, payload=Transcript(
+                                       final=True, text=f"Look at the {tag}.", start=t - 1.5,
+                                       end=t - 0.2))]
+    written_store(tmp_path / "two.history.db", events)
+    store = PgStore(pg_url)
+    store.open()
+    store.write([event_row(e, 0) for e in events])
+    store.close()
+    device, fleet = open_history(tmp_path / "two.history.db"), PgHistory(pg_url)
+    try:
+        for history in (device, fleet):
+            found = {m.device: m.tags for m in history.search(Query(text="look"))}
+            assert found == {"kitchen": ("dog",), "porch": ("car",)}
+    finally:
+        device.close()
+        fleet.close()

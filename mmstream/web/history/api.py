@@ -1,9 +1,10 @@
-"""The history's HTTP JSON API and page, on the live view's server (same access rules: the
-server's guard runs first). Every answer comes from the one query interface
-(mmstream/history/query.py); SQLite runs in a worker thread, never on the event loop.
+"""The history's HTTP JSON API and page, on the live view's server, or on `mmstream serve --db`
+over the fleet's PostgreSQL store (fleet.py); the server's guard (web/access.py) runs first.
+Every answer comes from the one query interface (mmstream/history/query.py); the database runs
+in a worker thread, never on the event loop.
 
     GET /history                  the page (its address carries the query: ?q=package&stream=door)
-    GET /api/search?q=&stream=&type=&tag=&emotion=&since=&until=&limit=
+    GET /api/search?q=&stream=&device=&type=&tag=&emotion=&since=&until=&limit=
                                   {"moments": [...]}; a bad query: 400 {"error": "one line"}
     GET /api/timeline?day=YYYY-MM-DD[&stream=]
                                   {"day", "start", "end", "streams": [{speech, tags, emotions}]}
@@ -22,8 +23,8 @@ from typing import Any
 from aiohttp import web
 
 from mmstream.errors import MmstreamError
-from mmstream.history.query import Query, QueryError, parse_when
-from mmstream.history.search import SqliteHistory, open_history
+from mmstream.history.query import History, Query, QueryError, parse_when
+from mmstream.history.search import open_history
 from mmstream.web.assets import render
 
 StorePath = Callable[[], Path | None]
@@ -33,10 +34,16 @@ PAGE_POLICY = ("default-src 'none'; connect-src 'self'; img-src 'self' data:; "
 
 
 class HistoryApi:
-    def __init__(self, store_path: StorePath, device_id: Callable[[], str]) -> None:
+    """The device's store at `store_path()`; or, given `fleet`, that store of many devices
+    (the page then offers a device filter and no live view)."""
+
+    def __init__(self, store_path: StorePath, device_id: Callable[[], str],
+                 fleet: History | None = None) -> None:
         self.store_path = store_path
         self.device_id = device_id
-        self._history: SqliteHistory | None = None
+        self.fleet = fleet
+        self._history: History | None = None
+        self._path: Path | None = None
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/history", self._page)
@@ -45,15 +52,17 @@ class HistoryApi:
         app.router.add_get("/api/streams", self._streams)
         app.router.add_get("/api/thumbnail/{id:\\d+}.jpg", self._thumbnail)
 
-    def _store(self) -> SqliteHistory:
+    def _store(self) -> History:
+        if self.fleet is not None:
+            return self.fleet
         path = self.store_path()
         if path is None:
             raise QueryError("this daemon keeps no history (history.enabled: false)")
-        if self._history is None or self._history.path != path:
-            self._history = open_history(path)
+        if self._history is None or self._path != path:
+            self._history, self._path = open_history(path), path
         return self._history
 
-    async def _answer(self, work: Callable[[SqliteHistory], Any]) -> web.StreamResponse:
+    async def _answer(self, work: Callable[[History], Any]) -> web.StreamResponse:
         try:
             result = await asyncio.to_thread(lambda: work(self._store()))
         except MmstreamError as exc:
@@ -61,7 +70,8 @@ class HistoryApi:
         return web.json_response(result, headers={"Cache-Control": "no-store"})
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        page = render("history.html.j2", device_id=self.device_id())
+        page = render("history.html.j2", device_id=self.device_id(),
+                      fleet=self.fleet is not None)
         return web.Response(text=page, content_type="text/html",
                             headers={"Content-Security-Policy": PAGE_POLICY,
                                      "Cache-Control": "no-store"})
@@ -102,14 +112,16 @@ class HistoryApi:
                             headers={"Cache-Control": "max-age=3600"})
 
     def close(self) -> None:
-        if self._history is not None:
-            self._history.close()
+        for store in (self._history, self.fleet):
+            if store is not None:
+                store.close()
 
 
 def query_from(params: Any) -> Query:
     """The API's parameters (the CLI's options by the same names) as a Query."""
     since, until = params.get("since"), params.get("until")
     return Query(text=params.get("q", ""), streams=tuple(params.getall("stream", [])),
+                 devices=tuple(params.getall("device", [])),
                  types=tuple(params.getall("type", [])), tags=tuple(params.getall("tag", [])),
                  emotions=tuple(params.getall("emotion", [])),
                  since=parse_when(since, "since") if since else None,

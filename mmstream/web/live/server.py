@@ -6,39 +6,32 @@
     GET /status              JSON: viewers, streams, whether a pipeline runs
     GET /clip?stream=&from=&to=  a moment of the recordings as mp4 (web/clips.py)
 
-Every request needs the token when one is set (`Authorization: Bearer …` or `?token=…`);
-a wrong or missing one gets a bare 401. Without a token the server is on loopback, and it
-answers only requests addressed to a loopback name: a web page elsewhere cannot reach it
-through DNS rebinding (a name of the attacker's that resolves to 127.0.0.1).
+Every request needs the token when one is set; without one the server is on loopback and
+answers only loopback names (mmstream/web/access.py, shared with `mmstream serve --db`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import logging
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from mmstream.config.web import is_loopback
 from mmstream.errors import ConfigError
+from mmstream.web.access import guard
 from mmstream.web.assets import render
 from mmstream.web.live.updates import stream_updates
 from mmstream.web.live.view import LiveView
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SHUTDOWN_S = 2.0  # open update streams are cancelled on close; requests get this long
 PAGE_POLICY = ("default-src 'none'; connect-src 'self'; img-src 'self' data:; "
                "style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; "
                "form-action 'none'; frame-ancestors 'none'")
-HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-           "X-Frame-Options": "DENY"}
 
 
 class WebServer:
@@ -66,7 +59,7 @@ class WebServer:
         return self.url
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._guard])
+        app = web.Application(middlewares=[guard(lambda: self.token)])
         app.router.add_get("/", self._page)
         app.router.add_get("/updates", self._updates)
         app.router.add_get("/frame/{stream}.jpg", self._frame)
@@ -111,17 +104,6 @@ class WebServer:
 
     # ---- requests ---------------------------------------------------------------------------
 
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.token is not None:
-            if not _has_token(request, self.token):
-                return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
-        elif not is_loopback(request.url.host or ""):
-            return web.Response(status=403)  # a non-loopback name for a loopback-only view
-        response = await handler(request)
-        response.headers.update(HEADERS)
-        return response
-
     async def _page(self, request: web.Request) -> web.StreamResponse:
         wanted = self.view.config
         page = render("live.html.j2", device_id=self.view.device_id,
@@ -150,14 +132,6 @@ class WebServer:
             "reloads": self.view.health.reloads,
             "streams": {stream_id: {"frames": stream.frame_no, "events": len(stream.events)}
                         for stream_id, stream in state.streams.items()}})
-
-
-def _has_token(request: web.Request, token: str) -> bool:
-    offered = request.query.get("token", "")
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        offered = credentials.strip()
-    return hmac.compare_digest(offered.encode(), token.encode())
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> str:

@@ -3,8 +3,11 @@
 (() => {
   "use strict";
   const token = new URLSearchParams(location.search).get("token");
-  const FIELDS = ["q", "stream", "tag", "emotion", "since", "until"];
   const form = document.getElementById("search");
+  // the fleet's page (mmstream serve --db) has a device filter too
+  const FIELDS = ["q", "device", "stream", "tag", "emotion", "since", "until"]
+    .filter((name) => form.elements[name]);
+  const fleet = Boolean(form.elements.device);
   const message = document.getElementById("message");
   const results = document.getElementById("results");
   const panel = document.getElementById("moment");
@@ -17,7 +20,8 @@
   const dayOf = (t) => { const d = new Date(t * 1000);
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
   const iso = (t) => new Date(t * 1000).toISOString();
-  if (token) document.getElementById("live-link").href = withToken("./");
+  if (token && !fleet) document.getElementById("live-link").href = withToken("./");
+  const where = (m) => fleet && m.device ? `${m.device} ${m.stream}` : m.stream;
 
   async function api(path) {
     const response = await fetch(withToken(path));
@@ -28,7 +32,7 @@
 
   function line(m) {
     const seen = [...m.tags, ...(m.emotion ? [m.emotion] : [])].join(" · ");
-    return [`${clock(m.t)} ${m.stream}`, m.text ? `'${m.text}'` : "", seen]
+    return [`${clock(m.t)} ${where(m)}`, m.text ? `'${m.text}'` : "", seen]
       .filter(Boolean).join(" — ");
   }
 
@@ -36,7 +40,7 @@
     panel.hidden = false;
     panel.replaceChildren();
     const title = document.createElement("h2");
-    title.textContent = `${dayOf(m.t)} ${clock(m.t)} – ${clock(m.t_end)} · ${m.stream}`;
+    title.textContent = `${dayOf(m.t)} ${clock(m.t)} – ${clock(m.t_end)} · ${where(m)}`;
     const text = document.createElement("p");
     text.className = "moment-text";
     text.textContent = m.text || "(no speech)";
@@ -127,6 +131,8 @@
     if (kind === "tag") params.set("tag", span.label);
     if (kind === "emotion") params.set("emotion", span.label);
     if (kind === "speech") params.set("type", "transcript");
+    const device = fleet ? new URLSearchParams(location.search).get("device") : null;
+    if (device) params.set("device", device);
     const {moments} = await api(`api/search?${params}`);
     if (!moments.length) return;
     moments.sort((a, b) => Math.abs(a.t - span.t) - Math.abs(b.t - span.t));
