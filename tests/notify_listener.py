@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 
 class NotifyListener:
@@ -43,3 +46,25 @@ class NotifyListener:
         self._stop.set()
         self._thread.join(timeout=2)
         self.sock.close()
+
+
+def reload_then_stop(daemon: subprocess.Popen[str], received: NotifyListener,
+                     published: Callable[[], int], events: int = 6) -> str:
+    """SIGHUP once `events` are published, wait for READY=1 again and `events` more, then
+    SIGTERM: the daemon's stderr (killed if it does not stop)."""
+    from tests.conftest import wait_until
+
+    try:
+        wait_until(lambda: published() >= events, 120, "events before the reload")
+        mark = len(received.texts())
+        daemon.send_signal(signal.SIGHUP)
+        received.wait_for("READY=1", after=mark, timeout=60)
+        before = published()
+        wait_until(lambda: published() >= before + events, 120, "events after the reload")
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    return stderr

@@ -53,7 +53,7 @@ class TranscribeConfig(Section):
         None, gt=0, lt=1, description="probability below which speech ends; default threshold-0.15")
     min_speech_ms: int = Field(250, ge=0, description="shorter bursts are not transcribed")
     min_silence_ms: int = Field(1000, ge=32, description="silence that ends any utterance")
-    speech_pad_ms: int = Field(200, ge=0, description="audio kept on each side of the speech")
+    speech_pad_ms: int = Field(150, ge=0, description="audio kept on each side of the speech")
     # hallucination guards
     no_speech_threshold: float = Field(
         0.6, ge=0, le=1, description="drop a segment whisper thinks is not speech (with logprob)")

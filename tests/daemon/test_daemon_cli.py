@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, wait_until
-from tests.notify_listener import NotifyListener
+from tests.conftest import REPO
+from tests.notify_listener import NotifyListener, reload_then_stop
 from tests.pipelines import NO_ANALYSIS
 
 PIPELINE = {
@@ -76,19 +76,7 @@ def test_a_reload_keeps_every_event_and_seq_goes_on(
     def lines() -> list[dict]:
         return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
-    try:
-        wait_until(lambda: len(lines()) >= 6, 120, "events before the reload")
-        mark = len(received.texts())
-        daemon.send_signal(signal.SIGHUP)
-        received.wait_for("READY=1", after=mark, timeout=60)
-        before = len(lines())
-        wait_until(lambda: len(lines()) >= before + 6, 120, "events after the reload")
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=60)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+    stderr = reload_then_stop(daemon, received, lambda: len(lines()))
     assert daemon.returncode == 0, stderr
     events = lines()
     times = [e["t_capture"] for e in events]

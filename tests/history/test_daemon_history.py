@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SAMPLE_CLIP, SAMPLE_SENTENCES, wait_until
-from tests.notify_listener import NotifyListener
+from tests.conftest import REPO, SAMPLE_CLIP, SAMPLE_SENTENCES
+from tests.notify_listener import NotifyListener, reload_then_stop
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 # the sample's windows and finals (24 + 3) and its partials, whose count depends on what whisper
@@ -110,19 +109,7 @@ def test_a_sighup_reload_loses_nothing_in_the_history(
     def published() -> list[bytes]:
         return out.read_bytes().splitlines() if out.exists() else []
 
-    try:
-        wait_until(lambda: len(published()) >= 6, 120, "events before the reload")
-        mark = len(received.texts())
-        daemon.send_signal(signal.SIGHUP)
-        received.wait_for("READY=1", after=mark, timeout=60)
-        before = len(published())
-        wait_until(lambda: len(published()) >= before + 6, 120, "events after the reload")
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=60)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+    stderr = reload_then_stop(daemon, received, lambda: len(published()))
     assert daemon.returncode == 0, stderr
     lines = published()
     stored = [bytes(body) for (body,) in sqlite3.connect(store).execute(

@@ -156,6 +156,21 @@ class RequestLog:
         return self.decoder.decode(requests)
 
 
+async def asked_partials(audio: np.ndarray, config: TranscribeConfig
+                         ) -> tuple[list[TranscriptEvent], list[float]]:
+    """The stage over `audio` (fast): its transcripts, and where each partial decode it asked
+    for ends (source seconds)."""
+    stage = TranscribeStage(config, policy=FAST)
+    async with StageHarness(stage) as harness:
+        assert stage.decodes is not None
+        log = RequestLog(stage.decodes.decoder)
+        stage.decodes.decoder = log  # type: ignore[assignment]
+        for item in chunks(audio):
+            await harness.feed(item)
+    events = [e for e in harness.emitted if isinstance(e, TranscriptEvent)]
+    return events, [r.offset + len(r.audio) / AUDIO_RATE for r in log.asked if not r.final]
+
+
 @pytest.mark.slow
 async def test_the_first_partial_decode_comes_half_a_second_into_the_speech(
         two_sentences: Any) -> None:
@@ -165,19 +180,11 @@ async def test_the_first_partial_decode_comes_half_a_second_into_the_speech(
     one box finds "The garage", another nothing): a decode with no words publishes no
     partial, so only a margin is asserted on the partials themselves."""
     audio, truth = two_sentences
-    stage = TranscribeStage(TranscribeConfig(first_partial_s=0.5, partial_ramp=False),
-                            policy=FAST)  # first at 0.5 s, then every second
-    async with StageHarness(stage) as harness:
-        assert stage.decodes is not None
-        log = RequestLog(stage.decodes.decoder)
-        stage.decodes.decoder = log  # type: ignore[assignment]
-        for item in chunks(audio):
-            await harness.feed(item)
-    events = [e for e in harness.emitted if isinstance(e, TranscriptEvent)]
+    events, asked = await asked_partials(  # first at 0.5 s, then every second
+        audio, TranscribeConfig(first_partial_s=0.5, partial_ramp=False))
     starts = [f.start for f in finals(events)]
     assert len(starts) == 2 and all(abs(a - s.start) <= 0.3 for a, s in zip(
         starts, truth, strict=True))
-    asked = [r.offset + len(r.audio) / AUDIO_RATE for r in log.asked if not r.final]
     for utterance, start in enumerate(starts):
         until = starts[utterance + 1] if utterance + 1 < len(starts) else float("inf")
         heard = [end - start for end in asked if start < end < until]
@@ -201,18 +208,10 @@ async def test_with_the_ramp_partials_come_sooner_early_in_the_speech(two_senten
     first decode that found no words yet is tried again soon. Source time only, so a replay
     asks for the same decodes."""
     audio, _ = two_sentences
-    config = TranscribeConfig(first_partial_s=0.3, partial_ramp=True)
-    stage = TranscribeStage(config, policy=FAST)
-    async with StageHarness(stage) as harness:
-        assert stage.decodes is not None
-        log = RequestLog(stage.decodes.decoder)
-        stage.decodes.decoder = log  # type: ignore[assignment]
-        for item in chunks(audio):
-            await harness.feed(item)
-    events = [e for e in harness.emitted if isinstance(e, TranscriptEvent)]
+    events, asked = await asked_partials(
+        audio, TranscribeConfig(first_partial_s=0.3, partial_ramp=True))
     starts = [f.start for f in finals(events)]
     assert len(starts) == 2
-    asked = [r.offset + len(r.audio) / AUDIO_RATE for r in log.asked if not r.final]
     for utterance, start in enumerate(starts):
         until = starts[utterance + 1] if utterance + 1 < len(starts) else float("inf")
         heard = [end - start for end in asked if start < end < until]
@@ -332,7 +331,10 @@ async def test_a_new_timeline_closes_the_open_utterance(two_sentences: Any) -> N
     cut = int((truth[0].end - 0.4) * AUDIO_RATE)  # mid-way through the last word
     items = [*chunks(audio[:cut])[:-1], *chunks(audio[cut:], t0=100.0)]
     got = finals(await transcribe(items))
-    assert len(got) == 3 and got[0].end <= truth[0].end and got[1].start >= 100.0
+    # the rest of the cut word may or may not give words of its own (whisper, on 0.4 s)
+    assert len(got) in (2, 3) and got[0].end <= truth[0].end
+    assert all(f.start >= 100.0 for f in got[1:])
+    assert word_error_rate(truth[1].text, got[-1].text) <= 0.4, got[-1].text
 
 
 @pytest.mark.slow
