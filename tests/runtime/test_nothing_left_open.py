@@ -52,7 +52,8 @@ class Recorded(Stage):
 def _fake_model() -> Any:
     """What a live InferStage's open needs of a model (its warm-up starts the threads)."""
     return SimpleNamespace(version="fake", plan=SimpleNamespace(device="cpu"),
-                           prepare=lambda window: window, forward=lambda batch: list(batch))
+                           device_name="cpu", prepare=lambda window, carry_from=None: window,
+                           forward=lambda batch: list(batch))
 
 
 def _infer_stage() -> InferStage:
@@ -105,6 +106,6 @@ async def test_a_failing_sentence_check_stops_the_stage_even_if_no_one_awaits_it
     failed.set_exception(RuntimeError("decoder crashed"))
     with pytest.raises(BaseExceptionGroup) as caught:
         async with StageHarness(stage, open_stage=False):
-            verdict = stage._sentence_check(failed, None)
+            verdict = stage._sentence_check(failed, None, False)
     assert caught.value.subgroup(RuntimeError) is not None
     assert isinstance(verdict.exception(), RuntimeError)  # and `_segment` would see it
