@@ -65,6 +65,19 @@ IMAGE_CHUNK = 4
 CUDA_NODES = ("/dev/nvidiactl", "/proc/driver/nvidia")
 
 
+_ALONGSIDE: list[ThreadPoolExecutor] = []
+_ALONGSIDE_LOCK = threading.Lock()
+
+
+def alongside() -> ThreadPoolExecutor:
+    """The one thread of the process that makes a window's image encoding and prosody while
+    its face is sought (at the prepare threads' priority: fused_windows.prepare_window)."""
+    with _ALONGSIDE_LOCK:
+        if not _ALONGSIDE:
+            _ALONGSIDE.append(ThreadPoolExecutor(1, thread_name_prefix="mmstream-prepare-side"))
+        return _ALONGSIDE[0]
+
+
 class _Outputs:
     """The fusion's outputs by name, as `window_result` reads them."""
 
@@ -110,8 +123,6 @@ class OnnxFusedModel:
             self._make_detector = FaceDetector
         del graphs  # the sessions hold the weights now; no second copy
         self._local = threading.local()
-        # prosody and the encoder's input beside each window's face detection
-        self._alongside = ThreadPoolExecutor(1, thread_name_prefix="mmstream-prepare-side")
 
     @property
     def version(self) -> str:
@@ -127,7 +138,7 @@ class OnnxFusedModel:
                 ) -> PreparedWindow:
         encode = self._encode_image if self.image is not None else None
         return prepare_window(window, self.modalities, self.detector, carry_from,
-                              alongside=self._alongside, encode_image=encode)
+                              alongside=alongside(), encode_image=encode)
 
     def _encode_image(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame through the image encoder (as fast per frame as a batch of 4 here)."""

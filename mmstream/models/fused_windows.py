@@ -20,6 +20,7 @@ from mmstream.models import prosody, text_affect
 from mmstream.models.face_align import face_crop
 from mmstream.models.face_detect import FaceBox
 from mmstream.models.faces import FaceFinder, face_confidence
+from mmstream.models.speedups import at_nice, thread_nice
 
 MODEL_NAME = "mmstream-fused/1"
 MODALITIES: tuple[str, ...] = ("image", "face", "voice", "text")
@@ -108,10 +109,11 @@ def prepare_window(window: Window, modalities: Collection[str],
     voice: Future[prosody.ProsodyFeatures] | None = None
     picture: Future[tuple[np.ndarray, np.ndarray]] | None = None
     if alongside is not None:
+        nice = thread_nice()  # the side thread works at the caller's (vision's) priority
         if window.has_audio and "voice" in modalities:
-            voice = alongside.submit(prosody.prosody_features, window.audio)
+            voice = alongside.submit(at_nice, nice, prosody.prosody_features, window.audio)
         if prepared.frame is not None and carry_from is None and encode_image is not None:
-            picture = alongside.submit(encode_image, prepared.frame)
+            picture = alongside.submit(at_nice, nice, encode_image, prepared.frame)
     if frame is not None and carry_from is not None:
         prepared.carried, prepared.carry_from = True, carry_from
         prepared.face_box, prepared.face_crop = carry_from.face_box, carry_from.face_crop

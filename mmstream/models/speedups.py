@@ -7,6 +7,10 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc mallopt parameters
 KEEP_BYTES = 2**31 - 1  # the largest value mallopt takes (an int)
@@ -45,3 +49,20 @@ def lower_thread_priority(nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
     except OSError:
         pass
+
+
+def thread_nice() -> int:
+    """The calling thread's nice value (0 where threads have none of their own)."""
+    if not hasattr(os, "getpriority"):
+        return 0
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except OSError:
+        return 0
+
+
+def at_nice(nice: int, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` on this thread at `nice` at least: a helper thread doing a niced
+    thread's work (speech keeps the CPU first)."""
+    lower_thread_priority(nice)
+    return work(*args)
