@@ -4,12 +4,10 @@ narrows the moments; the daemon's access rules hold (mmstream/web/history/fleet.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,29 +24,17 @@ from tests.conftest import REPO, SAMPLE_CLIP, SAMPLE_ENDINGS, wait_until, words_
 from tests.fleet.conftest import pg_url, postgres_server  # noqa: F401  (fixtures)
 from tests.fleet.postgres import PASSWORD, PostgresServer
 from tests.web.pages import WatchedPage
+from tests.web.server_thread import LoopThread
 
 PORCH_SENTENCE = "The coffee is cold on the porch."
 TOKEN = "a-token-of-sixteen-or-more"
 
 
-class FleetThread:
+class FleetThread(LoopThread):
     """`mmstream serve --db`'s server on an event loop of its own, for a browser to visit."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = FleetServer(url, "127.0.0.1", 0, token)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
-
-    @property
-    def url(self) -> str:
-        return self.server.url.rstrip("/")
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        super().__init__(FleetServer(url, "127.0.0.1", 0, token))
 
 
 def porch_words(url: str) -> None:

@@ -4,12 +4,10 @@ The JSON API under it answers the same queries and refuses bad ones in one line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,28 +20,16 @@ from mmstream.web.live.server import WebServer
 from mmstream.web.live.view import LiveView
 from tests.conftest import REPO, SAMPLE_CLIP, SAMPLE_SENTENCES, wait_until
 from tests.web.pages import WatchedPage
+from tests.web.server_thread import LoopThread
 
 
-class ServerThread:
-    """The live view's web server on an event loop of its own, for a browser to visit."""
+class ServerThread(LoopThread):
+    """The live view's web server, with a history store, for a browser to visit."""
 
     def __init__(self, store: Path) -> None:
-        self.loop = asyncio.new_event_loop()
         view = LiveView(WebConfig(port=0), "kitchen")
         view.history_path = store
-        self.server = WebServer(view, "127.0.0.1", 0)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
-
-    @property
-    def url(self) -> str:
-        return self.server.url.rstrip("/")
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        super().__init__(WebServer(view, "127.0.0.1", 0))
 
 
 @pytest.fixture(scope="module")
