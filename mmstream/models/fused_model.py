@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from mmstream.models.folding import optimise_for_inference
 from mmstream.models.fused_windows import (
     MODALITIES,
     MODEL_NAME,
+    DetectorPerThread,
     PreparedWindow,
     WindowResult,
     carry_over,
@@ -151,10 +151,10 @@ class FusedModel:
         if self.plan.compile:
             self.image_encoder = torch.compile(self.image_encoder, dynamic=True)
         # `prepare` runs in several threads at once: each gets its own detector.
-        self._make_detector = detector or (lambda: make_face_detector(face_detector))
+        make = detector or (lambda: make_face_detector(face_detector))
         if "face" in self.modalities:  # an unknown name or missing weights fail here
-            self._make_detector()
-        self._local = threading.local()
+            make()
+        self.detector = DetectorPerThread(make)
         self._staging: dict[tuple[int, ...], torch.Tensor] = {}
 
     @property
@@ -164,12 +164,6 @@ class FusedModel:
     @property
     def device_name(self) -> str:
         return str(self.plan.device)
-
-    def detector(self) -> FaceFinder:
-        found = getattr(self._local, "detector", None)
-        if found is None:
-            found = self._local.detector = self._make_detector()
-        return found
 
     # ---- per window, CPU ------------------------------------------------------------------
     def prepare(self, window: Window, carry_from: PreparedWindow | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from mmstream.models.fused_windows import (
     FUSION_OUTPUTS,
     MODALITIES,
     MODEL_NAME,
+    DetectorPerThread,
     FusedRunner,
     PreparedWindow,
     WindowResult,
@@ -113,26 +114,21 @@ class OnnxFusedModel:
         self.image = make_session(graphs["image"], threads) if "image" in graphs else None
         self.face = make_session(graphs["face"], threads) if "face" in graphs else None
         self.fusion_version = checkpoint_version(Path(checkpoint)) if checkpoint else "default"
-        self._make_detector: Callable[[], FaceFinder]
         if face_detector == "mtcnn":
             from mmstream.models.mtcnn import MtcnnDetector
 
             nets = OnnxMtcnn(graphs) if "pnet" in graphs else None
-            self._make_detector = lambda: MtcnnDetector(nets=nets)  # sessions are shared
+
+            def make() -> FaceFinder:
+                return MtcnnDetector(nets=nets)  # the sessions are shared
         else:
-            self._make_detector = FaceDetector
+            make = FaceDetector  # type: ignore[assignment]
         del graphs  # the sessions hold the weights now; no second copy
-        self._local = threading.local()
+        self.detector = DetectorPerThread(make)
 
     @property
     def version(self) -> str:
         return f"{MODEL_NAME}+fusion:{self.fusion_version}"
-
-    def detector(self) -> FaceFinder:
-        found = getattr(self._local, "detector", None)
-        if found is None:
-            found = self._local.detector = self._make_detector()
-        return found
 
     def prepare(self, window: Window, carry_from: PreparedWindow | None = None
                 ) -> PreparedWindow:

@@ -6,6 +6,7 @@ plain-Python result of one row of a batch (`window_result`)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -89,6 +90,21 @@ class FusedRunner(Protocol):
     def prepare(self, window: Window, carry_from: PreparedWindow | None = None
                 ) -> PreparedWindow: ...
     def forward(self, batch: Sequence[PreparedWindow]) -> list[WindowResult]: ...
+
+
+class DetectorPerThread:
+    """A face finder per thread, made on first use: `prepare` runs in several threads at once
+    and a detector keeps state between its calls."""
+
+    def __init__(self, make: Callable[[], FaceFinder]) -> None:
+        self._make = make
+        self._local = threading.local()
+
+    def __call__(self) -> FaceFinder:
+        found = getattr(self._local, "detector", None)
+        if found is None:
+            found = self._local.detector = self._make()
+        return found
 
 
 def prepare_window(window: Window, modalities: Collection[str],
